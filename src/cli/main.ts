@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadWorkerConfig } from '../config/worker-config.js';
+import { SecretUnavailableError } from '../config/secret-source.js';
+import { createLogger } from '../log/logger.js';
+import { enqueue, buildRequest, type EnqueueOptions } from './enqueue.js';
+import { UsageError } from './usage-error.js';
+import { createWorker, runUntilSignalled } from '../worker/worker.js';
+import { createRollout } from '../rollout/create-rollout.js';
+
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function fail(error: unknown): never {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`harbormaster: ${message.split('\n')[0]}\n`);
+  const usage = error instanceof UsageError || error instanceof ConfigError || error instanceof SecretUnavailableError;
+  process.exit(usage ? 2 : 1);
+}
+
+const program = new Command()
+  .name('harbormaster')
+  .description('Queue-driven rolling releases of Docker containers to EC2 fleets.')
+  .version(version)
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(`harbormaster: ${text.replace(/^error: /, '').trim()}\n`) });
+
+program
+  .command('enqueue')
+  .description('Put a signed release request on the queue and print its release id (what CI runs).')
+  .addOption(new Option('--queue-url <url>', 'the request queue').env('HARBORMASTER_QUEUE_URL'))
+  .addOption(new Option('--region <region>', 'AWS region (default: AWS_REGION or the queue URL)'))
+  .addOption(new Option('--endpoint <url>', 'AWS-compatible endpoint, for moto or LocalStack').env('HARBORMASTER_AWS_ENDPOINT'))
+  .requiredOption('--stack <stack>', 'the stack tag of the target')
+  .requiredOption('--release <release>', 'the release tag of the target')
+  .option('--deployment <deployment>', 'the deployment tag (integration, staging, production, ...)')
+  .option('--branch <branch>', 'the source branch; remote-run/<user>/<feature> targets that user\'s personal deployment')
+  .requiredOption('--image <reference>', 'the image to release: registry/path:tag or registry/path@sha256:...')
+  .option('--requested-by <who>', 'who asked (default: the CI user)')
+  .option('--commit <sha>', 'the source commit (default: from the CI environment)')
+  .option('--build-url <url>', 'the build that made the image (default: from the CI environment)')
+  .option('--dry-run', 'print the request that would be sent, unsigned, and send nothing')
+  .action(async (options: EnqueueOptions & { dryRun?: boolean }) => {
+    if (options.dryRun) {
+      process.stdout.write(`${JSON.stringify(buildRequest(options, process.env), null, 2)}\n`);
+      return;
+    }
+    const request = await enqueue(options, process.env);
+    process.stdout.write(`${request.releaseId}\n`);
+  });
+
+program
+  .command('worker')
+  .description('Consume release requests and roll them out (what runs on the bastion).')
+  .addOption(new Option('-c, --config <file>', 'the worker configuration (YAML)').env('HARBORMASTER_CONFIG').makeOptionMandatory())
+  .action(async (options: { config: string }) => {
+    const config = loadWorkerConfig(options.config);
+    const logger = createLogger({ level: config.log.level });
+    const rollout = createRollout(config, logger);
+    const worker = createWorker(config, { rollout, logger });
+    await runUntilSignalled(worker, logger);
+    logger.info('worker stopped');
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : 2);
+  fail(error);
+}

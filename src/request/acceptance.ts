@@ -1,0 +1,82 @@
+import type { ReleaseConfig } from '../config/worker-config.js';
+import { parseImageReference, printable, repositoryAllowed } from './image-reference.js';
+import { describeTarget, isPersonal, validateReleaseRequest, type ReleaseRequest } from './release-request.js';
+import { openEnvelope, type EnvelopeRefusal, type SigningKey } from './signed-envelope.js';
+
+// The decision whether a queue message may become a release. Pure: body, keys, configuration and the
+// clock in; a verdict out. The worker acts on the verdict; nothing here touches the network.
+
+export type RefusalCode =
+  | EnvelopeRefusal
+  | 'invalid'
+  | 'expired'
+  | 'from-the-future'
+  | 'unknown-target'
+  | 'image-not-allowed'
+  | 'user-not-allowed';
+
+export interface AcceptedRelease {
+  readonly request: ReleaseRequest;
+  readonly keyId: string;
+  /** The value of the `deployment` tag: given, or derived from the user for a personal deployment. */
+  readonly deployment: string;
+  readonly releaseConfig: ReleaseConfig;
+}
+
+export type Verdict = { ok: true; release: AcceptedRelease } | { ok: false; code: RefusalCode; reason: string; releaseId?: string };
+
+export interface AcceptancePolicy {
+  readonly keys: ReadonlyMap<string, SigningKey>;
+  readonly releases: readonly ReleaseConfig[];
+  readonly maxAgeSeconds: number;
+  /** Clock skew tolerated for a request that seems to come from the future. */
+  readonly futureSkewSeconds?: number;
+}
+
+export function personalDeploymentName(pattern: string, user: string): string {
+  return pattern.replaceAll('{user}', user.replace(/[._]/g, '-'));
+}
+
+export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date): Verdict {
+  const opened = openEnvelope(body, policy.keys);
+  if (!opened.ok) return { ok: false, code: opened.code, reason: opened.reason };
+
+  const validated = validateReleaseRequest(opened.payload);
+  if (!validated.ok) return { ok: false, code: 'invalid', reason: `request: ${validated.reason}` };
+  const request = validated.value;
+  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason, releaseId: request.releaseId });
+
+  const ageSeconds = (now.getTime() - Date.parse(request.createdAt)) / 1000;
+  if (ageSeconds > policy.maxAgeSeconds) {
+    return refuse('expired', `request was made ${Math.round(ageSeconds)} s ago, more than the ${policy.maxAgeSeconds} s allowed: enqueue it again`);
+  }
+  if (-ageSeconds > (policy.futureSkewSeconds ?? 60)) {
+    return refuse('from-the-future', `request is dated ${Math.round(-ageSeconds)} s in the future: check the clock of the machine that enqueued it`);
+  }
+
+  const { target } = request;
+  const releaseConfig = policy.releases.find((r) => r.stack === target.stack && r.release === target.release);
+  if (!releaseConfig) {
+    return refuse('unknown-target', `this worker does not serve ${target.stack}/${target.release}`);
+  }
+  let deployment: string;
+  if (isPersonal(target)) {
+    if (!releaseConfig.personal) return refuse('unknown-target', `${target.stack}/${target.release} has no personal deployments on this worker`);
+    if (!releaseConfig.personal.users.includes(target.personal.user)) {
+      return refuse('user-not-allowed', `user '${target.personal.user}' may not deploy ${describeTarget(target)}: ask ops to add them to personal.users`);
+    }
+    deployment = personalDeploymentName(releaseConfig.personal.deployment, target.personal.user);
+  } else {
+    if (!releaseConfig.deployments.includes(target.deployment)) {
+      return refuse('unknown-target', `this worker does not serve ${describeTarget(target)}`);
+    }
+    deployment = target.deployment;
+  }
+
+  const image = parseImageReference(request.image);
+  if (!image.ok) return refuse('invalid', image.reason);
+  if (!repositoryAllowed(image.image.repository, releaseConfig.images.allowedRepositories)) {
+    return refuse('image-not-allowed', `image repository '${printable(image.image.repository)}' is not allowed for ${target.stack}/${target.release}`);
+  }
+  return { ok: true, release: { request, keyId: opened.keyId, deployment, releaseConfig } };
+}

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { judgeMessage, type AcceptancePolicy } from '../../src/request/acceptance.js';
+import { REFUSED_CASES, signed, validRequest } from '../support/requests.js';
+import { TEST_KEY, workerConfig } from '../support/worker-fixtures.js';
+
+const config = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' });
+const policy: AcceptancePolicy = { keys: new Map([[TEST_KEY.id, TEST_KEY]]), releases: config.releases, maxAgeSeconds: 300 };
+
+describe('judging a release request', () => {
+  it('accepts a signed request for a served deployment, unchanged', () => {
+    const request = validRequest();
+    const verdict = judgeMessage(signed(request), policy, new Date());
+    assert.ok(verdict.ok, !verdict.ok ? verdict.reason : '');
+    assert.deepEqual(verdict.release.request, request);
+    assert.equal(verdict.release.deployment, 'staging');
+    assert.equal(verdict.release.keyId, TEST_KEY.id);
+  });
+
+  it('maps a personal deployment to its tag value from the configuration', () => {
+    const verdict = judgeMessage(signed(validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'Faster-Parse' } } })), policy, new Date());
+    assert.ok(verdict.ok);
+    assert.equal(verdict.release.deployment, 'personal-alice');
+  });
+
+  it('accepts either key while keys are rotated', () => {
+    const next = { id: 'ci-next', secret: Buffer.from('the-next-key-0123456789abcdef-0123456789ab') };
+    const rotating = { ...policy, keys: new Map([[TEST_KEY.id, TEST_KEY], [next.id, next]]) };
+    assert.ok(judgeMessage(signed(validRequest(), TEST_KEY), rotating, new Date()).ok);
+    assert.ok(judgeMessage(signed(validRequest(), next), rotating, new Date()).ok);
+  });
+
+  it('refuses a request one second past its maximum age, accepts it one second before', () => {
+    const made = new Date('2026-11-26T10:00:00.000Z');
+    const body = signed(validRequest({ createdAt: made.toISOString() }));
+    assert.ok(judgeMessage(body, policy, new Date(made.getTime() + 299_000)).ok);
+    const late = judgeMessage(body, policy, new Date(made.getTime() + 301_000));
+    assert.equal(late.ok, false);
+    assert.equal((late as { code: string }).code, 'expired');
+  });
+
+  // The same table runs end to end against a real queue in test/queue/refusals.test.ts.
+  for (const refused of REFUSED_CASES) {
+    it(`refuses ${refused.name}`, () => {
+      const verdict = judgeMessage(refused.body(), policy, new Date());
+      assert.equal(verdict.ok, false);
+      if (verdict.ok) return;
+      assert.equal(verdict.code, refused.code, verdict.reason);
+      assert.match(verdict.reason, refused.reason);
+    });
+  }
+});
