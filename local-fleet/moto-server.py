@@ -6,6 +6,7 @@ mutes alarms with exactly these calls, so the local fleet fills them in: each to
 
 Usage: python3 moto-server.py -H 127.0.0.1 -p PORT   (same arguments as moto_server)
 """
+import os
 import sys
 
 from moto.core.responses import EmptyResult
@@ -33,7 +34,26 @@ def enable_alarm_actions(self):
 CloudWatchResponse.disable_alarm_actions = disable_alarm_actions
 CloudWatchResponse.enable_alarm_actions = enable_alarm_actions
 
+def _exit_with_parent():
+    """Ends this server when the process that started it is gone (a killed test run), so no moto is orphaned."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 if __name__ == "__main__":
     from moto.server import main
+
+    if os.environ.get("HARBORMASTER_MOTO_EXIT_WITH_PARENT") == "1":
+        _exit_with_parent()
 
     sys.exit(main(sys.argv[1:]))

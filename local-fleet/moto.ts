@@ -20,14 +20,25 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
-export async function startMoto(options: { logFile?: string; python?: string } = {}): Promise<MotoServer> {
+export async function startMoto(
+  options: {
+    logFile?: string;
+    python?: string;
+    /** Told the PID as soon as the process exists (before it answers), so a caller killed meanwhile leaves a trace to clean up. */
+    onSpawn?: (pid: number) => void;
+    /** Outlive this process (the fleet's moto, found again through its PID file); by default it ends with it. */
+    keepAfterParent?: boolean;
+  } = {},
+): Promise<MotoServer> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const output = options.logFile ? openSync(options.logFile, 'a') : 'ignore';
   const child: ChildProcess = spawn(options.python ?? process.env.HARBORMASTER_PYTHON ?? 'python3', [LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', output, output],
     detached: false,
+    env: { ...process.env, HARBORMASTER_MOTO_EXIT_WITH_PARENT: options.keepAfterParent ? '0' : '1' },
   });
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
   let exited: string | undefined;
   child.once('exit', (code, signal) => (exited = `moto_server exited (${code ?? signal})`));
   child.once('error', (error) => (exited = `cannot start moto_server: ${error.message}`));

@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite, with its own set-up: dependencies, build, then every test.
-# Tests start the servers they use (moto_server on a free port, the local fleet) and stop them.
+# The whole test suite, with its own set-up: system packages, Node dependencies, build, type-check,
+# then every test. Tests start the servers they use (moto_server on free ports, the local fleet of
+# network namespaces, engines, SSH servers and a registry) and stop them.
+#   npm test                      everything
+#   npm test -- test/queue/*.ts   some files
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# moto_server serves the AWS APIs in tests.
+if ! python3 -c 'import moto.server' 2>/dev/null; then
+  echo "test.sh: installing moto[server] for the AWS APIs" >&2
+  python3 -m pip install --quiet "moto[server]==5.2.1"
+fi
+# The local fleet needs root and Debian's packages; install-packages.sh says so in one line if it cannot.
+bash local-fleet/install-packages.sh
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 npx tsc -p tsconfig.json --noEmit
 
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
-mapfile -t files < <(find test -name '*.test.ts' | sort)
-if [ "$#" -gt 0 ]; then files=("$@"); fi
-exec node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
+if [ "$#" -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
+exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"

@@ -7,7 +7,12 @@ import { createLogger, type Logger } from '../../src/log/logger.js';
 import { MOTO_REGION } from '../../local-fleet/moto.js';
 import type { SigningKey } from '../../src/request/signed-envelope.js';
 import { parseWorkerConfig, type WorkerConfig } from '../../src/config/worker-config.js';
+import { createWorker, type Worker, type WorkerParts } from '../../src/worker/worker.js';
 import type { TestQueues } from './aws.js';
+
+// The worker reads AWS credentials from the SDK's default chain, as on a bastion; moto accepts any.
+process.env.AWS_ACCESS_KEY_ID ??= 'harbormaster-local';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'harbormaster-local';
 
 export const TEST_KEY: SigningKey = { id: 'ci-test', secret: Buffer.from('test-signing-key-0123456789abcdef-0123456789') };
 export const OTHER_KEY: SigningKey = { id: 'ci-test', secret: Buffer.from('another-key-entirely-0123456789abcdef-012345') };
@@ -58,6 +63,27 @@ export function writeWorkerConfig(endpoint: string, queues: TestQueues, override
 }
 
 export const workerEnvironment = (): NodeJS.ProcessEnv => ({ ...process.env, [TEST_KEY_ENV]: TEST_KEY.secret.toString() });
+
+/** Runs a worker for the length of `body`, and always stops it, also when an assertion fails. */
+export async function withWorker<T>(config: WorkerConfig, parts: WorkerParts, body: (worker: Worker) => Promise<T>): Promise<T> {
+  const worker = createWorker(config, { env: workerEnvironment(), ...parts });
+  const running = worker.consumer.run();
+  try {
+    return await body(worker);
+  } finally {
+    await worker.consumer.stop();
+    await running;
+  }
+}
+
+/** Waits until a condition holds, or fails saying what was awaited. */
+export async function eventually(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 /** A logger whose JSON lines are kept for assertions. */
 export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {

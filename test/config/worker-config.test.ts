@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { ConfigError, heartbeatSeconds, parseWorkerConfig } from '../../src/config/worker-config.js';
+import { workerConfigObject } from '../support/worker-fixtures.js';
+
+const queues = { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' };
+const base = () => workerConfigObject('http://127.0.0.1:1', queues) as Record<string, any>;
+
+function refusal(mutate: (config: Record<string, any>) => void): string {
+  const config = base();
+  mutate(config);
+  try {
+    parseWorkerConfig(stringify(config), 'worker.yml');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.message;
+  }
+  assert.fail('configuration was accepted');
+}
+
+describe('worker configuration', () => {
+  it('accepts a complete configuration and fills defaults', () => {
+    const config = base();
+    delete config.queue.waitSeconds;
+    const parsed = parseWorkerConfig(stringify(config));
+    assert.equal(parsed.queue.waitSeconds, 20);
+    assert.equal(parsed.log.level, 'info');
+    assert.equal(heartbeatSeconds(parsed.queue), 10);
+  });
+
+  it('refuses unknown keys with their path', () => {
+    assert.match(refusal((c) => (c.queue.visibilityTimout = 60)), /^worker\.yml: queue: unknown field\(s\) 'visibilityTimout'/);
+    assert.match(refusal((c) => (c.releases[0].image = {})), /releases\.0: unknown field\(s\) 'image'/);
+  });
+
+  it('refuses a secret written inline instead of a source', () => {
+    assert.match(refusal((c) => (c.signing.keys[0] = { id: 'ci', secret: 'hunter2-hunter2-hunter2-hunter2-hunter2' })), /signing\.keys\.0: unknown field\(s\) 'secret'/);
+    assert.match(refusal((c) => (c.signing.keys[0] = { id: 'ci', env: 'A', file: '/b' })), /exactly one/);
+  });
+
+  it('refuses bad values with their path', () => {
+    assert.match(refusal((c) => (c.queue.waitSeconds = 30)), /queue\.waitSeconds/);
+    assert.match(refusal((c) => (c.queue.heartbeatSeconds = 60)), /queue\.heartbeatSeconds: heartbeatSeconds must be shorter/);
+    assert.match(refusal((c) => (c.releases[0].stack = 'Data')), /releases\.0\.stack: stack must be lowercase/);
+    assert.match(refusal((c) => c.releases.push(c.releases[0])), /data\/ingest is configured twice/);
+    assert.match(refusal((c) => (c.aws.region = 'mars')), /aws\.region/);
+  });
+
+  it('refuses YAML that is not YAML, or has duplicate keys', () => {
+    assert.throws(() => parseWorkerConfig('queue: [', 'w.yml'), /w\.yml: not valid YAML/);
+    assert.throws(() => parseWorkerConfig('log: {}\nlog: {}\n', 'w.yml'), /not valid YAML/);
+  });
+});

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { QueueConsumer } from '../../src/queue/consumer.js';
+import type { QueueMessage, WorkQueue } from '../../src/queue/sqs-queue.js';
+import { capturingLogger, eventually } from '../support/worker-fixtures.js';
+
+// Failures a real server cannot be made to give on demand, with a scripted queue.
+class ScriptedQueue implements WorkQueue {
+  receives = 0;
+  constructor(private readonly script: Array<Error | QueueMessage | undefined>) {}
+  async receive(options: { signal: AbortSignal }) {
+    this.receives += 1;
+    const next = this.script.shift();
+    if (next instanceof Error) throw next;
+    if (next) return next;
+    // An empty long poll: wait until aborted.
+    return new Promise<undefined>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(undefined), 50);
+      options.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+      }, { once: true });
+    });
+  }
+  async extendVisibility() {}
+  async acknowledge() {}
+  async deadLetter() {}
+}
+
+const throttled = () => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });
+const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+const message: QueueMessage = { id: 'm-1', receiptHandle: 'r-1', body: '{}', receiveCount: 1 };
+
+describe('the poll loop', () => {
+  it('outlives transient and network errors, backing off, and then handles the next message', async () => {
+    const queue = new ScriptedQueue([throttled(), refused(), new Error('AccessDenied'), message]);
+    const handled: string[] = [];
+    const { logger, lines } = capturingLogger();
+    const consumer = new QueueConsumer(queue, async (m) => void handled.push(m.id), { waitSeconds: 1, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10, backoffMinMs: 10, backoffMaxMs: 40 }, logger);
+    const running = consumer.run();
+    await eventually('the message to be handled', () => handled.length === 1, 5_000);
+    await consumer.stop();
+    await running;
+    assert.deepEqual(handled, ['m-1']);
+    const failures = lines.filter((l) => l.msg === 'receiving from the queue failed');
+    assert.deepEqual(failures.map((l) => l.failures), [1, 2, 3]);
+    assert.ok(failures.every((l) => typeof l.retryInMs === 'number' && (l.retryInMs as number) <= 40));
+  });
+
+  it('keeps polling after a handler throws, leaving that message for redelivery', async () => {
+    const queue = new ScriptedQueue([message, { ...message, id: 'm-2' }]);
+    const handled: string[] = [];
+    const { logger, lines } = capturingLogger();
+    const consumer = new QueueConsumer(queue, async (m) => {
+      handled.push(m.id);
+      if (m.id === 'm-1') throw new Error('boom');
+    }, { waitSeconds: 1, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10 }, logger);
+    const running = consumer.run();
+    await eventually('both messages to be handled', () => handled.length === 2, 5_000);
+    await consumer.stop();
+    await running;
+    assert.ok(lines.some((l) => l.msg === 'handling the message failed; it will be delivered again'));
+  });
+
+  it('stops during a long poll at once', async () => {
+    const queue = new ScriptedQueue([]);
+    const consumer = new QueueConsumer(queue, async () => undefined, { waitSeconds: 20, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10 }, capturingLogger().logger);
+    const running = consumer.run();
+    await eventually('a poll to start', () => queue.receives > 0, 2_000);
+    await consumer.stop();
+    await running;
+    assert.equal(consumer.stopping, true);
+  });
+});
