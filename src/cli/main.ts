@@ -5,8 +5,13 @@ import { SecretUnavailableError } from '../config/secret-source.js';
 import { createLogger } from '../log/logger.js';
 import { enqueue, buildRequest, type EnqueueOptions } from './enqueue.js';
 import { UsageError } from './usage-error.js';
+import { planRequest, printPlan } from './plan.js';
+import { destination } from 'pino';
+
+const pinoStderr = () => destination({ dest: 2, sync: true });
 import { createWorker, runUntilSignalled } from '../worker/worker.js';
-import { createRollout } from '../rollout/create-rollout.js';
+import { createChat, createRollout } from '../rollout/create-rollout.js';
+import { requestRefused } from '../chat/release-messages.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -55,10 +60,31 @@ program
   .action(async (options: { config: string }) => {
     const config = loadWorkerConfig(options.config);
     const logger = createLogger({ level: config.log.level });
-    const rollout = createRollout(config, logger);
-    const worker = createWorker(config, { rollout, logger });
+    const chat = createChat(config, logger);
+    const rollout = createRollout(config, logger, chat);
+    const worker = createWorker(config, { rollout: rollout.runner, logger, onRefused: (notice) => chat.post(requestRefused(notice)) });
     await runUntilSignalled(worker, logger);
+    rollout.close();
+    // Messages still queued for chat get a last chance, bounded so a dead webhook cannot hold the exit.
+    await chat.flush(10_000);
     logger.info('worker stopped');
+  });
+
+program
+  .command('plan')
+  .description('Print what a release would do, host by host, with preflight results; changes nothing.')
+  .addOption(new Option('-c, --config <file>', 'the worker configuration (YAML)').env('HARBORMASTER_CONFIG').makeOptionMandatory())
+  .option('--request <file>', 'a release request as JSON (as `enqueue --dry-run` prints it)')
+  .option('--stack <stack>')
+  .option('--release <release>')
+  .option('--deployment <deployment>')
+  .option('--branch <branch>', 'remote-run/<user>/<feature> for a personal deployment')
+  .option('--image <reference>')
+  .action(async (options: EnqueueOptions & { config: string; request?: string }) => {
+    const config = loadWorkerConfig(options.config);
+    const logger = createLogger({ level: 'warn' }, pinoStderr());
+    const passed = await printPlan(config, planRequest(options, process.env), logger, (line) => process.stdout.write(`${line}\n`));
+    process.exitCode = passed ? 0 : 1;
   });
 
 try {

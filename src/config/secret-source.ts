@@ -18,7 +18,8 @@ export function withSecretSource<T extends z.ZodRawShape>(shape: T) {
 
 export const secretSourceSchema = withSecretSource({});
 
-export type SecretSource = { env: string; file?: undefined } | { file: string; env?: undefined };
+/** Exactly one of the two is set (the schema checks). */
+export type SecretSource = { readonly env?: string | undefined; readonly file?: string | undefined };
 
 export class SecretUnavailableError extends Error {
   override name = 'SecretUnavailableError';
@@ -33,7 +34,7 @@ export function readSecret(source: SecretSource, env: NodeJS.ProcessEnv = proces
   let value: string | undefined;
   if (source.env !== undefined) {
     value = env[source.env];
-  } else {
+  } else if (source.file !== undefined) {
     try {
       if (!statSync(source.file).isFile()) throw new Error('not a regular file');
       value = readFileSync(source.file, 'utf8');

@@ -3,7 +3,8 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { formatIssues } from '../request/release-request.js';
 import { resourceName, userName } from '../request/names.js';
-import { withSecretSource } from './secret-source.js';
+import { secretSourceSchema, withSecretSource } from './secret-source.js';
+import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-suspension.js';
 
 // The worker's configuration: everything about how a release runs lives here, on the bastion, never
 // in the (untrusted) request. Unknown keys are refused so a typo is an error at start, not a silent default.
@@ -14,6 +15,88 @@ const seconds = (label: string, min: number, max: number) =>
 const keyEntry = withSecretSource({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'key id must match [A-Za-z0-9._-], at most 64'),
 });
+
+/** A count of hosts (2) or a share of them ("25%"). */
+const hostCount = z.union([z.number().int().min(0), z.string().regex(/^(100|[1-9]?[0-9])%$/, 'a share is written like "25%"')]);
+
+const containerSettings = z
+  .object({
+    /** The live container's name on every host. */
+    name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/),
+    ports: z.array(z.string().regex(/^(\d{1,5}:)?\d{1,5}(\/(tcp|udp))?$/, 'a port is "hostPort:containerPort[/udp]"')).default([]),
+    environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    /** Bind mounts "source:target[:ro]", e.g. /dev/log:/dev/log for syslog. */
+    volumes: z.array(z.string().regex(/^\/[^:]*:\/[^:]*(:(ro|rw))?$/, 'a volume is "/source:/target[:ro]"')).default([]),
+    restartPolicy: z.enum(['no', 'always', 'unless-stopped', 'on-failure']).default('unless-stopped'),
+    labels: z.record(z.string()).default({}),
+    stopTimeoutSeconds: seconds('stopTimeoutSeconds', 0, 600).default(10),
+  })
+  .strict();
+
+const httpCheck = z
+  .object({
+    /** The container port probed on the host's address, from the bastion. */
+    port: z.number().int().min(1).max(65535),
+    path: z.string().startsWith('/').default('/health'),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+    expectBodyContains: z.string().optional(),
+  })
+  .strict();
+
+const rolloutSettings = z
+  .object({
+    container: containerSettings,
+    health: httpCheck
+      .extend({
+        timeoutSeconds: seconds('timeoutSeconds', 1, 3600).default(60),
+        intervalMs: z.number().int().min(50).max(60_000).default(500),
+        /** Also wait for the image's own HEALTHCHECK, when it has one. */
+        useImageHealthcheck: z.boolean().default(true),
+      })
+      .strict(),
+    /** Checked once after health, before the host goes back into service. */
+    smoke: httpCheck.optional(),
+    loadBalancers: z
+      .object({
+        classic: z.array(z.string().min(1)).default([]),
+        targetGroups: z.array(z.string().startsWith('arn:')).default([]),
+        /** Longest wait for draining; default the load balancer's own draining timeout. */
+        drainTimeoutSeconds: seconds('drainTimeoutSeconds', 0, 3600).optional(),
+        /** Longest wait to be reported in service; default derived from the health check settings. */
+        inServiceTimeoutSeconds: seconds('inServiceTimeoutSeconds', 1, 3600).optional(),
+      })
+      .strict()
+      .default({}),
+    autoScaling: z
+      .object({
+        /** Groups to suspend; the groups the instances belong to are added when discover is on. */
+        groups: z.array(z.string().min(1)).default([]),
+        discover: z.boolean().default(true),
+        suspendProcesses: z.array(z.enum(SCALING_PROCESSES)).default([...DEFAULT_SUSPENDED_PROCESSES]),
+      })
+      .strict()
+      .default({}),
+    /** Alarms whose actions are disabled during the release. */
+    alarms: z.array(z.string().min(1)).default([]),
+    policy: z
+      .object({
+        /** Hosts out of service at once. */
+        batchSize: hostCount.default(1),
+        /** Hosts that must stay in service; default: all but one batch. */
+        minHealthy: hostCount.optional(),
+        /** host: put the failing host back and stop; all: also roll back the hosts already done. */
+        onFailure: z.enum(['host', 'all']).default('host'),
+        /** Previous containers kept per host for rollback. */
+        keepOldContainers: z.number().int().min(1).max(10).default(2),
+        pullConcurrency: z.number().int().min(1).max(64).default(8),
+        /** Seconds the new image runs beside the live container at preflight to show it starts; 0 skips. */
+        startCheckSeconds: z.number().min(0).max(60).default(2),
+      })
+      .strict()
+      .default({}),
+    registry: z.object({ username: z.string().min(1), password: secretSourceSchema }).strict().optional(),
+  })
+  .strict();
 
 const releaseEntry = z
   .object({
@@ -35,6 +118,8 @@ const releaseEntry = z
         allowedRepositories: z.array(z.string().min(1)).min(1),
       })
       .strict(),
+    /** How the release is rolled out; without it the worker accepts requests but cannot release them. */
+    rollout: rolloutSettings.optional(),
   })
   .strict();
 
@@ -74,6 +159,25 @@ export const workerConfigSchema = z
       .strict()
       .default({}),
     releases: z.array(releaseEntry).min(1, 'at least one release must be served'),
+    ssh: z
+      .object({
+        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+        privateKey: secretSourceSchema,
+        /** OpenSSH known_hosts with every host's key: unknown or changed keys are refused. */
+        knownHostsFile: z.string().startsWith('/'),
+        port: z.number().int().min(1).max(65535).default(22),
+        connectTimeoutSeconds: seconds('connectTimeoutSeconds', 1, 300).default(10),
+      })
+      .strict()
+      .optional(),
+    chat: z
+      .object({
+        webhook: secretSourceSchema,
+        username: z.string().max(80).optional(),
+        retryWindowSeconds: seconds('retryWindowSeconds', 1, 3600).default(600),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -86,12 +190,16 @@ export const workerConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['releases', index], message: 'serves no deployment: list deployments or configure personal' });
       }
     });
+    if (config.releases.some((r) => r.rollout) && !config.ssh) {
+      ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'ssh is required to roll releases out' });
+    }
     const ids = config.signing.keys.map((k) => k.id);
     if (new Set(ids).size !== ids.length) ctx.addIssue({ code: 'custom', path: ['signing', 'keys'], message: 'key ids must be unique' });
   });
 
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
 export type ReleaseConfig = WorkerConfig['releases'][number];
+export type RolloutSettings = NonNullable<ReleaseConfig['rollout']>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

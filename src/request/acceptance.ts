@@ -54,11 +54,21 @@ export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date):
     return refuse('from-the-future', `request is dated ${Math.round(-ageSeconds)} s in the future: check the clock of the machine that enqueued it`);
   }
 
+  const served = servedRelease(request, policy.releases);
+  if (!served.ok) return refuse(served.code, served.reason);
+  return { ok: true, release: { request, keyId: opened.keyId, ...served.release } };
+}
+
+export type ServedRelease =
+  | { ok: true; release: Pick<AcceptedRelease, 'deployment' | 'releaseConfig'> }
+  | { ok: false; code: RefusalCode; reason: string };
+
+/** Whether this worker serves the request's target and image, and with which configuration. */
+export function servedRelease(request: ReleaseRequest, releases: readonly ReleaseConfig[]): ServedRelease {
+  const refuse = (code: RefusalCode, reason: string): ServedRelease => ({ ok: false, code, reason });
   const { target } = request;
-  const releaseConfig = policy.releases.find((r) => r.stack === target.stack && r.release === target.release);
-  if (!releaseConfig) {
-    return refuse('unknown-target', `this worker does not serve ${target.stack}/${target.release}`);
-  }
+  const releaseConfig = releases.find((r) => r.stack === target.stack && r.release === target.release);
+  if (!releaseConfig) return refuse('unknown-target', `this worker does not serve ${target.stack}/${target.release}`);
   let deployment: string;
   if (isPersonal(target)) {
     if (!releaseConfig.personal) return refuse('unknown-target', `${target.stack}/${target.release} has no personal deployments on this worker`);
@@ -67,16 +77,13 @@ export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date):
     }
     deployment = personalDeploymentName(releaseConfig.personal.deployment, target.personal.user);
   } else {
-    if (!releaseConfig.deployments.includes(target.deployment)) {
-      return refuse('unknown-target', `this worker does not serve ${describeTarget(target)}`);
-    }
+    if (!releaseConfig.deployments.includes(target.deployment)) return refuse('unknown-target', `this worker does not serve ${describeTarget(target)}`);
     deployment = target.deployment;
   }
-
   const image = parseImageReference(request.image);
   if (!image.ok) return refuse('invalid', image.reason);
   if (!repositoryAllowed(image.image.repository, releaseConfig.images.allowedRepositories)) {
     return refuse('image-not-allowed', `image repository '${printable(image.image.repository)}' is not allowed for ${target.stack}/${target.release}`);
   }
-  return { ok: true, release: { request, keyId: opened.keyId, deployment, releaseConfig } };
+  return { ok: true, release: { deployment, releaseConfig } };
 }

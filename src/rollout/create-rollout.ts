@@ -1,12 +1,95 @@
-import type { WorkerConfig } from '../config/worker-config.js';
+import { readFileSync } from 'node:fs';
+import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { AwsAlarmActions } from '../alarms/alarm-actions.js';
+import { AwsAutoScaling } from '../autoscaling/process-suspension.js';
+import { clientOptions } from '../aws/clients.js';
+import { silentChat, type Chat } from '../chat/chat.js';
+import { createWebhookChat } from '../chat/webhook-chat.js';
+import { ConfigError, type WorkerConfig } from '../config/worker-config.js';
+import { readSecret } from '../config/secret-source.js';
+import { SshHostConnector } from '../host/ssh-host-connector.js';
+import type { RegistryAuth } from '../host/host-session.js';
+import { AwsLoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
-import type { Rollout } from './rollout.js';
+import { parseImageReference } from '../request/image-reference.js';
+import { Ec2InstanceFinder } from '../target/target-instances.js';
+import { ReleaseRunner, type RolloutEffects } from './release-runner.js';
 
-/** The rollout the worker runs for its configuration. */
-export function createRollout(_config: WorkerConfig, _logger: Logger): Rollout {
-  return {
-    async run() {
-      return { status: 'refused', reason: 'the rolling release engine is not part of this build yet' };
+// Wires the release runner to the real world from the worker's configuration. Every secret is read
+// here, at start: a missing key or password stops the worker before it takes a request.
+
+export function createChat(config: WorkerConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Chat {
+  if (!config.chat) return silentChat;
+  return createWebhookChat({
+    url: readSecret(config.chat.webhook, env),
+    logger: logger.child({ component: 'chat' }),
+    retryWindowMs: config.chat.retryWindowSeconds * 1000,
+    ...(config.chat.username ? { username: config.chat.username } : {}),
+  });
+}
+
+export interface RolloutWiring {
+  readonly runner: ReleaseRunner;
+  readonly effects: RolloutEffects;
+  close(): void;
+}
+
+export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, env: NodeJS.ProcessEnv = process.env, overrides: Partial<RolloutEffects> = {}): RolloutWiring {
+  const aws = clientOptions(config.aws);
+  const clients = {
+    ec2: new EC2Client(aws),
+    elb: new ElasticLoadBalancingClient(aws),
+    elbv2: new ElasticLoadBalancingV2Client(aws),
+    autoScaling: new AutoScalingClient(aws),
+    cloudWatch: new CloudWatchClient(aws),
+  };
+  const registryPasswords = new Map<string, string>();
+  for (const release of config.releases) {
+    if (release.rollout?.registry) registryPasswords.set(`${release.stack}/${release.release}`, readSecret(release.rollout.registry.password, env));
+  }
+  let connector: SshHostConnector | undefined;
+  if (config.ssh) {
+    let knownHosts: string;
+    try {
+      knownHosts = readFileSync(config.ssh.knownHostsFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`ssh.knownHostsFile: cannot read ${config.ssh.knownHostsFile}: ${(error as Error).message}`);
+    }
+    connector = new SshHostConnector({
+      user: config.ssh.user,
+      privateKey: readSecret(config.ssh.privateKey, env),
+      knownHosts,
+      port: config.ssh.port,
+      connectTimeoutMs: config.ssh.connectTimeoutSeconds * 1000,
+      logger: logger.child({ component: 'ssh' }),
+    });
+  }
+  const effects: RolloutEffects = {
+    instances: new Ec2InstanceFinder(clients.ec2, logger),
+    loadBalancers: new AwsLoadBalancers(clients.elb, clients.elbv2, logger),
+    autoScaling: new AwsAutoScaling(clients.autoScaling, logger),
+    alarms: new AwsAlarmActions(clients.cloudWatch, logger),
+    connector: connector ?? {
+      connect: async () => {
+        throw new Error('ssh is not configured');
+      },
     },
+    chat,
+    registryAuth: (release): RegistryAuth | undefined => {
+      const registry = release.releaseConfig.rollout?.registry;
+      const image = parseImageReference(release.request.image);
+      if (!registry || !image.ok) return undefined;
+      return { username: registry.username, password: registryPasswords.get(`${release.request.target.stack}/${release.request.target.release}`)!, serveraddress: image.image.registry };
+    },
+    ...overrides,
+  };
+  return {
+    runner: new ReleaseRunner(effects),
+    effects,
+    close: () => Object.values(clients).forEach((client) => client.destroy()),
   };
 }

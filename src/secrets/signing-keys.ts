@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isValidKeyId, type SigningKey } from '../request/signed-envelope.js';
-import { readSecret, SecretUnavailableError, type SecretSource } from '../config/secret-source.js';
+import { readSecret, SecretUnavailableError } from '../config/secret-source.js';
 
 /** Shorter keys are refused: HMAC-SHA256 wants at least 32 bytes of secret. */
 export const MIN_KEY_BYTES = 32;
@@ -17,7 +17,7 @@ function toKey(id: string, text: string, origin: string): SigningKey {
 /** The worker's keys, from the sources its configuration names. */
 export function loadWorkerKeys(entries: ReadonlyArray<{ id: string; env?: string; file?: string }>, env = process.env): Map<string, SigningKey> {
   const keys = new Map<string, SigningKey>();
-  for (const { id, ...source } of entries) keys.set(id, toKey(id, readSecret(source as SecretSource, env), `key '${id}'`));
+  for (const { id, ...source } of entries) keys.set(id, toKey(id, readSecret(source, env), `key '${id}'`));
   return keys;
 }
 

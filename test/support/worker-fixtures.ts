@@ -73,6 +73,9 @@ export async function withWorker<T>(config: WorkerConfig, parts: WorkerParts, bo
   } finally {
     await worker.consumer.stop();
     await running;
+    // Stopping aborts the long poll on our side only: the server finishes it and may hand the next
+    // test's message to that orphaned poll, hiding it for a visibility timeout. Outwait it.
+    await new Promise((resolve) => setTimeout(resolve, config.queue.waitSeconds * 1000 + 300));
   }
 }
 

@@ -1,0 +1,102 @@
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand, ResumeProcessesCommand, SuspendProcessesCommand } from '@aws-sdk/client-auto-scaling';
+import { withRetry } from '../aws/transient.js';
+import type { Logger } from '../log/logger.js';
+
+/**
+ * Suspended during a release unless configured otherwise. Not Launch and not AlarmNotification, so
+ * the group still scales out under load; Terminate, HealthCheck, ReplaceUnhealthy and AZRebalance
+ * would otherwise kill or replace a host that is briefly out of service; ScheduledActions would
+ * resize the group mid-release.
+ */
+export const DEFAULT_SUSPENDED_PROCESSES = ['AZRebalance', 'HealthCheck', 'ReplaceUnhealthy', 'ScheduledActions', 'Terminate'] as const;
+
+export const SCALING_PROCESSES = [
+  'Launch',
+  'Terminate',
+  'AddToLoadBalancer',
+  'AlarmNotification',
+  'AZRebalance',
+  'HealthCheck',
+  'InstanceRefresh',
+  'ReplaceUnhealthy',
+  'ScheduledActions',
+] as const;
+
+/** What this release suspended, per group: exactly what it must resume, and nothing else. */
+export type SuspensionRecord = Readonly<Record<string, readonly string[]>>;
+
+export interface AutoScalingGroupFacts {
+  readonly name: string;
+  readonly suspended: string[];
+  readonly loadBalancerNames: string[];
+  readonly targetGroupArns: string[];
+}
+
+export interface AutoScaling {
+  describe(group: string): Promise<AutoScalingGroupFacts>;
+  suspend(group: string, processes: readonly string[]): Promise<void>;
+  resume(group: string, processes: readonly string[]): Promise<void>;
+  /** The groups these instances belong to. */
+  groupsOf(instanceIds: readonly string[]): Promise<string[]>;
+}
+
+export class AwsAutoScaling implements AutoScaling {
+  constructor(
+    private readonly client: AutoScalingClient,
+    private readonly logger: Logger,
+  ) {}
+
+  async describe(group: string): Promise<AutoScalingGroupFacts> {
+    const result = await withRetry(() => this.client.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] })), {
+      what: `reading Auto Scaling group ${group}`,
+      logger: this.logger,
+    });
+    const found = result.AutoScalingGroups?.[0];
+    if (!found) throw new Error(`Auto Scaling group ${group} does not exist`);
+    return {
+      name: group,
+      suspended: (found.SuspendedProcesses ?? []).map((p) => p.ProcessName!).filter(Boolean).sort(),
+      loadBalancerNames: found.LoadBalancerNames ?? [],
+      targetGroupArns: found.TargetGroupARNs ?? [],
+    };
+  }
+
+  async suspend(group: string, processes: readonly string[]): Promise<void> {
+    if (processes.length === 0) return;
+    await withRetry(() => this.client.send(new SuspendProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: [...processes] })), {
+      what: `suspending ${processes.join(', ')} on ${group}`,
+      logger: this.logger,
+    });
+  }
+
+  async resume(group: string, processes: readonly string[]): Promise<void> {
+    if (processes.length === 0) return;
+    await withRetry(() => this.client.send(new ResumeProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: [...processes] })), {
+      what: `resuming ${processes.join(', ')} on ${group}`,
+      logger: this.logger,
+      retries: 8,
+    });
+  }
+
+  async groupsOf(instanceIds: readonly string[]): Promise<string[]> {
+    if (instanceIds.length === 0) return [];
+    const groups = new Set<string>();
+    let token: string | undefined;
+    do {
+      const page = await withRetry(() => this.client.send(new DescribeAutoScalingGroupsCommand({ NextToken: token })), {
+        what: 'listing Auto Scaling groups',
+        logger: this.logger,
+      });
+      for (const group of page.AutoScalingGroups ?? []) {
+        if ((group.Instances ?? []).some((i) => instanceIds.includes(i.InstanceId!))) groups.add(group.AutoScalingGroupName!);
+      }
+      token = page.NextToken;
+    } while (token);
+    return [...groups].sort();
+  }
+}
+
+/** What to suspend on each group: the wanted processes not already suspended (those stay as they were). */
+export function processesToSuspend(wanted: readonly string[], alreadySuspended: readonly string[]): string[] {
+  return wanted.filter((p) => !alreadySuspended.includes(p));
+}

@@ -1,0 +1,185 @@
+import type { RequestTarget } from '../request/release-request.js';
+import type { ChatMessage } from './chat.js';
+import { formatDuration, fullImage, hostList, plural, shortImage, targetName } from './release-format.js';
+import { untrusted } from './slack-text.js';
+
+// What a person following a release reads: a start, one line per host, and one result, or one line
+// for a refused request. Each `text` is a single short line that makes sense on its own (it is also
+// the notification and the fallback); the details go in fields. Pure: no clock, no I/O.
+//
+// Everything that came from outside (the request, host names, error messages) goes through
+// `untrusted`, which escapes Slack's &, < and > and silences @channel-style mentions.
+
+type Field = { readonly title: string; readonly value: string };
+
+export interface ReleaseStartedInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly requestedBy: string;
+  readonly hosts: readonly string[];
+  readonly releaseId: string;
+  readonly source?: { readonly branch?: string; readonly commit?: string; readonly buildUrl?: string };
+}
+
+export function releaseStarted(input: ReleaseStartedInput): ChatMessage {
+  const target = targetName(input.target);
+  const requestedBy = untrusted(input.requestedBy, 100);
+  const fields: Field[] = [
+    { title: 'Target', value: target },
+    { title: 'Image', value: fullImage(input.image) },
+    { title: 'Requested by', value: requestedBy },
+    { title: 'Hosts', value: hostList(input.hosts) },
+  ];
+  const { branch, commit, buildUrl } = input.source ?? {};
+  if (branch) fields.push({ title: 'Branch', value: untrusted(branch, 200) });
+  if (commit) fields.push({ title: 'Commit', value: untrusted(commit.slice(0, 12), 12) });
+  if (buildUrl) fields.push({ title: 'Build', value: untrusted(buildUrl, 500) });
+  fields.push({ title: 'Release', value: untrusted(input.releaseId, 64) });
+  return {
+    text: `Releasing ${shortImage(input.image)} to ${target} on ${plural(input.hosts.length, 'host')} (requested by ${requestedBy})`,
+    fields,
+    severity: 'info',
+  };
+}
+
+export interface HostProgressInput {
+  readonly target: RequestTarget | string;
+  readonly host: string;
+  /** 1-based position of this host in the rollout. */
+  readonly index: number;
+  readonly total: number;
+  readonly durationMs: number;
+  readonly outOfServiceMs: number;
+}
+
+/** One line per host, no fields: a ten-host release should read as ten lines, not ten cards. */
+export function hostProgress(input: HostProgressInput): ChatMessage {
+  return {
+    text:
+      `${targetName(input.target)}: host ${input.index}/${input.total} ${untrusted(input.host, 100)} done ` +
+      `in ${formatDuration(input.durationMs)} (out of service ${formatDuration(input.outOfServiceMs)})`,
+    severity: 'info',
+  };
+}
+
+export interface ReleaseSucceededInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly hosts: readonly string[];
+  readonly durationMs: number;
+}
+
+export function releaseSucceeded(input: ReleaseSucceededInput): ChatMessage {
+  const target = targetName(input.target);
+  const duration = formatDuration(input.durationMs);
+  return {
+    text: `Released ${shortImage(input.image)} to ${target}: ${plural(input.hosts.length, 'host')} in ${duration}`,
+    fields: [
+      { title: 'Target', value: target },
+      { title: 'Image', value: fullImage(input.image) },
+      { title: 'Hosts', value: hostList(input.hosts) },
+      { title: 'Duration', value: duration },
+    ],
+    severity: 'success',
+  };
+}
+
+export interface ReleaseFailedInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  /** The host that failed; absent when the release failed before any host (preflight, pulls). */
+  readonly host?: string;
+  /** The rollout step that failed, as the rollout names it (`health check`, `pull`, ...). */
+  readonly step: string;
+  readonly reason: string;
+  /** Hosts put back on their previous container. */
+  readonly rolledBack: readonly string[];
+}
+
+export function releaseFailed(input: ReleaseFailedInput): ChatMessage {
+  const target = targetName(input.target);
+  const step = untrusted(input.step, 80);
+  const where = input.host !== undefined ? ` on ${untrusted(input.host, 100)}` : '';
+  const rolledBack = input.rolledBack.length > 0 ? `; rolled back ${plural(input.rolledBack.length, 'host')}` : '';
+  const fields: Field[] = [
+    { title: 'Target', value: target },
+    { title: 'Image', value: fullImage(input.image) },
+  ];
+  if (input.host !== undefined) fields.push({ title: 'Failed on', value: untrusted(input.host, 100) });
+  fields.push(
+    { title: 'Step', value: step },
+    { title: 'Reason', value: untrusted(input.reason, 1000) },
+    { title: 'Rolled back', value: hostList(input.rolledBack) },
+  );
+  return {
+    text: `Release of ${shortImage(input.image)} to ${target} failed${where} at ${step}: ${untrusted(input.reason, 160)}${rolledBack}`,
+    fields,
+    severity: 'failure',
+  };
+}
+
+export interface RequestRefusedInput {
+  readonly code: string;
+  readonly reason: string;
+  readonly releaseId?: string;
+  /** The queue message id: what ops look for in the dead-letter queue. */
+  readonly messageId: string;
+}
+
+export function requestRefused(input: RequestRefusedInput): ChatMessage {
+  const code = untrusted(input.code, 40);
+  const fields: Field[] = [
+    { title: 'Refusal', value: code },
+    { title: 'Reason', value: untrusted(input.reason, 1000) },
+  ];
+  if (input.releaseId !== undefined) fields.push({ title: 'Release', value: untrusted(input.releaseId, 64) });
+  fields.push({ title: 'Queue message', value: untrusted(input.messageId, 128) });
+  return {
+    text: `Refused a release request (${code}): ${untrusted(input.reason, 160)}. It changed nothing and went to the dead-letter queue.`,
+    fields,
+    severity: 'warning',
+  };
+}
+
+export interface ReleaseRefusedInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly releaseId: string;
+  readonly reason: string;
+}
+
+/** An accepted request that stopped before changing anything (target not found, preflight failed). */
+export function releaseRefused(input: ReleaseRefusedInput): ChatMessage {
+  const target = targetName(input.target);
+  return {
+    text: `Release of ${shortImage(input.image)} to ${target} refused before any change: ${untrusted(input.reason, 160)}`,
+    fields: [
+      { title: 'Target', value: target },
+      { title: 'Image', value: fullImage(input.image) },
+      { title: 'Reason', value: untrusted(input.reason, 1000) },
+      { title: 'Release', value: untrusted(input.releaseId, 64) },
+    ],
+    severity: 'warning',
+  };
+}
+
+export interface NeedsAttentionInput {
+  /** What could not be put back, e.g. `resuming ingest-asg`. */
+  readonly what: string;
+  readonly reason: string;
+  readonly target?: RequestTarget | string;
+}
+
+/** A restoration that failed: the one message that asks a person to act, so it says so first. */
+export function needsAttention(input: NeedsAttentionInput): ChatMessage {
+  const what = untrusted(input.what, 120);
+  const where = input.target !== undefined ? ` on ${targetName(input.target)}` : '';
+  const fields: Field[] = [];
+  if (input.target !== undefined) fields.push({ title: 'Target', value: targetName(input.target) });
+  fields.push({ title: 'Failed', value: what }, { title: 'Reason', value: untrusted(input.reason, 1000) });
+  return {
+    text: `Needs attention${where}: ${what} failed (${untrusted(input.reason, 160)}); the fleet may not be as it was before the release`,
+    fields,
+    severity: 'failure',
+  };
+}

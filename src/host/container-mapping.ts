@@ -1,0 +1,83 @@
+import type { ContainerCreateOptions, ContainerInspectInfo } from 'dockerode';
+import { ContainerSpecError } from './host-errors.js';
+import type { ContainerInfo, ContainerSpec } from './host-session.js';
+
+// Translation between the rollout's words (ContainerSpec, ContainerInfo) and the Docker Engine API's
+// (create body, inspect body). Pure functions: no I/O, tested without an engine.
+
+interface PortMapping {
+  readonly key: string; // "8080/tcp", as ExposedPorts and PortBindings name a container port
+  readonly hostIp?: string;
+  readonly hostPort: string;
+}
+
+const PORT = /^\d{1,5}$/;
+
+/** "hostPort:containerPort[/proto]" or "hostIp:hostPort:containerPort[/proto]". */
+export function parsePortMapping(text: string): PortMapping {
+  const [ports = '', protocol = 'tcp', ...extra] = text.split('/');
+  const parts = ports.split(':');
+  const hostIp = parts.length === 3 ? parts[0] : undefined;
+  const [hostPort, containerPort] = parts.length === 3 ? parts.slice(1) : parts;
+  if (extra.length > 0 || parts.length < 2 || parts.length > 3 || !hostPort || !containerPort || !PORT.test(hostPort) || !PORT.test(containerPort) || !['tcp', 'udp', 'sctp'].includes(protocol)) {
+    throw new ContainerSpecError(`port mapping "${text}" is not hostPort:containerPort[/tcp|udp]`);
+  }
+  return { key: `${containerPort}/${protocol}`, hostPort, ...(hostIp ? { hostIp } : {}) };
+}
+
+/** "source:target" or "source:target:ro|rw": passed to the engine as a bind, checked here for a clear error. */
+export function checkVolume(text: string): string {
+  const parts = text.split(':');
+  const [source, target, mode] = parts;
+  if (parts.length < 2 || parts.length > 3 || !source || !target?.startsWith('/') || (mode !== undefined && !/^(ro|rw)(,.*)?$/.test(mode))) {
+    throw new ContainerSpecError(`volume "${text}" is not source:target[:ro]`);
+  }
+  return text;
+}
+
+export function createOptionsFor(spec: ContainerSpec): ContainerCreateOptions {
+  const exposedPorts: Record<string, Record<string, never>> = {};
+  const portBindings: Record<string, Array<{ HostIp?: string; HostPort: string }>> = {};
+  for (const mapping of spec.ports.map(parsePortMapping)) {
+    exposedPorts[mapping.key] = {};
+    (portBindings[mapping.key] ??= []).push({ HostPort: mapping.hostPort, ...(mapping.hostIp ? { HostIp: mapping.hostIp } : {}) });
+  }
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Env: Object.entries(spec.environment).map(([key, value]) => `${key}=${value}`),
+    Labels: { ...spec.labels },
+    ExposedPorts: exposedPorts,
+    StopTimeout: spec.stopTimeoutSeconds,
+    HostConfig: {
+      PortBindings: portBindings,
+      Binds: spec.volumes.map(checkVolume),
+      RestartPolicy: { Name: spec.restartPolicy === 'no' ? '' : spec.restartPolicy },
+    },
+  };
+}
+
+function healthOf(info: ContainerInspectInfo): ContainerInfo['health'] {
+  const status = info.State.Health?.Status;
+  return status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
+}
+
+export function containerInfoFrom(info: ContainerInspectInfo): ContainerInfo {
+  const stopped = info.State.Status === 'exited' || info.State.Status === 'dead';
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    // The reference it was created from (what the rollout compares), not the image's sha256 id.
+    image: info.Config.Image,
+    running: info.State.Running,
+    health: healthOf(info),
+    ...(stopped ? { exitCode: info.State.ExitCode } : {}),
+    labels: { ...(info.Config.Labels ?? {}) },
+    createdAt: info.Created,
+  };
+}
+
+/** The engine's label filter: every label as key=value, all of which must match. */
+export function labelFilter(labels: Readonly<Record<string, string>>): { label: string[] } {
+  return { label: Object.entries(labels).map(([key, value]) => `${key}=${value}`) };
+}

@@ -1,0 +1,220 @@
+import Docker from 'dockerode';
+import type { Client } from 'ssh2';
+import type { Logger } from 'pino';
+import { createOptionsFor, containerInfoFrom, labelFilter } from './container-mapping.js';
+import type { EngineSocket } from './engine-socket.js';
+import { ContainerNotFoundError, EngineError, HostUnreachableError, PullError } from './host-errors.js';
+import type { ContainerInfo, ContainerSpec, HostSession, RegistryAuth } from './host-session.js';
+import { classifyPullFailure, progressEventError } from './pull-failure.js';
+import { ForwardOpenError, StreamLocalAgent } from './stream-local-agent.js';
+
+// A host session: the Docker Engine API of one host, carried over the one SSH connection the
+// connector opened. Each call is an HTTP request on a fresh stream-local channel of that connection
+// (see StreamLocalAgent). Engine answers become ContainerInfo or typed errors naming the host.
+
+/** What docker-modem puts on an error when the engine answered with an error status. */
+interface EngineHttpError extends Error {
+  statusCode?: number;
+  json?: { message?: string } | null;
+}
+
+/** How long close() waits for the server to acknowledge the disconnect before dropping the socket. */
+const CLOSE_GRACE_MS = 2_000;
+
+function engineMessage(error: unknown): string {
+  const { json, message } = error as EngineHttpError;
+  if (typeof json?.message === 'string') return json.message;
+  // Streamed endpoints (pull) have no json: the engine's words are after docker-modem's prefix.
+  return String(message ?? error).replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as EngineHttpError | undefined)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+export class DockerHostSession implements HostSession {
+  private readonly agent: StreamLocalAgent;
+  private readonly docker: Docker;
+  private closing: Promise<void> | undefined;
+  /** The SSH connection has ended (asked or not). */
+  private ended = false;
+  /** Why it ended or failed, when close() was not asked. */
+  private lost: Error | undefined;
+
+  constructor(
+    readonly address: string,
+    private readonly client: Client,
+    /** Where the engine listens on the host, and how that was learnt. */
+    readonly engineSocket: EngineSocket,
+    private readonly log: Logger | undefined,
+  ) {
+    this.agent = new StreamLocalAgent(client, engineSocket.path);
+    // docker-modem honours `agent` (its typings in dockerode omit it). `host` only names the engine in
+    // the Host header: the agent makes every connection. `timeout` is pinned unset so that no
+    // DOCKER_CLIENT_TIMEOUT in the environment makes docker-modem call setTimeout on a channel.
+    const options: Docker.DockerOptions & { agent: StreamLocalAgent } = { protocol: 'http', host: address, port: 2375, agent: this.agent, timeout: undefined };
+    this.docker = new Docker(options);
+    client.on('error', (error: Error) => {
+      if (!this.closing) this.lost ??= error;
+      this.log?.warn({ err: error }, 'SSH connection error');
+    });
+    client.once('close', () => {
+      this.ended = true;
+      this.agent.destroy();
+      if (this.closing) return;
+      this.lost ??= new Error('the server closed the connection');
+      this.log?.warn({ reason: this.lost.message }, 'SSH connection lost');
+    });
+  }
+
+  /** Turns any failure of a Docker call into the typed error that says whose fault it was. */
+  private failure(operation: string, error: unknown): Error {
+    if (this.closing) return new HostUnreachableError(this.address, `session closed (docker ${operation} not done)`, error);
+    if (this.lost) return new HostUnreachableError(this.address, `SSH connection lost during docker ${operation}: ${this.lost.message}`, error);
+    if (error instanceof ForwardOpenError) {
+      const reason = (error.cause as Error | undefined)?.message ?? error.message;
+      return new EngineError(this.address, operation, `engine socket ${error.socketPath} not reachable over SSH (${reason}); is the engine running?`, undefined, error);
+    }
+    return new EngineError(this.address, operation, engineMessage(error), statusOf(error), error);
+  }
+
+  private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    if (this.closing) throw new HostUnreachableError(this.address, `session closed (docker ${operation} not done)`);
+    if (this.lost) throw new HostUnreachableError(this.address, `SSH connection lost: ${this.lost.message}`);
+    const started = performance.now();
+    try {
+      return await work();
+    } catch (error) {
+      throw this.failure(operation, error);
+    } finally {
+      this.log?.debug({ operation, ms: Math.round(performance.now() - started) }, 'docker call');
+    }
+  }
+
+  /**
+   * A call on a named container. `done` lists engine statuses that mean the wanted state already holds
+   * (resolves undefined); any other 404 becomes ContainerNotFoundError.
+   */
+  private async onContainer<T>(operation: string, nameOrId: string, work: () => Promise<T>, done: readonly number[] = []): Promise<T | undefined> {
+    try {
+      return await this.call(operation, work);
+    } catch (error) {
+      if (!(error instanceof EngineError) || error.statusCode === undefined) throw error;
+      if (done.includes(error.statusCode)) return undefined;
+      if (error.statusCode === 404) throw new ContainerNotFoundError(this.address, operation, nameOrId, error.cause);
+      throw error;
+    }
+  }
+
+  async ping(): Promise<{ engineId: string }> {
+    const info = (await this.call('info', () => this.docker.info())) as { ID?: string };
+    if (!info.ID) throw new EngineError(this.address, 'info', 'the engine did not report its ID');
+    return { engineId: info.ID };
+  }
+
+  async pull(image: string, auth?: RegistryAuth): Promise<void> {
+    const authconfig = auth ? { username: auth.username, password: auth.password, serveraddress: auth.serveraddress } : undefined;
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.call('pull', () => this.docker.pull(image, authconfig ? { authconfig } : {}));
+    } catch (error) {
+      // The engine asks the registry before it starts streaming: an error status carries the registry's answer.
+      if (error instanceof EngineError && error.statusCode !== undefined) {
+        const message = engineMessage(error.cause);
+        throw new PullError(this.address, image, classifyPullFailure(message), message, error);
+      }
+      throw error;
+    }
+    const failure = await this.followPull(image, stream);
+    if (failure) throw failure;
+  }
+
+  /** Reads the progress stream to its end; resolves with the failure it reported, if any. */
+  private followPull(image: string, stream: NodeJS.ReadableStream): Promise<Error | undefined> {
+    return new Promise((resolve) => {
+      let reported: string | undefined;
+      const onProgress = (event: unknown) => {
+        reported ??= progressEventError(event);
+      };
+      const onFinished = (error: Error | null) => {
+        if (reported !== undefined) return resolve(new PullError(this.address, image, classifyPullFailure(reported), reported));
+        if (error) return resolve(this.failure('pull', error));
+        // followProgress treats a stream cut short (connection lost) as finished: an incomplete body is no pull.
+        if ((stream as { complete?: boolean }).complete === false) {
+          return resolve(this.lost ? this.failure('pull', this.lost) : new PullError(this.address, image, 'interrupted', 'the engine stopped sending progress before the end'));
+        }
+        resolve(undefined);
+      };
+      try {
+        this.docker.modem.followProgress(stream, onFinished, onProgress);
+      } catch (error) {
+        resolve(this.failure('pull', error));
+      }
+    });
+  }
+
+  async inspect(nameOrId: string): Promise<ContainerInfo | undefined> {
+    // 404 is the answer "no such container", not a failure.
+    const info = await this.onContainer('inspect', nameOrId, () => this.docker.getContainer(nameOrId).inspect(), [404]);
+    return info && containerInfoFrom(info);
+  }
+
+  async list(labels: Readonly<Record<string, string>>): Promise<ContainerInfo[]> {
+    const summaries = await this.call('list', () => this.docker.listContainers({ all: true, filters: labelFilter(labels) }));
+    // Inspect each for health and exit code, which the list summary only has as prose. One that was
+    // removed in between is simply not there any more.
+    const infos = await Promise.all(summaries.map((summary) => this.inspect(summary.Id)));
+    return infos.filter((info): info is ContainerInfo => info !== undefined);
+  }
+
+  async rename(nameOrId: string, newName: string): Promise<void> {
+    await this.onContainer('rename', nameOrId, () => this.docker.getContainer(nameOrId).rename({ name: newName }));
+  }
+
+  async stop(nameOrId: string, timeoutSeconds: number): Promise<void> {
+    // 304: already stopped, which is what was asked.
+    await this.onContainer('stop', nameOrId, () => this.docker.getContainer(nameOrId).stop({ t: timeoutSeconds }), [304]);
+  }
+
+  async start(nameOrId: string): Promise<void> {
+    // 304: already running.
+    await this.onContainer('start', nameOrId, () => this.docker.getContainer(nameOrId).start(), [304]);
+  }
+
+  async run(spec: ContainerSpec): Promise<string> {
+    const options = createOptionsFor(spec);
+    const container = await this.call('create', () => this.docker.createContainer(options));
+    try {
+      await this.call('start', () => container.start());
+    } catch (error) {
+      // A created-but-never-started container would hold the name and block the next attempt.
+      await this.call('remove', () => container.remove({ force: true, v: true })).catch((cleanup: unknown) =>
+        this.log?.warn({ err: cleanup, container: spec.name }, 'could not remove the container that failed to start'),
+      );
+      throw error;
+    }
+    return container.id;
+  }
+
+  async remove(nameOrId: string): Promise<void> {
+    // 404: already gone, which is what was asked (a repair after a crash may remove twice).
+    await this.onContainer('remove', nameOrId, () => this.docker.getContainer(nameOrId).remove({ force: true, v: true }), [404]);
+  }
+
+  /** Ends the SSH connection (and with it any call in flight); resolves once its socket is closed. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.agent.destroy();
+      if (this.ended) return resolve();
+      // A server that never answers the disconnect must not keep the socket (and the process) alive.
+      const grace = setTimeout(() => this.client.destroy(), CLOSE_GRACE_MS);
+      this.client.once('close', () => {
+        clearTimeout(grace);
+        resolve();
+      });
+      this.client.end();
+    });
+    return this.closing;
+  }
+}

@@ -1,0 +1,61 @@
+// The rollout's narrow view of one host: its Docker engine, reached over ONE SSH connection kept for
+// the whole release (the Docker API carried over a stream-local forward to the engine's socket).
+// The executor calls only these; tests of the rollout logic use a fake, tests of this module use
+// the local fleet's real engines over real SSH.
+
+export interface RegistryAuth {
+  readonly username: string;
+  readonly password: string;
+  /** registry host[:port], as in the image reference. */
+  readonly serveraddress: string;
+}
+
+/** Everything about how the container runs: from the worker's configuration, never from the request. */
+export interface ContainerSpec {
+  readonly name: string;
+  readonly image: string;
+  /** "hostPort:containerPort" or "hostPort:containerPort/udp". */
+  readonly ports: readonly string[];
+  readonly environment: Readonly<Record<string, string>>;
+  /** "source:target" or "source:target:ro", e.g. /dev/log:/dev/log. */
+  readonly volumes: readonly string[];
+  readonly restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  readonly labels: Readonly<Record<string, string>>;
+  readonly stopTimeoutSeconds: number;
+}
+
+export interface ContainerInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly image: string;
+  readonly running: boolean;
+  /** From the image's HEALTHCHECK; 'none' when the image has none. */
+  readonly health: 'starting' | 'healthy' | 'unhealthy' | 'none';
+  readonly exitCode?: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly createdAt: string;
+}
+
+export interface HostSession {
+  readonly address: string;
+  /** The engine answers; its id (distinct per engine). */
+  ping(): Promise<{ engineId: string }>;
+  /** Pulls an image; rejects with the registry's reason (unauthorised, not found, unreachable). */
+  pull(image: string, auth?: RegistryAuth): Promise<void>;
+  /** undefined when no container has that name. */
+  inspect(nameOrId: string): Promise<ContainerInfo | undefined>;
+  /** Containers whose labels include all of these. */
+  list(labels: Readonly<Record<string, string>>): Promise<ContainerInfo[]>;
+  rename(nameOrId: string, newName: string): Promise<void>;
+  stop(nameOrId: string, timeoutSeconds: number): Promise<void>;
+  start(nameOrId: string): Promise<void>;
+  /** Creates and starts a container; resolves with its id. */
+  run(spec: ContainerSpec): Promise<string>;
+  remove(nameOrId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface HostConnector {
+  /** Opens the host's SSH connection, verifying its host key; rejects with the reason (unreachable, key mismatch...). */
+  connect(address: string, signal?: AbortSignal): Promise<HostSession>;
+}

@@ -1,0 +1,92 @@
+import type { Logger } from 'pino';
+import { DockerHostSession } from './docker-host-session.js';
+import { discoverEngineSocket, type EngineSocket } from './engine-socket.js';
+import { HostUnreachableError } from './host-errors.js';
+import type { HostConnector } from './host-session.js';
+import { KnownHosts } from './known-hosts.js';
+import { openSshConnection } from './ssh-connection.js';
+
+// Connects to a host's Docker engine over ONE SSH connection, kept for the whole session: every Docker
+// API call is an HTTP request on a stream-local forward (a channel of that connection) to the engine's
+// unix socket. No new handshake per call, unlike dockerode's `protocol: 'ssh'`.
+//
+// Engine socket: `dockerSocket` when given. Otherwise it is discovered once per connection, because a
+// stream-local forward names a path and never reads the login environment: `echo "$DOCKER_HOST"` runs
+// over the same connection (exec channel) and a unix:///path value is used; empty, non-unix or failed
+// falls back to /var/run/docker.sock.
+//
+// Host keys: only a key that `knownHosts` lists for the address (`[address]:port` when the port is not
+// 22; plain, hashed and wildcard names) is accepted; an unknown host or a different key is refused with
+// HostKeyError naming the address and the presented key's SHA256 fingerprint. No trust on first use.
+
+export interface SshHostConnectorOptions {
+  readonly user: string;
+  readonly privateKey: Buffer | string;
+  /** The contents of an OpenSSH known_hosts file (not its path). */
+  readonly knownHosts: string;
+  /** SSH port; default 22. */
+  readonly port?: number;
+  /** TCP connect, handshake and authentication together; default 10 s. */
+  readonly connectTimeoutMs?: number;
+  /** The engine's socket on the host; default: discovered from the host's DOCKER_HOST, else /var/run/docker.sock. */
+  readonly dockerSocket?: string;
+  readonly logger?: Logger;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+// An idle connection to a host that vanished (no RST, e.g. cut network) is noticed after about 3 × 10 s.
+const KEEPALIVE_INTERVAL_MS = 10_000;
+const KEEPALIVE_COUNT_MAX = 3;
+
+export class SshHostConnector implements HostConnector {
+  private readonly knownHosts: KnownHosts;
+  private readonly port: number;
+  private readonly connectTimeoutMs: number;
+
+  constructor(private readonly options: SshHostConnectorOptions) {
+    this.knownHosts = KnownHosts.parse(options.knownHosts);
+    this.port = options.port ?? 22;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  async connect(address: string, signal?: AbortSignal): Promise<DockerHostSession> {
+    const log = this.options.logger?.child({ host: address });
+    const started = performance.now();
+    const client = await openSshConnection({
+      address,
+      port: this.port,
+      user: this.options.user,
+      privateKey: this.options.privateKey,
+      knownHosts: this.knownHosts,
+      connectTimeoutMs: this.connectTimeoutMs,
+      keepaliveIntervalMs: KEEPALIVE_INTERVAL_MS,
+      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      ...(signal ? { signal } : {}),
+    });
+    // Until the session owns the connection, a late error must not crash the process, and a connection
+    // that dies meanwhile must not become a session (its calls would blame the engine).
+    let failure: Error | undefined;
+    const onError = (error: Error) => void (failure ??= error);
+    const onClose = () => void (failure ??= new Error('the server closed the connection'));
+    client.on('error', onError);
+    client.once('close', onClose);
+    let engineSocket: EngineSocket;
+    try {
+      engineSocket = this.options.dockerSocket
+        ? { path: this.options.dockerSocket, source: 'option' }
+        : await discoverEngineSocket(client, this.connectTimeoutMs);
+      signal?.throwIfAborted();
+      if (failure) throw new HostUnreachableError(address, `connection lost right after the handshake: ${failure.message}`, failure);
+    } catch (error) {
+      client.on('error', () => undefined);
+      client.destroy();
+      throw error;
+    } finally {
+      client.removeListener('error', onError);
+      client.removeListener('close', onClose);
+    }
+    const session = new DockerHostSession(address, client, engineSocket, log);
+    log?.info({ ms: Math.round(performance.now() - started), engineSocket: engineSocket.path, engineSocketFrom: engineSocket.source, note: engineSocket.note }, 'SSH session open');
+    return session;
+  }
+}

@@ -1,0 +1,148 @@
+import {
+  DeregisterInstancesFromLoadBalancerCommand,
+  DescribeInstanceHealthCommand,
+  DescribeLoadBalancerAttributesCommand,
+  DescribeLoadBalancersCommand,
+  ElasticLoadBalancingClient,
+  RegisterInstancesWithLoadBalancerCommand,
+} from '@aws-sdk/client-elastic-load-balancing';
+import {
+  DeregisterTargetsCommand,
+  DescribeTargetGroupAttributesCommand,
+  DescribeTargetGroupsCommand,
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+  RegisterTargetsCommand,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { withRetry } from '../aws/transient.js';
+import type { Logger } from '../log/logger.js';
+
+// Classic ELBs and ELBv2 target groups behind one narrow interface: what membership a host has, how
+// long draining and health checks take, and register/deregister. Retries on throttling are here.
+
+/** What a load balancer says of one instance. `out` covers every reading that means "no traffic". */
+export type Membership = 'in-service' | 'draining' | 'pending' | 'unhealthy' | 'out';
+
+export interface LoadBalancerRef {
+  readonly kind: 'classic' | 'target-group';
+  /** Classic ELB name or target group ARN. */
+  readonly id: string;
+}
+
+export interface LoadBalancerTimings {
+  /** The load balancer's own connection draining / deregistration delay. */
+  readonly drainingSeconds: number;
+  /** How long a healthy instance takes to be reported in service: interval x healthy threshold. */
+  readonly healthCheckSeconds: number;
+}
+
+export interface LoadBalancers {
+  register(lb: LoadBalancerRef, instanceId: string): Promise<void>;
+  deregister(lb: LoadBalancerRef, instanceId: string): Promise<void>;
+  membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership>;
+  /** Instance ids the load balancer currently has registered (any state but out). */
+  members(lb: LoadBalancerRef): Promise<string[]>;
+  timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings>;
+}
+
+export const describeLoadBalancer = (lb: LoadBalancerRef) => (lb.kind === 'classic' ? `elb/${lb.id}` : lb.id.replace(/^.*:targetgroup\//, 'tg/'));
+
+export class AwsLoadBalancers implements LoadBalancers {
+  constructor(
+    private readonly classic: ElasticLoadBalancingClient,
+    private readonly v2: ElasticLoadBalancingV2Client,
+    private readonly logger: Logger,
+  ) {}
+
+  private retry<T>(what: string, call: () => Promise<T>): Promise<T> {
+    return withRetry(call, { what, logger: this.logger });
+  }
+
+  async register(lb: LoadBalancerRef, instanceId: string): Promise<void> {
+    await this.retry(`registering ${instanceId} with ${describeLoadBalancer(lb)}`, () =>
+      lb.kind === 'classic'
+        ? this.classic.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }))
+        : this.v2.send(new RegisterTargetsCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
+    );
+  }
+
+  async deregister(lb: LoadBalancerRef, instanceId: string): Promise<void> {
+    await this.retry(`deregistering ${instanceId} from ${describeLoadBalancer(lb)}`, () =>
+      lb.kind === 'classic'
+        ? this.classic.send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }))
+        : this.v2.send(new DeregisterTargetsCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
+    );
+  }
+
+  async membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership> {
+    if (lb.kind === 'classic') {
+      try {
+        const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, () =>
+          this.classic.send(new DescribeInstanceHealthCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] })),
+        );
+        // On AWS a draining instance still reads InService until draining ends; Unknown and
+        // OutOfService after a deregistration both mean no traffic.
+        return result.InstanceStates?.[0]?.State === 'InService' ? 'in-service' : 'out';
+      } catch (error) {
+        if ((error as Error).name === 'InvalidInstance' || (error as Error).name === 'InvalidEndPointException') return 'out';
+        throw error;
+      }
+    }
+    const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, () =>
+      this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
+    );
+    const state = result.TargetHealthDescriptions?.[0]?.TargetHealth?.State;
+    switch (state) {
+      case 'healthy':
+        return 'in-service';
+      case 'draining':
+        return 'draining';
+      case 'initial':
+        return 'pending';
+      case 'unhealthy':
+      case 'unhealthy.draining':
+        return 'unhealthy';
+      default:
+        return 'out'; // unused, unavailable, not registered
+    }
+  }
+
+  async members(lb: LoadBalancerRef): Promise<string[]> {
+    if (lb.kind === 'classic') {
+      const result = await this.retry(`listing ${describeLoadBalancer(lb)}`, () =>
+        this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] })),
+      );
+      return (result.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!).filter(Boolean);
+    }
+    const result = await this.retry(`listing ${describeLoadBalancer(lb)}`, () => this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id })));
+    return (result.TargetHealthDescriptions ?? [])
+      .filter((d) => d.TargetHealth?.State !== 'unused' && d.TargetHealth?.State !== 'draining')
+      .map((d) => d.Target?.Id!)
+      .filter(Boolean);
+  }
+
+  async timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings> {
+    if (lb.kind === 'classic') {
+      const [attributes, description] = await Promise.all([
+        this.retry('reading ELB attributes', () => this.classic.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerName: lb.id }))),
+        this.retry('reading ELB', () => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }))),
+      ]);
+      const draining = attributes.LoadBalancerAttributes?.ConnectionDraining;
+      const check = description.LoadBalancerDescriptions?.[0]?.HealthCheck;
+      return {
+        drainingSeconds: draining?.Enabled ? (draining.Timeout ?? 300) : 0,
+        healthCheckSeconds: (check?.Interval ?? 30) * (check?.HealthyThreshold ?? 10),
+      };
+    }
+    const [attributes, groups] = await Promise.all([
+      this.retry('reading target group attributes', () => this.v2.send(new DescribeTargetGroupAttributesCommand({ TargetGroupArn: lb.id }))),
+      this.retry('reading target group', () => this.v2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [lb.id] }))),
+    ]);
+    const delay = attributes.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value;
+    const group = groups.TargetGroups?.[0];
+    return {
+      drainingSeconds: delay !== undefined ? Number(delay) : 300,
+      healthCheckSeconds: (group?.HealthCheckIntervalSeconds ?? 30) * (group?.HealthyThresholdCount ?? 5),
+    };
+  }
+}
