@@ -60,6 +60,9 @@ export async function startMoto(
     await sleep(100);
   }
 
+  // A moto that outlives this process must not hold this process's event loop open either.
+  if (options.keepAfterParent) child.unref();
+
   return {
     endpoint,
     port,

@@ -21,4 +21,6 @@ npx tsc -p tsconfig.json --noEmit
 
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 if [ "$#" -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
-exec node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"
+# Fleet tests leave the fleet up for the next file (bring-up reuses it); take it down at the end.
+trap 'node --import tsx local-fleet/cli.ts down >/dev/null 2>&1 || true' EXIT
+node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { ConfigError, heartbeatSeconds, parseWorkerConfig } from '../../src/config/worker-config.js';
@@ -45,6 +46,18 @@ describe('worker configuration', () => {
     assert.match(refusal((c) => (c.releases[0].stack = 'Data')), /releases\.0\.stack: stack must be lowercase/);
     assert.match(refusal((c) => c.releases.push(c.releases[0])), /data\/ingest is configured twice/);
     assert.match(refusal((c) => (c.aws.region = 'mars')), /aws\.region/);
+  });
+
+  it('accepts the example configuration shipped in deploy/', () => {
+    const example = parseWorkerConfig(readFileSync(new URL('../../deploy/worker.example.yml', import.meta.url), 'utf8'), 'worker.example.yml');
+    assert.deepEqual(example.releases[0]!.rollout!.autoScaling.suspendProcesses, ['AZRebalance', 'HealthCheck', 'ReplaceUnhealthy', 'ScheduledActions', 'Terminate']);
+    assert.equal(example.releases[0]!.rollout!.container.volumes[0], '/dev/log:/dev/log');
+  });
+
+  it('requires ssh when a release has a rollout', () => {
+    const config = base();
+    config.releases[0].rollout = { container: { name: 'ingest' }, health: { port: 8080 } };
+    assert.throws(() => parseWorkerConfig(stringify(config), 'w.yml'), /ssh: ssh is required to roll releases out/);
   });
 
   it('refuses YAML that is not YAML, or has duplicate keys', () => {

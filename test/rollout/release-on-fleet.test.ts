@@ -11,7 +11,10 @@ import type { StepJournal } from '../../src/rollout/step-runner.js';
 import { FileReleaseLedger } from '../../src/worker/release-ledger.js';
 import { queueDepth, sqsClient } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
-import { fleetWorkerConfig, fleetWorkerEnvironment } from '../support/fleet-release.js';
+import { fleetWorkerConfig, fleetWorkerEnvironment, writeFleetWorkerConfig } from '../support/fleet-release.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FleetObserver, startSampler, type SamplerReport } from '../support/fleet-observer.js';
 import { capturingLogger, enqueueEnvironment, eventually, withWorker } from '../support/worker-fixtures.js';
 
@@ -218,5 +221,33 @@ describe('releases on the local fleet', () => {
       await observer.autoScaling.send(new ResumeProcessesCommand({ AutoScalingGroupName: asg, ScalingProcesses: ['HealthCheck', 'Launch'] }));
       await observer.cloudWatch.send(new EnableAlarmActionsCommand({ AlarmNames: [muted!] }));
     }
+  });
+
+  it('`harbormaster plan` prints what a release would do, host by host, and changes nothing', async () => {
+    const before = await stateBefore();
+    const config = join(mkdtempSync(join(tmpdir(), 'harbormaster-plan-')), 'worker.yml');
+    writeFleetWorkerConfig(fleet, config);
+    const args = ['plan', '--config', config, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${fleet.registry.address}/data/ingest:v2`];
+    const planned = await runCli(args, fleetWorkerEnvironment(fleet));
+    assert.equal(planned.code, 0, planned.stderr);
+    assert.match(planned.stdout, /^release .*ingest:v2 to data\/ingest\/staging\n/);
+    assert.match(planned.stdout, /3 host\(s\) in 3 batch\(es\) of at most 1; at least 2 stay in service/);
+    for (const host of observer.stagingHosts) {
+      assert.match(planned.stdout, new RegExp(`batch \\d: ${host.instanceId} ${host.address.replaceAll('.', '\\.')} \\(${host.name}\\): deregister -> drain -> stop-old -> start-new -> wait-healthy -> smoke -> register -> wait-in-service`));
+      assert.match(planned.stdout, new RegExp(`preflight ${host.name}: engine ok`));
+    }
+    assert.match(planned.stdout, /preflight passed; nothing was changed\n$/);
+
+    await fleet.faults.stopSsh('h3');
+    try {
+      const refused = await runCli(args, fleetWorkerEnvironment(fleet));
+      assert.equal(refused.code, 1);
+      assert.match(refused.stdout, /preflight h3: connect FAILED: /);
+      assert.match(refused.stdout, /preflight FAILED; a release now would be refused; nothing was changed\n$/);
+    } finally {
+      await fleet.faults.startSsh('h3');
+    }
+    await assertFleetWhole({ h1: 'v1', h2: 'v1', h3: 'v1' }, before);
+    assert.deepEqual(fleet.chat.messages(), []);
   });
 });
