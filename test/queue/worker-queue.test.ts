@@ -1,41 +1,30 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { startMoto, type MotoServer } from '../../local-fleet/moto.js';
+import { describe, it } from 'node:test';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { MemoryReleaseLedger } from '../../src/worker/release-ledger.js';
-import { createQueues, queueDepth, sendRaw, sqsClient } from '../support/aws.js';
+import { createQueues, motoForSuite, queueDepth, sendRaw } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
 import { RecordingRollout } from '../support/recording-rollout.js';
 import { signed, validRequest } from '../support/requests.js';
 import { capturingLogger, enqueueEnvironment, eventually, REGISTRY, withWorker, workerConfig } from '../support/worker-fixtures.js';
 
 describe('the worker on a real SQS-compatible queue (moto)', () => {
-  let moto: MotoServer;
-  let sqs: SQSClient;
-
-  before(async () => {
-    moto = await startMoto();
-    sqs = sqsClient(moto.endpoint);
-  });
-  after(async () => {
-    sqs?.destroy();
-    await moto?.stop();
-  });
+  const suite = motoForSuite();
 
   async function enqueueWithCli(url: string, args: string[]): Promise<string> {
-    const result = await runCli(['enqueue', '--queue-url', url, ...args], enqueueEnvironment(moto.endpoint));
+    const result = await runCli(['enqueue', '--queue-url', url, ...args], enqueueEnvironment(suite.moto.endpoint));
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, '');
     return result.stdout.trim();
   }
 
   const emptied = (url: string) => async () => {
-    const depth = await queueDepth(sqs, url);
+    const depth = await queueDepth(suite.sqs, url);
     return depth.visible === 0 && depth.inFlight === 0;
   };
 
   it('hands a request enqueued by the CLI to the rollout intact and verified, then deletes it', async () => {
-    const queues = await createQueues(sqs);
+    const queues = await createQueues(suite.sqs);
     const releaseId = await enqueueWithCli(queues.url, [
       '--stack', 'data', '--release', 'ingest', '--deployment', 'staging',
       '--image', `${REGISTRY}/data/ingest:v2`, '--requested-by', 'ci-bot',
@@ -46,7 +35,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     const rollout = new RecordingRollout();
     const ledger = new MemoryReleaseLedger();
     const { logger, lines } = capturingLogger();
-    await withWorker(workerConfig(moto.endpoint, queues), { rollout, logger, ledger }, async () => {
+    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger, ledger }, async () => {
       await rollout.until(1);
       await eventually('the message to be deleted', emptied(queues.url));
     });
@@ -67,14 +56,14 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
   });
 
   it('rolls out a request delivered twice only once', async () => {
-    const queues = await createQueues(sqs);
+    const queues = await createQueues(suite.sqs);
     const body = signed(validRequest());
-    await sendRaw(sqs, queues.url, body);
-    await sendRaw(sqs, queues.url, body);
+    await sendRaw(suite.sqs, queues.url, body);
+    await sendRaw(suite.sqs, queues.url, body);
 
     const rollout = new RecordingRollout();
     const { logger, lines } = capturingLogger();
-    await withWorker(workerConfig(moto.endpoint, queues), { rollout, logger, ledger: new MemoryReleaseLedger() }, async () => {
+    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger, ledger: new MemoryReleaseLedger() }, async () => {
       await eventually('the duplicate to be acknowledged', () => lines.some((l) => String(l.msg).includes('duplicate delivery')));
       await eventually('both messages to be deleted', emptied(queues.url));
     });
@@ -82,11 +71,11 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
   });
 
   it('keeps a request invisible with a heartbeat while the rollout outlasts the visibility timeout', async () => {
-    const queues = await createQueues(sqs, { visibilityTimeoutSeconds: 2 });
-    await sendRaw(sqs, queues.url, signed(validRequest()));
+    const queues = await createQueues(suite.sqs, { visibilityTimeoutSeconds: 2 });
+    await sendRaw(suite.sqs, queues.url, signed(validRequest()));
     const rollout = new RecordingRollout(7_000);
     const { logger, lines } = capturingLogger();
-    const config = workerConfig(moto.endpoint, queues);
+    const config = workerConfig(suite.moto.endpoint, queues);
     const shortVisibility = { ...config, queue: { ...config.queue, visibilityTimeoutSeconds: 2, heartbeatSeconds: 1 } };
     const stolen: string[] = [];
     await withWorker(shortVisibility, { rollout, logger, ledger: new MemoryReleaseLedger() }, async () => {
@@ -94,7 +83,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
       // Another worker polls throughout the 7 s rollout: more than three visibility timeouts.
       const until = Date.now() + 6_000;
       while (Date.now() < until) {
-        const result = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.url, WaitTimeSeconds: 1, VisibilityTimeout: 1 }));
+        const result = await suite.sqs.send(new ReceiveMessageCommand({ QueueUrl: queues.url, WaitTimeSeconds: 1, VisibilityTimeout: 1 }));
         for (const m of result.Messages ?? []) stolen.push(m.MessageId!);
       }
       await eventually('the message to be deleted', emptied(queues.url));
@@ -105,13 +94,13 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
   });
 
   it("takes a target's requests from a FIFO queue in the order they were enqueued", async () => {
-    const queues = await createQueues(sqs, { fifo: true });
+    const queues = await createQueues(suite.sqs, { fifo: true });
     const ids: string[] = [];
     for (const tag of ['v1', 'v2', 'v3', 'v4']) {
       ids.push(await enqueueWithCli(queues.url, ['--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:${tag}`, '--requested-by', 'ci']));
     }
     const rollout = new RecordingRollout(300);
-    await withWorker(workerConfig(moto.endpoint, queues), { rollout, logger: capturingLogger().logger, ledger: new MemoryReleaseLedger() }, async () => {
+    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger: capturingLogger().logger, ledger: new MemoryReleaseLedger() }, async () => {
       await rollout.until(4);
       await eventually('the queue to be emptied', emptied(queues.url));
     });
@@ -126,19 +115,19 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /^harbormaster: cannot send the request to http:\/\/127\.0\.0\.1:9\/000000000000\/releases: .*ECONNREFUSED.*\n$/);
 
-    const queues = await createQueues(sqs);
-    const { HARBORMASTER_SIGNING_KEY: _unused, ...withoutKey } = enqueueEnvironment(moto.endpoint);
+    const queues = await createQueues(suite.sqs);
+    const { HARBORMASTER_SIGNING_KEY: _unused, ...withoutKey } = enqueueEnvironment(suite.moto.endpoint);
     const missingKey = await runCli(['enqueue', '--queue-url', queues.url, ...target, ...image], withoutKey);
     assert.equal(missingKey.code, 2);
     assert.equal(missingKey.stderr, 'harbormaster: no signing key: set HARBORMASTER_SIGNING_KEY or HARBORMASTER_SIGNING_KEY_FILE\n');
 
-    const badImage = await runCli(['enqueue', '--queue-url', queues.url, ...target, '--image', 'reg.io/app'], enqueueEnvironment(moto.endpoint));
+    const badImage = await runCli(['enqueue', '--queue-url', queues.url, ...target, '--image', 'reg.io/app'], enqueueEnvironment(suite.moto.endpoint));
     assert.equal(badImage.code, 2);
     assert.match(badImage.stderr, /^harbormaster: image: image 'reg\.io\/app' has neither a tag nor a digest/);
 
-    const badFlag = await runCli(['enqueue', '--queue-url', queues.url, ...target, ...image, '--deploymnet', 'x'], enqueueEnvironment(moto.endpoint));
+    const badFlag = await runCli(['enqueue', '--queue-url', queues.url, ...target, ...image, '--deploymnet', 'x'], enqueueEnvironment(suite.moto.endpoint));
     assert.equal(badFlag.code, 2);
     assert.match(badFlag.stderr, /^harbormaster: unknown option '--deploymnet'/);
-    assert.deepEqual(await queueDepth(sqs, queues.url), { visible: 0, inFlight: 0 });
+    assert.deepEqual(await queueDepth(suite.sqs, queues.url), { visible: 0, inFlight: 0 });
   });
 });

@@ -7,7 +7,8 @@ import {
   SQSClient,
   type Message,
 } from '@aws-sdk/client-sqs';
-import { MOTO_CREDENTIALS, MOTO_REGION } from '../../local-fleet/moto.js';
+import { after, before } from 'node:test';
+import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../local-fleet/moto.js';
 
 export function sqsClient(endpoint: string): SQSClient {
   return new SQSClient({ endpoint, region: MOTO_REGION, credentials: MOTO_CREDENTIALS, maxAttempts: 1 });
@@ -68,4 +69,18 @@ export async function queueDepth(sqs: SQSClient, url: string): Promise<{ visible
     )
   ).Attributes!;
   return { visible: Number(attributes.ApproximateNumberOfMessages), inFlight: Number(attributes.ApproximateNumberOfMessagesNotVisible) };
+}
+
+/** A moto_server for the current suite: started before its tests, stopped after them. */
+export function motoForSuite(): { readonly moto: MotoServer; readonly sqs: SQSClient } {
+  const suite = {} as { moto: MotoServer; sqs: SQSClient };
+  before(async () => {
+    suite.moto = await startMoto();
+    suite.sqs = sqsClient(suite.moto.endpoint);
+  });
+  after(async () => {
+    suite.sqs?.destroy();
+    await suite.moto?.stop();
+  });
+  return suite;
 }
