@@ -12,6 +12,9 @@ import { silentChat } from '../src/chat/chat.js';
 import { newReleaseRequest } from '../src/request/release-request.js';
 import { servedRelease } from '../src/request/acceptance.js';
 
+// The AWS clients take credentials from the SDK's default chain; moto accepts any.
+process.env.AWS_ACCESS_KEY_ID ??= 'benchmark';
+process.env.AWS_SECRET_ACCESS_KEY ??= 'benchmark';
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
@@ -41,7 +44,7 @@ for (const staging of sizes.length > 0 ? sizes : [3, 10]) {
       ],
     }),
   );
-  const env = { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', BENCH_REGISTRY_PASSWORD: fleet.registry.password };
+  const env = { ...process.env, BENCH_REGISTRY_PASSWORD: fleet.registry.password };
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (String(chunk).split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), done()) }));
   const wiring = createRollout(config, logger, silentChat, env, { pollMs: 100 });
@@ -57,6 +60,7 @@ for (const staging of sizes.length > 0 ? sizes : [3, 10]) {
       const total = Date.now() - started;
       const hosts = lines.filter((l) => l.msg === 'host released') as unknown as Array<{ host: string; outOfServiceMs: number; stopMs: number; startMs: number; healthyMs: number }>;
       const stepTime = (step: string) => lines.filter((l) => l.msg === 'step done' && l.step === step).map((l) => Number(l.durationMs));
+      if (outcome.status !== 'succeeded') throw new Error(`release of ${tag} ${outcome.status}: ${'reason' in outcome ? outcome.reason : ''}`);
       console.log(`\n${staging} hosts, release of ${tag}: ${outcome.status} in ${(total / 1000).toFixed(1)} s (preflight with pulls ${median(stepTime('pull'))} ms median per host)`);
       console.log('host  out-of-service  stop  start  healthy  overhead (ms)');
       for (const h of hosts) {
