@@ -58,8 +58,10 @@ const rolloutSettings = z
     smoke: httpCheck.optional(),
     loadBalancers: z
       .object({
+        // Names may hold {deployment}, so one release's configuration serves every deployment.
         classic: z.array(z.string().min(1)).default([]),
-        targetGroups: z.array(z.string().startsWith('arn:')).default([]),
+        /** Target group ARNs or names. */
+        targetGroups: z.array(z.string().min(1)).default([]),
         /** Longest wait for draining; default the load balancer's own draining timeout. */
         drainTimeoutSeconds: seconds('drainTimeoutSeconds', 0, 3600).optional(),
         /** Longest wait to be reported in service; default derived from the health check settings. */

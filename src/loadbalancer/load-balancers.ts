@@ -43,6 +43,8 @@ export interface LoadBalancers {
   /** Instance ids the load balancer currently has registered (any state but out). */
   members(lb: LoadBalancerRef): Promise<string[]>;
   timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings>;
+  /** A target group's ARN from its ARN or its name. */
+  targetGroupArn(nameOrArn: string): Promise<string>;
 }
 
 export const describeLoadBalancer = (lb: LoadBalancerRef) => (lb.kind === 'classic' ? `elb/${lb.id}` : lb.id.replace(/^.*:targetgroup\//, 'tg/'));
@@ -119,6 +121,14 @@ export class AwsLoadBalancers implements LoadBalancers {
       .filter((d) => d.TargetHealth?.State !== 'unused' && d.TargetHealth?.State !== 'draining')
       .map((d) => d.Target?.Id!)
       .filter(Boolean);
+  }
+
+  async targetGroupArn(nameOrArn: string): Promise<string> {
+    if (nameOrArn.startsWith('arn:')) return nameOrArn;
+    const result = await this.retry(`finding target group ${nameOrArn}`, () => this.v2.send(new DescribeTargetGroupsCommand({ Names: [nameOrArn] })));
+    const arn = result.TargetGroups?.[0]?.TargetGroupArn;
+    if (!arn) throw new Error(`target group ${nameOrArn} does not exist`);
+    return arn;
   }
 
   async timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings> {

@@ -79,11 +79,12 @@ export class ReleaseRunner implements Rollout {
     const target = `${stack}/${name}/${release.deployment}`;
     const hosts = await this.effects.instances.find({ stack, release: name, deployment: release.deployment });
     if (hosts.length === 0) throw new Refusal(`no running instance is tagged stack=${stack}, release=${name}, deployment=${release.deployment}`);
-    const groupNames = new Set(settings.autoScaling.groups);
+    const forDeployment = (names: readonly string[]) => names.map((n) => n.replaceAll('{deployment}', release.deployment));
+    const groupNames = new Set(forDeployment(settings.autoScaling.groups));
     if (settings.autoScaling.discover) for (const group of await this.effects.autoScaling.groupsOf(hosts.map((h) => h.instanceId))) groupNames.add(group);
     const groups = await Promise.all([...groupNames].sort().map((group) => this.effects.autoScaling.describe(group)));
-    const classic = new Set(settings.loadBalancers.classic);
-    const targetGroups = new Set(settings.loadBalancers.targetGroups);
+    const classic = new Set(forDeployment(settings.loadBalancers.classic));
+    const targetGroups = new Set(await Promise.all(forDeployment(settings.loadBalancers.targetGroups).map((tg) => this.effects.loadBalancers.targetGroupArn(tg))));
     if (settings.autoScaling.discover) {
       for (const group of groups) {
         group.loadBalancerNames.forEach((lb) => classic.add(lb));
@@ -94,7 +95,8 @@ export class ReleaseRunner implements Rollout {
       ...[...classic].map((id) => ({ kind: 'classic' as const, id })),
       ...[...targetGroups].map((id) => ({ kind: 'target-group' as const, id })),
     ];
-    const alarmStates = settings.alarms.length > 0 ? await this.effects.alarms.actionsEnabled(settings.alarms) : new Map<string, boolean>();
+    const alarms = forDeployment(settings.alarms);
+    const alarmStates = alarms.length > 0 ? await this.effects.alarms.actionsEnabled(alarms) : new Map<string, boolean>();
     return { target, hosts, loadBalancers, groups, alarms: [...alarmStates].map(([alarm, actionsEnabled]) => ({ name: alarm, actionsEnabled })) };
   }
 

@@ -15,7 +15,8 @@ import { fleetWorkerConfig, fleetWorkerEnvironment, writeFleetWorkerConfig } fro
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FleetObserver, startSampler, type SamplerReport } from '../support/fleet-observer.js';
+import { answer, FleetObserver, startSampler, type SamplerReport } from '../support/fleet-observer.js';
+import { DescribeLoadBalancersCommand } from '@aws-sdk/client-elastic-load-balancing';
 import { capturingLogger, enqueueEnvironment, eventually, withWorker } from '../support/worker-fixtures.js';
 
 // Real releases on the local fleet: requests enqueued by the CLI, consumed by the worker, rolled out
@@ -48,7 +49,7 @@ describe('releases on the local fleet', () => {
     sampled: SamplerReport;
   }
 
-  async function release(tag: string, options: { policy?: Record<string, unknown>; journal?: StepJournal; deployment?: string } = {}): Promise<ReleaseRun> {
+  async function release(tag: string, options: { policy?: Record<string, unknown>; journal?: StepJournal; branch?: string } = {}): Promise<ReleaseRun> {
     const config = fleetWorkerConfig(fleet, {}, options.policy);
     const env = fleetWorkerEnvironment(fleet);
     const { logger, lines } = capturingLogger();
@@ -58,7 +59,7 @@ describe('releases on the local fleet', () => {
     const rollout = { run: async (...args: Parameters<typeof wiring.runner.run>) => (outcome = await wiring.runner.run(...args)) };
     const sampler = startSampler(observer, fleet);
     const enqueued = await runCli(
-      ['enqueue', '--queue-url', fleet.aws.queueUrl, '--stack', 'data', '--release', 'ingest', '--deployment', options.deployment ?? 'staging', '--image', `${fleet.registry.address}/data/ingest:${tag}`, '--requested-by', 'ci-bot'],
+      ['enqueue', '--queue-url', fleet.aws.queueUrl, '--stack', 'data', '--release', 'ingest', ...(options.branch ? ['--branch', options.branch] : ['--deployment', 'staging']), '--image', `${fleet.registry.address}/data/ingest:${tag}`, '--requested-by', 'ci-bot'],
       { ...enqueueEnvironment(fleet.aws.endpoint), AWS_ACCESS_KEY_ID: fleet.aws.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: fleet.aws.credentials.secretAccessKey },
     );
     assert.equal(enqueued.code, 0, enqueued.stderr);
@@ -249,5 +250,18 @@ describe('releases on the local fleet', () => {
     }
     await assertFleetWhole({ h1: 'v1', h2: 'v1', h3: 'v1' }, before);
     assert.deepEqual(fleet.chat.messages(), []);
+  });
+
+  it("releases a remote-run branch to that user's personal deployment only", async () => {
+    const before = await stateBefore();
+    const personal = fleet.aws.targets['personal-alice']!;
+    const run = await release('v2', { branch: 'remote-run/alice/faster-parse' });
+    assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 1 });
+    assert.equal(await answer(`http://${fleet.hosts[3]!.address}:8080/version`), 'v2');
+    // Staging untouched, and alice's host back in her own load balancers (found through {deployment}).
+    await assertFleetWhole({ h1: 'v1', h2: 'v1', h3: 'v1' }, before);
+    const members = await observer.elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [personal.classicLoadBalancer] }));
+    assert.deepEqual(members.LoadBalancerDescriptions?.[0]?.Instances?.map((i) => i.InstanceId), personal.instanceIds);
+    assert.match(chatTexts()[0]!, /to data\/ingest\/personal-alice on 1 host/);
   });
 });

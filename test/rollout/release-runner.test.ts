@@ -91,6 +91,7 @@ describe('the release runner restores what it changed', () => {
       membership: async () => 'in-service',
       members: async () => [],
       timings: async () => ({ drainingSeconds: 0, healthCheckSeconds: 1 }),
+      targetGroupArn: async (name) => name,
     };
     const posted: ChatMessage[] = [];
     const chat: Chat = { post: (m) => void posted.push(m), flush: async () => undefined };

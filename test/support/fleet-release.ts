@@ -38,9 +38,10 @@ export function fleetWorkerConfigObject(fleet: Fleet, rollout: Record<string, un
           },
           health: { port: 8080, path: '/health', timeoutSeconds: 20, intervalMs: 200 },
           smoke: { port: 8080, path: '/version', expectStatus: 200 },
-          loadBalancers: { classic: [aws.classicLoadBalancer], targetGroups: [aws.targetGroupArn], drainTimeoutSeconds: 5, inServiceTimeoutSeconds: 20 },
-          autoScaling: { groups: [aws.autoScalingGroup] },
-          alarms: aws.alarmNames,
+          // One configuration for every deployment: the fleet names each deployment's resources data-ingest-<deployment>.
+          loadBalancers: { classic: ['data-ingest-{deployment}'], targetGroups: ['data-ingest-{deployment}'], drainTimeoutSeconds: 5, inServiceTimeoutSeconds: 20 },
+          autoScaling: { groups: ['data-ingest-{deployment}'] },
+          alarms: ['data-ingest-{deployment}-5xx', 'data-ingest-{deployment}-latency'],
           registry: { username: fleet.registry.username, password: { env: REGISTRY_PASSWORD_ENV } },
           policy: { onFailure: 'host', ...policy },
           ...rollout,
