@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { EngineLayout } from './engine.js';
 
 // Where the fleet keeps its files. Two roots on purpose:
 // - STATE_DIR persists between bring-ups (engine data roots with their pulled images, registry
@@ -19,7 +20,7 @@ export const MAX_HOSTS = 20;
 /** Every fleet engine's containers live in cgroups under this parent. */
 export const CGROUP_PARENT = '/harbormaster-fleet';
 
-export interface HostLayout {
+export interface HostLayout extends EngineLayout {
   /** h1, h2, ... as in the EC2 Name tag. */
   readonly name: string;
   readonly index: number;
@@ -29,12 +30,6 @@ export interface HostLayout {
   readonly namespacePath: string;
   /** The veth end on the bridge (the other end is eth0 inside the namespace). */
   readonly bridgePort: string;
-  readonly dockerSocket: string;
-  readonly dockerDataRoot: string;
-  readonly dockerExecRoot: string;
-  readonly dockerPidFile: string;
-  readonly dockerConfigFile: string;
-  readonly dockerLog: string;
   /** cgroup parent of the engine's containers (in every cgroup hierarchy). */
   readonly cgroupParent: string;
   readonly sshHostKey: string;

@@ -43,8 +43,13 @@ export async function unmountFleetMounts(only?: (mountPoint: string) => boolean)
 
 /** SIGKILLs every process left in a fleet namespace and waits until they are gone. */
 export async function killNamespaceProcesses(namespace: string): Promise<void> {
+  await killUntilGone(() => namespacePids(namespace));
+}
+
+/** SIGKILLs what `listPids` finds until it finds nothing (a few rounds: killing can reveal children). */
+async function killUntilGone(listPids: () => number[] | Promise<number[]>): Promise<void> {
   for (let round = 0; round < 5; round++) {
-    const pids = (await namespacePids(namespace)).filter((pid) => pid !== process.pid);
+    const pids = (await listPids()).filter((pid) => pid !== process.pid);
     if (pids.length === 0) return;
     for (const pid of pids) {
       try {
@@ -103,19 +108,7 @@ function cgroupPids(parent: string): number[] {
 
 /** SIGKILLs the processes in the engine's container cgroups (orphans of a killed engine), then removes the cgroups. */
 export async function clearCgroups(parent: string): Promise<void> {
-  for (let round = 0; round < 5; round++) {
-    const pids = cgroupPids(parent).filter((pid) => pid !== process.pid);
-    if (pids.length === 0) break;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    const deadline = Date.now() + 3_000;
-    while (pids.some(isAlive) && Date.now() < deadline) await sleep(50);
-  }
+  await killUntilGone(() => cgroupPids(parent));
   for (const dir of cgroupDirs(parent)) {
     try {
       rmdirSync(dir);

@@ -3,7 +3,11 @@
 // the container stop, start and health-check times, so that the engine's own overhead is visible.
 //   node --import tsx scripts/benchmark.ts [hosts...]     (default: 3 10)
 import { stringify } from 'yaml';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fleetDown, fleetUp } from '../local-fleet/fleet.js';
+import { fleetWorkerConfigObject, fleetWorkerEnvironment } from '../local-fleet/worker-config.js';
 import { Writable } from 'node:stream';
 import { createLogger } from '../src/log/logger.js';
 import { parseWorkerConfig } from '../src/config/worker-config.js';
@@ -12,7 +16,7 @@ import { silentChat } from '../src/chat/chat.js';
 import { newReleaseRequest } from '../src/request/release-request.js';
 import { servedRelease } from '../src/request/acceptance.js';
 
-// The AWS clients take credentials from the SDK's default chain; moto accepts any.
+// The AWS clients take credentials from the SDK's default chain, as on a bastion; moto accepts any.
 process.env.AWS_ACCESS_KEY_ID ??= 'benchmark';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'benchmark';
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -21,30 +25,16 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 for (const staging of sizes.length > 0 ? sizes : [3, 10]) {
   const fleet = await fleetUp({ hosts: staging + 1 });
   const config = parseWorkerConfig(
-    stringify({
-      aws: { region: fleet.aws.region, endpoint: fleet.aws.endpoint },
-      queue: { url: fleet.aws.queueUrl, deadLetterUrl: fleet.aws.deadLetterUrl },
-      signing: { keys: [{ id: 'bench', env: 'UNUSED' }] },
-      ssh: { user: fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath },
-      releases: [
-        {
-          stack: 'data',
-          release: 'ingest',
-          deployments: ['staging'],
-          images: { allowedRepositories: [`${fleet.registry.address}/data/ingest`] },
-          rollout: {
-            container: { name: 'ingest', ports: ['8080:8080'] },
-            health: { port: 8080, path: '/health', intervalMs: 100 },
-            loadBalancers: { classic: [fleet.aws.classicLoadBalancer], targetGroups: [fleet.aws.targetGroupArn], drainTimeoutSeconds: 5, inServiceTimeoutSeconds: 30 },
-            autoScaling: { groups: [fleet.aws.autoScalingGroup] },
-            alarms: fleet.aws.alarmNames,
-            registry: { username: fleet.registry.username, password: { env: 'BENCH_REGISTRY_PASSWORD' } },
-          },
-        },
-      ],
-    }),
+    stringify(
+      fleetWorkerConfigObject(fleet, {
+        signingKey: { id: 'bench', env: 'UNUSED' },
+        stateDirectory: mkdtempSync(join(tmpdir(), 'harbormaster-bench-')),
+        // Health polled every 100 ms and no smoke check: the figures show the container's own times.
+        rollout: { health: { port: 8080, path: '/health', intervalMs: 100 }, smoke: undefined },
+      }),
+    ),
   );
-  const env = { ...process.env, BENCH_REGISTRY_PASSWORD: fleet.registry.password };
+  const env = fleetWorkerEnvironment(fleet, { env: 'UNUSED', secret: 'unused' });
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (String(chunk).split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), done()) }));
   const wiring = createRollout(config, logger, silentChat, env, { pollMs: 100 });

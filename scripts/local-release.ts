@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { fleetDown, fleetUp } from '../local-fleet/fleet.js';
+import { fleetWorkerConfigObject, fleetWorkerEnvironment } from '../local-fleet/worker-config.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'bin/harbormaster.js');
@@ -53,41 +54,15 @@ try {
   const configPath = join(directory, 'worker.yml');
   writeFileSync(
     configPath,
-    stringify({
-      aws: { region: fleet.aws.region, endpoint: fleet.aws.endpoint },
-      queue: { url: fleet.aws.queueUrl, deadLetterUrl: fleet.aws.deadLetterUrl, waitSeconds: 2, visibilityTimeoutSeconds: 60 },
-      signing: { keys: [{ id: 'local-ci', env: 'HARBORMASTER_KEY_LOCAL' }] },
-      stateDirectory: join(directory, 'state'),
-      ssh: { user: fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath },
-      chat: { webhook: { env: 'HARBORMASTER_CHAT_WEBHOOK' } },
-      releases: [
-        {
-          stack: 'data',
-          release: 'ingest',
-          deployments: ['staging'],
-          personal: { users: ['alice'] },
-          images: { allowedRepositories: [`${fleet.registry.address}/data/ingest`] },
-          rollout: {
-            container: { name: 'ingest', ports: ['8080:8080'], environment: { APP_ENV: 'staging' } },
-            health: { port: 8080, path: '/health', timeoutSeconds: 30, intervalMs: 200 },
-            smoke: { port: 8080, path: '/version', expectBodyContains: 'v2' },
-            loadBalancers: { classic: [fleet.aws.classicLoadBalancer], targetGroups: [fleet.aws.targetGroupArn], drainTimeoutSeconds: 5, inServiceTimeoutSeconds: 30 },
-            autoScaling: { groups: [fleet.aws.autoScalingGroup] },
-            alarms: fleet.aws.alarmNames,
-            registry: { username: fleet.registry.username, password: { env: 'HARBORMASTER_REGISTRY_PASSWORD' } },
-          },
-        },
-      ],
-    }),
+    stringify(
+      fleetWorkerConfigObject(fleet, {
+        signingKey: { id: 'local-ci', env: 'HARBORMASTER_KEY_LOCAL' },
+        stateDirectory: join(directory, 'state'),
+        rollout: { smoke: { port: 8080, path: '/version', expectBodyContains: 'v2' } },
+      }),
+    ),
   );
-  const env = {
-    ...process.env,
-    AWS_ACCESS_KEY_ID: fleet.aws.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: fleet.aws.credentials.secretAccessKey,
-    HARBORMASTER_KEY_LOCAL: signingKey,
-    HARBORMASTER_CHAT_WEBHOOK: fleet.chat.url,
-    HARBORMASTER_REGISTRY_PASSWORD: fleet.registry.password,
-  };
+  const env = fleetWorkerEnvironment(fleet, { env: 'HARBORMASTER_KEY_LOCAL', secret: signingKey });
 
   say(`starting the worker: harbormaster worker --config ${configPath}`);
   const worker = spawn(process.execPath, [cli, 'worker', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'inherit'] });

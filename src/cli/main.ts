@@ -6,9 +6,7 @@ import { createLogger } from '../log/logger.js';
 import { enqueue, buildRequest, type EnqueueOptions } from './enqueue.js';
 import { UsageError } from './usage-error.js';
 import { planRequest, printPlan } from './plan.js';
-import { destination } from 'pino';
 
-const pinoStderr = () => destination({ dest: 2, sync: true });
 import { createWorker, runUntilSignalled } from '../worker/worker.js';
 import { createChat, createRollout } from '../rollout/create-rollout.js';
 import { requestRefused } from '../chat/release-messages.js';
@@ -82,7 +80,7 @@ program
   .option('--image <reference>')
   .action(async (options: EnqueueOptions & { config: string; request?: string }) => {
     const config = loadWorkerConfig(options.config);
-    const logger = createLogger({ level: 'warn' }, pinoStderr());
+    const logger = createLogger({ level: 'warn', toStderr: true });
     const passed = await printPlan(config, planRequest(options, process.env), logger, (line) => process.stdout.write(`${line}\n`));
     process.exitCode = passed ? 0 : 1;
   });

@@ -40,8 +40,6 @@ export interface LoadBalancers {
   register(lb: LoadBalancerRef, instanceId: string): Promise<void>;
   deregister(lb: LoadBalancerRef, instanceId: string): Promise<void>;
   membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership>;
-  /** Instance ids the load balancer currently has registered (any state but out). */
-  members(lb: LoadBalancerRef): Promise<string[]>;
   timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings>;
   /** A target group's ARN from its ARN or its name. */
   targetGroupArn(nameOrArn: string): Promise<string>;
@@ -107,20 +105,6 @@ export class AwsLoadBalancers implements LoadBalancers {
       default:
         return 'out'; // unused, unavailable, not registered
     }
-  }
-
-  async members(lb: LoadBalancerRef): Promise<string[]> {
-    if (lb.kind === 'classic') {
-      const result = await this.retry(`listing ${describeLoadBalancer(lb)}`, () =>
-        this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] })),
-      );
-      return (result.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!).filter(Boolean);
-    }
-    const result = await this.retry(`listing ${describeLoadBalancer(lb)}`, () => this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id })));
-    return (result.TargetHealthDescriptions ?? [])
-      .filter((d) => d.TargetHealth?.State !== 'unused' && d.TargetHealth?.State !== 'draining')
-      .map((d) => d.Target?.Id!)
-      .filter(Boolean);
   }
 
   async targetGroupArn(nameOrArn: string): Promise<string> {

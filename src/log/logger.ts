@@ -22,7 +22,8 @@ export const REDACTED_PATHS = [
   '*.headers.authorization',
 ];
 
-export function createLogger(options: { level?: string; name?: string } = {}, destination?: DestinationStream): Logger {
+/** JSON lines on stdout by default; `toStderr` for commands whose stdout is their answer (`plan`). */
+export function createLogger(options: { level?: string; name?: string; toStderr?: boolean } = {}, destination?: DestinationStream): Logger {
   return pino(
     {
       name: options.name ?? 'harbormaster',
@@ -32,6 +33,6 @@ export function createLogger(options: { level?: string; name?: string } = {}, de
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pinoDestination({ dest: 1, sync: true }),
+    destination ?? pinoDestination({ dest: options.toStderr ? 2 : 1, sync: true }),
   );
 }

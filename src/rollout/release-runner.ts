@@ -46,6 +46,20 @@ export interface ResolvedTarget {
   readonly alarms: Array<{ name: string; actionsEnabled: boolean }>;
 }
 
+/** Everything the host phase of a release works from, settled before any host leaves service. */
+interface ReleaseInHand {
+  readonly release: AcceptedRelease;
+  readonly settings: RolloutSettings;
+  readonly resolved: ResolvedTarget;
+  readonly plan: ReleasePlan;
+  readonly sessions: ReadonlyMap<string, HostSession>;
+  readonly spec: ContainerSpec;
+  readonly run: StepRunner;
+  readonly log: Logger;
+  readonly stopRequested: AbortSignal;
+  readonly started: number;
+}
+
 class Refusal extends Error {
   override name = 'Refusal';
 }
@@ -76,7 +90,7 @@ export class ReleaseRunner implements Rollout {
   /** Step 3: the target's hosts, load balancers, groups and alarms, from configuration and discovery. */
   async resolve(release: AcceptedRelease, settings: RolloutSettings): Promise<ResolvedTarget> {
     const { stack, release: name } = release.request.target;
-    const target = `${stack}/${name}/${release.deployment}`;
+    const target = describe(release);
     const hosts = await this.effects.instances.find({ stack, release: name, deployment: release.deployment });
     if (hosts.length === 0) throw new Refusal(`no running instance is tagged stack=${stack}, release=${name}, deployment=${release.deployment}`);
     const forDeployment = (names: readonly string[]) => names.map((n) => n.replaceAll('{deployment}', release.deployment));
@@ -154,11 +168,12 @@ export class ReleaseRunner implements Rollout {
     let resolved: ResolvedTarget;
     let plan: ReleasePlan;
     let sessions: Map<string, HostSession>;
+    let spec: ContainerSpec;
     try {
       resolved = await run('resolve', undefined, () => this.resolve(release, settings));
       plan = this.plan(resolved, settings);
       log.info({ hosts: resolved.hosts.length, batches: plan.batches.length, loadBalancers: plan.loadBalancers.map((lb) => lb.id), suspend: plan.suspend, muteAlarms: plan.muteAlarms }, 'release planned');
-      const spec = containerSpec(settings, { image, target: `${release.request.target.stack}/${release.request.target.release}/${release.deployment}`, releaseId: release.request.releaseId, requestedBy: release.request.requestedBy });
+      spec = containerSpec(settings, { image, target: resolved.target, releaseId: release.request.releaseId, requestedBy: release.request.requestedBy });
       sessions = await this.preflight(resolved.hosts, {
         image,
         auth: this.effects.registryAuth(release),
@@ -179,16 +194,17 @@ export class ReleaseRunner implements Rollout {
     const muted: string[] = [];
     let outcome: RolloutOutcome;
     try {
-      // Step 6. What is recorded here is exactly what `finally` restores, even if suspension fails halfway.
+      // Step 6. Recorded before each call, so a call that fails after AWS applied it is undone too:
+      // these processes were not suspended before, so resuming them is always right.
       for (const [group, processes] of Object.entries(plan.suspend)) {
-        await run('suspend-auto-scaling', undefined, () => this.effects.autoScaling.suspend(group, processes));
         suspended[group] = [...processes];
+        await run('suspend-auto-scaling', undefined, () => this.effects.autoScaling.suspend(group, processes));
       }
       if (plan.muteAlarms.length > 0) {
         muted.push(...plan.muteAlarms);
         await run('mute-alarms', undefined, () => this.effects.alarms.disable(plan.muteAlarms));
       }
-      outcome = await this.rollHosts(release, settings, resolved, plan, sessions, run, context, started);
+      outcome = await this.rollHosts({ release, settings, resolved, plan, sessions, spec, run, log, stopRequested: context.stopRequested, started });
     } catch (error) {
       log.error({ err: error }, 'release failed before any host was touched');
       outcome = { status: 'failed', reason: (error as Error).message };
@@ -200,23 +216,13 @@ export class ReleaseRunner implements Rollout {
     return outcome;
   }
 
-  private async rollHosts(
-    release: AcceptedRelease,
-    settings: RolloutSettings,
-    resolved: ResolvedTarget,
-    plan: ReleasePlan,
-    sessions: Map<string, HostSession>,
-    run: StepRunner,
-    context: RolloutContext,
-    started: number,
-  ): Promise<RolloutOutcome> {
+  private async rollHosts(inHand: ReleaseInHand): Promise<RolloutOutcome> {
+    const { release, settings, resolved, plan, sessions, spec, run, log, started } = inHand;
     const { chat } = this.effects;
-    const log = context.logger;
     const image = release.request.image;
     const timings = await Promise.all(plan.loadBalancers.map((lb) => this.effects.loadBalancers.timings(lb)));
     const drainTimeoutMs = (settings.loadBalancers.drainTimeoutSeconds ?? Math.max(0, ...timings.map((t) => t.drainingSeconds))) * 1000 + 5_000;
     const inServiceTimeoutMs = (settings.loadBalancers.inServiceTimeoutSeconds ?? Math.max(0, ...timings.map((t) => t.healthCheckSeconds)) + 30) * 1000;
-    const spec = containerSpec(settings, { image, target: resolved.target, releaseId: release.request.releaseId, requestedBy: release.request.requestedBy });
     const contextFor = (host: TargetInstance): HostContext => ({
       host,
       session: sessions.get(host.instanceId)!,
@@ -236,7 +242,7 @@ export class ReleaseRunner implements Rollout {
     const total = resolved.hosts.length;
 
     for (const batch of plan.batches) {
-      if (context.stopRequested.aborted) {
+      if (inHand.stopRequested.aborted) {
         // A safe point: every host is on one healthy container and in service.
         return { status: 'stopped', reason: `stopped after ${done.length} of ${total} host(s) on request` };
       }

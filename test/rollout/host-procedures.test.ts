@@ -37,7 +37,6 @@ function scriptedLoadBalancer(afterDeregister: Membership[], afterRegister: Memb
       readings.push(reading);
       return reading;
     },
-    members: async () => [],
     timings: async () => ({ drainingSeconds: 1, healthCheckSeconds: 1 }),
     targetGroupArn: async (name) => name,
   };

@@ -36,7 +36,7 @@ function accepted() {
 }
 
 describe('the release runner restores what it changed', () => {
-  it('resumes exactly the processes it suspended when suspending a second group fails, and touches no host', async () => {
+  it('resumes exactly the processes it suspended or tried to, when suspending a second group fails, and touches no host', async () => {
     const calls: string[] = [];
     const suspended: Record<string, string[]> = { 'asg-a': ['Launch'], 'asg-b': [] };
     const autoScaling: AutoScaling = {
@@ -89,7 +89,6 @@ describe('the release runner restores what it changed', () => {
       register: async () => void hostCalls.push('register'),
       deregister: async () => void hostCalls.push('deregister'),
       membership: async () => 'in-service',
-      members: async () => [],
       timings: async () => ({ drainingSeconds: 0, healthCheckSeconds: 1 }),
       targetGroupArn: async (name) => name,
     };
@@ -109,7 +108,8 @@ describe('the release runner restores what it changed', () => {
 
     assert.equal(outcome.status, 'failed');
     const wanted = 'AZRebalance,HealthCheck,ReplaceUnhealthy,ScheduledActions,Terminate';
-    assert.deepEqual(calls, [`suspend asg-a ${wanted}`, `suspend asg-b ${wanted}`, `resume asg-a ${wanted}`]);
+    // asg-b's failed call is resumed too: a call that fails may still have been applied by AWS.
+    assert.deepEqual(calls, [`suspend asg-a ${wanted}`, `suspend asg-b ${wanted}`, `resume asg-a ${wanted}`, `resume asg-b ${wanted}`]);
     assert.deepEqual(suspended, { 'asg-a': ['Launch'], 'asg-b': [] }, 'Launch, suspended before, stays suspended');
     assert.deepEqual(hostCalls, ['pull 127.0.0.1:5000/data/ingest:v2', 'pull 127.0.0.1:5000/data/ingest:v2'], 'no host left service');
     assert.match(posted.at(-1)!.text, /failed at prepare: suspend-auto-scaling: AccessDenied/);
