@@ -37,15 +37,26 @@ export function personalDeploymentName(pattern: string, user: string): string {
   return pattern.replaceAll('{user}', user.replace(/[._]/g, '-'));
 }
 
-export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date): Verdict {
-  const opened = openEnvelope(body, policy.keys);
-  if (!opened.ok) return { ok: false, code: opened.code, reason: opened.reason };
+export type OpenedRequest =
+  | { ok: true; request: ReleaseRequest; keyId: string }
+  | { ok: false; code: RefusalCode; reason: string; releaseId?: string };
 
+/**
+ * Authenticates and validates a message: size, envelope, signature, then the request's shape. Says
+ * nothing about whether the request may still be released: a request the release state already
+ * knows is resumed from there, and only a new one is judged by `judgeNewRequest`.
+ */
+export function openRequest(body: string, keys: ReadonlyMap<string, SigningKey>): OpenedRequest {
+  const opened = openEnvelope(body, keys);
+  if (!opened.ok) return { ok: false, code: opened.code, reason: opened.reason };
   const validated = validateReleaseRequest(opened.payload);
   if (!validated.ok) return { ok: false, code: 'invalid', reason: `request: ${validated.reason}` };
-  const request = validated.value;
-  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason, releaseId: request.releaseId });
+  return { ok: true, request: validated.value, keyId: opened.keyId };
+}
 
+/** Whether a request seen for the first time may become a release: its age, then what this worker serves. */
+export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: AcceptancePolicy, now: Date): Verdict {
+  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason, releaseId: request.releaseId });
   const ageSeconds = (now.getTime() - Date.parse(request.createdAt)) / 1000;
   if (ageSeconds > policy.maxAgeSeconds) {
     return refuse('expired', `request was made ${Math.round(ageSeconds)} s ago, more than the ${policy.maxAgeSeconds} s allowed: enqueue it again`);
@@ -53,10 +64,16 @@ export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date):
   if (-ageSeconds > (policy.futureSkewSeconds ?? 60)) {
     return refuse('from-the-future', `request is dated ${Math.round(-ageSeconds)} s in the future: check the clock of the machine that enqueued it`);
   }
-
   const served = servedRelease(request, policy.releases);
   if (!served.ok) return refuse(served.code, served.reason);
-  return { ok: true, release: { request, keyId: opened.keyId, ...served.release } };
+  return { ok: true, release: { request, keyId, ...served.release } };
+}
+
+/** A message seen for the first time, judged whole: authenticated, valid, fresh and served. */
+export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date): Verdict {
+  const opened = openRequest(body, policy.keys);
+  if (!opened.ok) return opened;
+  return judgeNewRequest(opened.request, opened.keyId, policy, now);
 }
 
 export type ServedRelease =
