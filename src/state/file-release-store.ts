@@ -1,0 +1,261 @@
+import { createHash } from 'node:crypto';
+import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { releaseIdPattern } from '../request/names.js';
+import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
+import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore } from './release-store.js';
+
+// The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
+// (a lock on the directory keeps a second worker out, see state-directory-lock.ts).
+//
+// A write is durable before `save` resolves: the new revision goes to a temporary file that is
+// flushed (fsync), the current file is kept as `<id>.prev.json`, the temporary file is renamed over
+// the current one, and the directory is flushed. Each file carries a SHA-256 of its record, so a
+// file that is torn, empty or altered is detected; the previous copy is used instead (it lacks at
+// most the last write: an intent, which the reconciler re-decides from what it observes), and the
+// damage is reported, never a reason to stop.
+
+const FILE_FORMAT = 'harbormaster.release-file/1';
+
+interface FileEnvelope {
+  readonly format: typeof FILE_FORMAT;
+  readonly sha256: string;
+  readonly record: ReleaseRecord;
+}
+
+/** What the ledger of finished releases wrote before the release state existed. */
+interface LegacyLedgerEntry {
+  readonly releaseId: string;
+  readonly target: string;
+  readonly image: string;
+  readonly outcome: string;
+  readonly finishedAt: string;
+}
+
+const digest = (record: ReleaseRecord) => createHash('sha256').update(JSON.stringify(record)).digest('hex');
+
+function encode(record: ReleaseRecord): string {
+  const envelope: FileEnvelope = { format: FILE_FORMAT, sha256: digest(record), record };
+  return `${JSON.stringify(envelope)}\n`;
+}
+
+type Decoded = { ok: true; record: ReleaseRecord } | { ok: false; problem: string };
+
+function decode(text: string): Decoded {
+  if (text.trim() === '') return { ok: false, problem: 'the file is empty' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, problem: `the file is not whole JSON (torn or altered): ${(error as Error).message}` };
+  }
+  const value = parsed as Partial<FileEnvelope> & Partial<LegacyLedgerEntry>;
+  if (value.format === FILE_FORMAT) {
+    if (!value.record || typeof value.sha256 !== 'string') return { ok: false, problem: 'the file lacks its record or checksum' };
+    if (digest(value.record) !== value.sha256) return { ok: false, problem: 'the record does not match its checksum (torn or altered)' };
+    if (value.record.format !== RECORD_FORMAT) return { ok: false, problem: `unknown record format ${String(value.record.format)}` };
+    return { ok: true, record: value.record };
+  }
+  if (typeof value.releaseId === 'string' && typeof value.outcome === 'string' && typeof value.finishedAt === 'string') {
+    return { ok: true, record: fromLedgerEntry(value as LegacyLedgerEntry) };
+  }
+  return { ok: false, problem: 'the file is not a release record' };
+}
+
+/** A finished release from the earlier ledger, as a record: enough to acknowledge a late duplicate. */
+function fromLedgerEntry(entry: LegacyLedgerEntry): ReleaseRecord {
+  const [stack = 'unknown', release = 'unknown', deployment = 'unknown'] = entry.target.split('/');
+  const status: ReleaseStatus = entry.outcome === 'succeeded' ? 'succeeded' : entry.outcome === 'refused' ? 'refused' : 'failed';
+  return {
+    format: RECORD_FORMAT,
+    releaseId: entry.releaseId,
+    revision: 1,
+    request: {
+      version: 1,
+      releaseId: entry.releaseId,
+      target: { stack, release, deployment: deployment.replace(/^~/, 'personal-') },
+      image: entry.image,
+      requestedBy: 'unknown',
+      source: {},
+      createdAt: entry.finishedAt,
+    },
+    keyId: 'unknown',
+    target: entry.target,
+    deployment,
+    status,
+    direction: 'forward',
+    acceptedAt: entry.finishedAt,
+    updatedAt: entry.finishedAt,
+    finishedAt: entry.finishedAt,
+    attempts: 1,
+    reason: `recorded by the ledger of finished releases (${entry.outcome})`,
+    scaling: {},
+    hosts: {},
+  };
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const file = await open(path, 'w', 0o600);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
+async function readIfThere(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export interface FileReleaseStoreOptions {
+  /** Told of every damaged file found (once per file and content). */
+  readonly onDamage?: (report: DamageReport) => void;
+}
+
+export class FileReleaseStore implements ReleaseStore {
+  readonly description: string;
+  private readonly directory: string;
+  private ready: Promise<void> | undefined;
+  /** Writes to one release are serialised here; different releases write side by side. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly reported = new Set<string>();
+  private tmpCounter = 0;
+
+  constructor(
+    stateDirectory: string,
+    private readonly options: FileReleaseStoreOptions = {},
+  ) {
+    this.directory = join(stateDirectory, 'releases');
+    this.description = `files in ${this.directory}`;
+  }
+
+  private paths(releaseId: string) {
+    // Release ids were validated as UUIDs; checked again because they name files.
+    if (!releaseIdPattern.test(releaseId)) throw new Error(`not a release id: ${JSON.stringify(releaseId).slice(0, 80)}`);
+    const current = join(this.directory, `${releaseId}.json`);
+    return { current, previous: join(this.directory, `${releaseId}.prev.json`) };
+  }
+
+  private prepare(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(this.directory, { recursive: true, mode: 0o700 });
+      // Temporary files of a write that a killed worker never finished: never renamed, so never a record.
+      for (const name of await readdir(this.directory)) {
+        if (name.includes('.tmp-')) await unlink(join(this.directory, name)).catch(() => undefined);
+      }
+    })();
+    return this.ready;
+  }
+
+  private serialised<T>(releaseId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(releaseId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(releaseId, settled);
+    void settled.then(() => {
+      if (this.queues.get(releaseId) === settled) this.queues.delete(releaseId);
+    });
+    return next;
+  }
+
+  private damage(report: DamageReport, text: string): void {
+    const key = `${report.where}:${createHash('sha256').update(text).digest('hex')}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.options.onDamage?.(report);
+  }
+
+  /** The record of a release: its current file, or its previous copy when the current one is damaged. */
+  private async read(releaseId: string): Promise<ReleaseRecord | undefined> {
+    const { current, previous } = this.paths(releaseId);
+    const text = await readIfThere(current);
+    if (text === undefined) return undefined;
+    const decoded = decode(text);
+    if (decoded.ok) return decoded.record;
+    const previousText = await readIfThere(previous);
+    const fallback = previousText === undefined ? undefined : decode(previousText);
+    if (fallback?.ok) {
+      this.damage({ releaseId, where: current, problem: decoded.problem, recovered: 'previous-copy' }, text);
+      return { ...fallback.record, damaged: `the current record was damaged (${decoded.problem}); the previous copy was used: its last recorded step may be missing` };
+    }
+    this.damage({ releaseId, where: current, problem: decoded.problem, recovered: 'nothing' }, text);
+    throw new DamagedRecordError(releaseId, current, decoded.problem);
+  }
+
+  async claim(record: ReleaseRecord): Promise<ClaimResult> {
+    await this.prepare();
+    return this.serialised(record.releaseId, async () => {
+      const { current } = this.paths(record.releaseId);
+      const existing = await this.read(record.releaseId);
+      if (existing) return { claimed: false, record: existing };
+      const stored: ReleaseRecord = { ...record, revision: 1 };
+      const temporary = `${current}.tmp-${process.pid}-${++this.tmpCounter}`;
+      await writeDurably(temporary, encode(stored));
+      try {
+        // link() creates the name only if it is free: two claims of one id cannot both win.
+        await link(temporary, current);
+      } finally {
+        await unlink(temporary);
+      }
+      await syncDirectory(this.directory);
+      return { claimed: true, record: stored };
+    });
+  }
+
+  async get(releaseId: string): Promise<ReleaseRecord | undefined> {
+    await this.prepare();
+    return this.read(releaseId);
+  }
+
+  async save(record: ReleaseRecord): Promise<ReleaseRecord> {
+    await this.prepare();
+    return this.serialised(record.releaseId, async () => {
+      const { current, previous } = this.paths(record.releaseId);
+      const stored = await this.read(record.releaseId);
+      if (!stored || stored.revision !== record.revision) throw new StaleRecordError(record.releaseId, record.revision, stored?.revision);
+      const next: ReleaseRecord = { ...record, revision: record.revision + 1 };
+      delete next.damaged;
+      const temporary = `${current}.tmp-${process.pid}-${++this.tmpCounter}`;
+      await writeDurably(temporary, encode(next));
+      // Keep the copy being replaced, so a later damaged current file still has a fallback.
+      await unlink(previous).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+      await link(current, previous).catch(() => undefined);
+      await rename(temporary, current);
+      await syncDirectory(this.directory);
+      return next;
+    });
+  }
+
+  async unfinished(): Promise<ReleaseRecord[]> {
+    await this.prepare();
+    const records: ReleaseRecord[] = [];
+    for (const name of await readdir(this.directory)) {
+      const match = /^(.+)\.json$/.exec(name);
+      if (!match || name.endsWith('.prev.json') || !releaseIdPattern.test(match[1]!)) continue;
+      // A record that cannot be read at all was reported by read(); the others are still worked on.
+      const record = await this.read(match[1]!).catch((error: unknown) => {
+        if (error instanceof DamagedRecordError) return undefined;
+        throw error;
+      });
+      if (record && !isFinal(record.status)) records.push(record);
+    }
+    return records.sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt));
+  }
+}

@@ -1,0 +1,39 @@
+import { isFinal, type ReleaseRecord } from './release-record.js';
+import { StaleRecordError, type ClaimResult, type ReleaseStore } from './release-store.js';
+
+// A store in this process's memory: for tests of the logic around a store, and for commands that
+// must not leave anything behind. It keeps copies, so callers cannot change what is stored by accident.
+
+export class MemoryReleaseStore implements ReleaseStore {
+  readonly description = 'memory (nothing survives this process)';
+  private readonly records = new Map<string, ReleaseRecord>();
+
+  async claim(record: ReleaseRecord): Promise<ClaimResult> {
+    const existing = this.records.get(record.releaseId);
+    if (existing) return { claimed: false, record: structuredClone(existing) };
+    const stored = { ...structuredClone(record), revision: 1 };
+    this.records.set(record.releaseId, stored);
+    return { claimed: true, record: structuredClone(stored) };
+  }
+
+  async get(releaseId: string): Promise<ReleaseRecord | undefined> {
+    const record = this.records.get(releaseId);
+    return record && structuredClone(record);
+  }
+
+  async save(record: ReleaseRecord): Promise<ReleaseRecord> {
+    const stored = this.records.get(record.releaseId);
+    if (!stored || stored.revision !== record.revision) throw new StaleRecordError(record.releaseId, record.revision, stored?.revision);
+    const next = { ...structuredClone(record), revision: record.revision + 1 };
+    delete next.damaged;
+    this.records.set(record.releaseId, next);
+    return structuredClone(next);
+  }
+
+  async unfinished(): Promise<ReleaseRecord[]> {
+    return [...this.records.values()]
+      .filter((record) => !isFinal(record.status))
+      .sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt))
+      .map((record) => structuredClone(record));
+  }
+}

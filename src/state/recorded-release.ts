@@ -1,0 +1,42 @@
+import type { ReleaseRecord } from './release-record.js';
+import type { ReleaseStore } from './release-store.js';
+
+// The running release's handle on its record. Every change goes through `update`, which applies it
+// to a copy and resolves only once the store holds it durably: the write-ahead rule ("record the
+// intent, then act") is `await release.update(...)` before the effect. Changes from hosts that work
+// side by side are applied one after the other, each over the revision the previous one stored.
+
+export class RecordedRelease {
+  private current: ReleaseRecord;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: ReleaseStore,
+    record: ReleaseRecord,
+    private readonly clock: () => Date = () => new Date(),
+  ) {
+    this.current = record;
+  }
+
+  get record(): Readonly<ReleaseRecord> {
+    return this.current;
+  }
+
+  get releaseId(): string {
+    return this.current.releaseId;
+  }
+
+  /** Applies `change` to a copy of the record and stores it; resolves when it is durable. */
+  update(change: (draft: ReleaseRecord) => void): Promise<ReleaseRecord> {
+    const work = async () => {
+      const draft = structuredClone(this.current);
+      change(draft);
+      draft.updatedAt = this.clock().toISOString();
+      this.current = await this.store.save(draft);
+      return this.current;
+    };
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -1,0 +1,175 @@
+import type { RolloutSettings } from '../config/worker-config.js';
+import type { ContainerSpec } from '../host/host-session.js';
+import type { LoadBalancerRef } from '../loadbalancer/load-balancers.js';
+import type { ReleaseRequest } from '../request/release-request.js';
+
+// What survives the worker: one record per release, written before every effect. It holds what can
+// only be known at one moment (what Auto Scaling, the alarms, the load balancers and the containers
+// were before the release touched them; which container the release started) and the release's
+// intents ("about to deregister h2"). It never says whether an effect happened: the reconciler looks
+// at the fleet for that. Plain JSON, so every store can hold it as it is.
+
+export const RECORD_FORMAT = 'harbormaster.release/1';
+
+export type ReleaseStatus =
+  /** Claimed by a worker; nothing changed yet. */
+  | 'accepted'
+  /** A worker is changing the fleet, or was when it died: a start or a redelivery carries it on. */
+  | 'running'
+  /** Stopped at a safe point on request (every host whole, Auto Scaling and alarms restored); resumed by the next start. */
+  | 'interrupted'
+  | 'succeeded'
+  /** Failed; the hosts it touched are back as the policy says, Auto Scaling and alarms restored. */
+  | 'rolled-back'
+  /** Failed, and something could not be put back: a person is needed (see `attention`). */
+  | 'failed'
+  /** Stopped before changing anything (no instance, preflight failed). */
+  | 'refused'
+  /** A newer release of the same target came first; this one changed nothing. */
+  | 'superseded';
+
+const FINAL: ReadonlySet<ReleaseStatus> = new Set(['succeeded', 'rolled-back', 'failed', 'refused', 'superseded']);
+export const isFinal = (status: ReleaseStatus) => FINAL.has(status);
+
+/** How far one host got, as the release last recorded it (observation decides what is true). */
+export type HostProgress = 'pending' | 'in-progress' | 'released' | 'restored' | 'kept' | 'attention';
+
+export interface LiveContainerRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly image: string;
+}
+
+export interface HostRecord {
+  readonly instanceId: string;
+  readonly address: string;
+  readonly name?: string;
+  /** The host before the release touched it; recorded before the first effect of the release. */
+  readonly before: {
+    /** Keys (loadBalancerKey) of the load balancers the host was registered in: only these get it back. */
+    readonly registeredIn: string[];
+    /** The live container, the rollback copy (by id: names are reused). null: none (a first release). */
+    readonly live: LiveContainerRecord | null;
+  };
+  progress: HostProgress;
+  /** The last effect decided for the host, recorded before it was carried out. */
+  intent?: { readonly action: string; readonly at: string };
+  /** Set with the intent to deregister: draining is timed from here. */
+  deregisteredAt?: string;
+  /** Set with the intent to register: the in-service wait is timed from here. */
+  registeredAt?: string;
+  /** The container whose smoke check passed. */
+  smokePassed?: string;
+  /** The container this release started, once known. */
+  started?: string;
+  failure?: { readonly step: string; readonly reason: string };
+  attention?: string;
+  /** When the host first left service for this release, and when it was back (for the report). */
+  outAt?: string;
+  backAt?: string;
+}
+
+/** Per Auto Scaling group: what was suspended before, and exactly what this release suspends and so resumes. */
+export interface GroupRecord {
+  readonly before: string[];
+  readonly suspend: string[];
+  /** suspending: the call was recorded and may or may not have been made; resuming is right either way. */
+  phase: 'planned' | 'suspending' | 'suspended' | 'resuming' | 'resumed';
+}
+
+export type AlarmMuting = 'mute-rule' | 'disable-actions';
+
+export interface AlarmRecord {
+  readonly mode: AlarmMuting;
+  /** Every alarm the configuration names. */
+  readonly names: string[];
+  /** disable-actions: the alarms whose actions were enabled before, so disabled now and enabled again after. */
+  readonly disable: string[];
+  /** mute-rule: the rule and how far it reaches; moved forward while the release runs. */
+  rule?: { readonly name: string; readonly start: string; until: string };
+  phase: 'planned' | 'muting' | 'muted' | 'unmuting' | 'unmuted';
+}
+
+/** Everything the release works from, settled before its first effect, so a resume does what the first run would have. */
+export interface RecordedPlan {
+  readonly settings: RolloutSettings;
+  readonly spec: ContainerSpec;
+  readonly loadBalancers: LoadBalancerRef[];
+  /** Instance ids, batch by batch. */
+  readonly batches: string[][];
+  readonly batchSize: number;
+  readonly minHealthy: number;
+  readonly onFailure: 'host' | 'all';
+  readonly drainTimeoutMs: number;
+  readonly inServiceTimeoutMs: number;
+}
+
+export interface ReleaseRecord {
+  readonly format: typeof RECORD_FORMAT;
+  readonly releaseId: string;
+  /** Bumped by every write; a store refuses a write from a stale revision. */
+  revision: number;
+  readonly request: ReleaseRequest;
+  readonly keyId: string;
+  /** stack/release/deployment (the deployment tag value). */
+  readonly target: string;
+  readonly deployment: string;
+  status: ReleaseStatus;
+  /** forward: towards the new image; back: the release failed and is putting hosts back. */
+  direction: 'forward' | 'back';
+  readonly acceptedAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  /** How many times a worker took the release up. */
+  attempts: number;
+  /** Who holds it now (worker id, and the fencing token where the store has leases). */
+  owner?: { readonly worker: string; readonly token?: number };
+  /** Why it ended as it did, or why it was interrupted. */
+  reason?: string;
+  failure?: { readonly host?: string; readonly step: string; readonly reason: string };
+  plan?: RecordedPlan;
+  scaling: Record<string, GroupRecord>;
+  alarms?: AlarmRecord;
+  hosts: Record<string, HostRecord>;
+  /** Restores that are not confirmed yet (retried until they are). */
+  pending?: string[];
+  /** What needs a person. */
+  attention?: string[];
+  /** The record was rebuilt from a damaged file: what is missing cannot be trusted. */
+  damaged?: string;
+}
+
+export const loadBalancerKey = (lb: LoadBalancerRef) => `${lb.kind}:${lb.id}`;
+
+export function newReleaseRecord(input: { request: ReleaseRequest; keyId: string; target: string; deployment: string; now: Date; worker: string }): ReleaseRecord {
+  const at = input.now.toISOString();
+  return {
+    format: RECORD_FORMAT,
+    releaseId: input.request.releaseId,
+    revision: 0,
+    request: input.request,
+    keyId: input.keyId,
+    target: input.target,
+    deployment: input.deployment,
+    status: 'accepted',
+    direction: 'forward',
+    acceptedAt: at,
+    updatedAt: at,
+    attempts: 0,
+    owner: { worker: input.worker },
+    scaling: {},
+    hosts: {},
+  };
+}
+
+/** A short account of where a release stands, for logs and chat: "running, h2 at stop-old". */
+export function whereItStands(record: ReleaseRecord): string {
+  const busy = Object.values(record.hosts).filter((h) => h.progress === 'in-progress');
+  const done = Object.values(record.hosts).filter((h) => h.progress === 'released').length;
+  const total = Object.keys(record.hosts).length;
+  const parts: string[] = [record.status];
+  if (record.direction === 'back') parts.push('rolling back');
+  if (total > 0) parts.push(`${done} of ${total} host(s) released`);
+  for (const host of busy) parts.push(`${host.name ?? host.address} at ${host.intent?.action ?? 'start'}`);
+  return parts.join(', ');
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { newReleaseRecord, type ReleaseRecord } from '../../src/state/release-record.js';
+import { StaleRecordError, type ReleaseStore } from '../../src/state/release-store.js';
+import type { ReleaseRequest } from '../../src/request/release-request.js';
+import { validRequest } from '../support/requests.js';
+
+// What every release store promises, run against each store (files, memory, DynamoDB in moto):
+// claims are exclusive, writes are conditional on the revision, and records come back as written.
+
+export function recordFor(overrides: { acceptedAt?: Date; releaseId?: string } = {}): ReleaseRecord {
+  const request = validRequest({ releaseId: overrides.releaseId ?? randomUUID() }) as unknown as ReleaseRequest;
+  return newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: overrides.acceptedAt ?? new Date(), worker: 'worker-a' });
+}
+
+/** A record as a release in full swing writes it: plan, groups, alarms, hosts with intents. */
+export function busyRecord(base: ReleaseRecord): ReleaseRecord {
+  return {
+    ...base,
+    status: 'running',
+    attempts: 1,
+    scaling: { 'data-ingest-staging': { before: ['Launch'], suspend: ['HealthCheck', 'Terminate'], phase: 'suspended' } },
+    alarms: { mode: 'mute-rule', names: ['a-5xx', 'a-latency'], disable: [], rule: { name: `harbormaster-${base.releaseId}`, start: '2026-11-29T10:00:00.000Z', until: '2026-11-29T10:10:00.000Z' }, phase: 'muted' },
+    hosts: {
+      'i-1': { instanceId: 'i-1', address: '10.0.0.1', name: 'h1', before: { registeredIn: ['classic:web', 'target-group:arn:tg'], live: { id: 'c0ffee', name: 'ingest', image: 'reg/app:v1' } }, progress: 'released', started: 'beef' },
+      'i-2': { instanceId: 'i-2', address: '10.0.0.2', before: { registeredIn: [], live: null }, progress: 'in-progress', intent: { action: 'stop-old', at: '2026-11-29T10:01:00.000Z' }, deregisteredAt: '2026-11-29T10:00:59.000Z' },
+    },
+    pending: ['resume data-ingest-staging'],
+  };
+}
+
+const withoutVolatile = (record: ReleaseRecord) => ({ ...record, revision: 0, updatedAt: '' });
+
+export function releaseStoreContract(name: string, makeStore: () => Promise<ReleaseStore> | ReleaseStore): void {
+  describe(`release store contract: ${name}`, () => {
+    it('claims a new release once: the first claim creates revision 1, a second returns what is stored and changes nothing', async () => {
+      const store = await makeStore();
+      const record = recordFor();
+      const first = await store.claim(record);
+      assert.equal(first.claimed, true);
+      assert.equal(first.record.revision, 1);
+      const again = await store.claim({ ...record, target: 'other/target/x', keyId: 'other' });
+      assert.equal(again.claimed, false);
+      assert.equal(again.record.target, 'data/ingest/staging');
+      assert.equal(again.record.keyId, 'ci-test');
+      assert.deepEqual(await store.get(record.releaseId), first.record);
+    });
+
+    it('lets exactly one of twenty racing claims of one release id win', async () => {
+      const store = await makeStore();
+      const record = recordFor();
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.claim({ ...record, keyId: `k${i}` })));
+      assert.equal(results.filter((r) => r.claimed).length, 1);
+      const winner = results.find((r) => r.claimed)!.record.keyId;
+      assert.ok(results.every((r) => r.record.keyId === winner), 'every loser sees the winner');
+    });
+
+    it('knows nothing of a release it never claimed', async () => {
+      const store = await makeStore();
+      assert.equal(await store.get(randomUUID()), undefined);
+    });
+
+    it('stores a busy record exactly as written, one revision up', async () => {
+      const store = await makeStore();
+      const { record } = await store.claim(recordFor());
+      const written = busyRecord(record);
+      const stored = await store.save(written);
+      assert.equal(stored.revision, 2);
+      assert.deepEqual(withoutVolatile((await store.get(record.releaseId))!), withoutVolatile(written));
+    });
+
+    it('refuses a write from a stale revision and keeps what was stored', async () => {
+      const store = await makeStore();
+      const { record } = await store.claim(recordFor());
+      await store.save({ ...record, status: 'running' });
+      await assert.rejects(store.save({ ...record, status: 'succeeded' }), (error: unknown) => {
+        assert.ok(error instanceof StaleRecordError);
+        assert.equal(error.expected, 1);
+        assert.equal(error.found, 2);
+        return true;
+      });
+      assert.equal((await store.get(record.releaseId))!.status, 'running');
+    });
+
+    it('lets exactly one of two writers working from the same revision win', async () => {
+      const store = await makeStore();
+      const { record } = await store.claim(recordFor());
+      const results = await Promise.allSettled([store.save({ ...record, reason: 'a' }), store.save({ ...record, reason: 'b' })]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      const loser = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      assert.ok(loser.reason instanceof StaleRecordError);
+      const winner = (results.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<ReleaseRecord>).value;
+      assert.equal((await store.get(record.releaseId))!.reason, winner.reason);
+    });
+
+    it('refuses to save a release that was never claimed', async () => {
+      const store = await makeStore();
+      await assert.rejects(store.save({ ...recordFor(), revision: 1 }), StaleRecordError);
+    });
+
+    it('lists unfinished releases oldest first, and no finished one', async () => {
+      const store = await makeStore();
+      const made = async (minutesAgo: number, status: ReleaseRecord['status']) => {
+        const { record } = await store.claim(recordFor({ acceptedAt: new Date(Date.now() - minutesAgo * 60_000) }));
+        if (status !== 'accepted') await store.save({ ...record, status });
+        return record.releaseId;
+      };
+      const running = await made(5, 'running');
+      const accepted = await made(10, 'accepted');
+      const interrupted = await made(1, 'interrupted');
+      for (const status of ['succeeded', 'rolled-back', 'failed', 'refused', 'superseded'] as const) await made(3, status);
+      const ids = (await store.unfinished()).map((r) => r.releaseId);
+      const mine = ids.filter((id) => [running, accepted, interrupted].includes(id));
+      assert.deepEqual(mine, [accepted, running, interrupted]);
+      assert.equal(ids.length, mine.length, 'finished releases are not listed');
+    });
+  });
+}
