@@ -1,16 +1,49 @@
-"""moto_server with the two CloudWatch calls moto 5.2.1 lacks.
+"""moto_server with the AWS calls moto 5.2.1 lacks, or answers unlike AWS, filled in for Harbormaster.
 
-DisableAlarmActions and EnableAlarmActions raise NotImplementedError in moto 5.2.1. Harbormaster
-mutes alarms with exactly these calls, so the local fleet fills them in: each toggles
-`actions_enabled` on the named alarms, which DescribeAlarms then reports as ActionsEnabled.
+CloudWatch (moto raises NotImplementedError for these, which the SDK sees as an HTML 500):
+- DisableAlarmActions / EnableAlarmActions: each toggles `actions_enabled` on the named alarms, which
+  DescribeAlarms then reports as ActionsEnabled.
+- PutAlarmMuteRule / GetAlarmMuteRule / ListAlarmMuteRules / DeleteAlarmMuteRule: a rule is stored
+  per account and region as AWS documents it (name, description, schedule `at(yyyy-MM-ddThh:mm)` or
+  `cron(...)` with its ISO-8601 duration and time zone, target alarm names, tags, start and expire
+  dates) and read back with its ARN, MuteType (ONE_TIME / RECURRING), LastUpdatedTimestamp and a
+  Status (SCHEDULED / ACTIVE / EXPIRED) computed at read time. Put with an existing name replaces the
+  rule; Get of an unknown name is ResourceNotFoundException; Delete of an unknown name succeeds (AWS
+  documents it as idempotent and declares no error for it). Put validates what AWS validates cheaply:
+  expression, duration (PT1M..P15D), time zone, at most 100 alarm names, all of existing alarms,
+  expire date after start date. Nothing in moto mutes anything: tests read the rules back.
+
+ELBv2:
+- DeregisterTargets of a target that is not registered (never, or already deregistered) succeeds and
+  changes nothing, as AWS documents ("If the specified target does not exist, the action returns
+  successfully"); moto 5.2.1 fails with InvalidTarget. Registered targets are deregistered as before.
+  An instance id that EC2 does not know at all is still refused with InvalidTarget, and the call is
+  all or nothing (moto deregistered the targets before the bad one, then failed).
+
+The handlers are written like moto's own: `_get_param` reads whichever protocol the client speaks
+(the JS SDK v3 sends CloudWatch as awsJson1_0 with awsQueryCompatible: X-Amz-Target
+GraniteServiceVersion20100801.<Operation>) and an ActionResult is serialised by moto against
+botocore's model (which has the mute rule operations) for that protocol: a JSON body with
+epoch-second timestamps; errors with `__type` and an `x-amzn-query-error: Code;Sender` header, from
+which the SDK sets the error's `Code` (e.g. InvalidParameterValue, ValidationError) and name.
 
 Usage: python3 moto-server.py -H 127.0.0.1 -p PORT   (same arguments as moto_server)
 """
 import os
+import re
 import sys
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from moto.core.responses import EmptyResult
+from moto.cloudwatch.exceptions import CloudWatchException, InvalidParameterValue, ResourceNotFoundException, ValidationError
 from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.responses import ActionResult, EmptyResult
+from moto.elbv2.exceptions import InvalidTargetError
+from moto.elbv2.models import FakeTargetGroup
+from moto.utilities.utils import get_partition
+
+
+# --- CloudWatch alarm actions ------------------------------------------------------------------
 
 
 def _set_actions(response, enabled):
@@ -33,6 +66,334 @@ def enable_alarm_actions(self):
 
 CloudWatchResponse.disable_alarm_actions = disable_alarm_actions
 CloudWatchResponse.enable_alarm_actions = enable_alarm_actions
+
+
+# --- CloudWatch alarm mute rules ---------------------------------------------------------------
+
+
+class InvalidNextToken(CloudWatchException):
+    code = "InvalidNextToken"
+
+
+_AT = re.compile(r"^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})\)$")
+_CRON = re.compile(r"^cron\((.*)\)$")
+# ISO-8601 durations of fixed length only (weeks, days, hours, minutes, seconds): the longest allowed
+# is P15D, so years and months are never needed.
+_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+_MONTHS = {name: i + 1 for i, name in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
+_DAYS = {name: i for i, name in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+# (minimum, maximum, names) of the five cron fields: minutes, hours, day of month, month, day of week.
+_CRON_FIELDS = [(0, 59, {}), (0, 23, {}), (1, 31, {}), (1, 12, _MONTHS), (0, 7, _DAYS)]
+_MAX_ALARMS = 100
+_DEFAULT_MAX_RECORDS = 50
+
+
+def _utc(value):
+    """moto parses timestamps to naive UTC datetimes; rules keep aware UTC ones."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _now():
+    return datetime.now(timezone.utc)
+
+
+def _parse_duration(text):
+    match = _DURATION.match(text or "")
+    if not match or not any(match.groups()):
+        raise InvalidParameterValue(f"Invalid duration '{text}': expected an ISO-8601 duration such as PT1M, PT4H or P2DT12H.")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    duration = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if not timedelta(minutes=1) <= duration <= timedelta(days=15):
+        raise InvalidParameterValue(f"Invalid duration '{text}': must be between PT1M and P15D.")
+    return duration
+
+
+def _parse_cron_field(text, minimum, maximum, names):
+    values = set()
+    for part in text.split(","):
+        if part == "*":
+            values.update(range(minimum, maximum + 1))
+            continue
+        bounds = part.split("-")
+        if len(bounds) > 2:
+            return None
+        try:
+            numbers = [names[b.upper()] if b.upper() in names else int(b) for b in bounds]
+        except ValueError:
+            return None
+        low, high = numbers[0], numbers[-1]
+        if not minimum <= low <= high <= maximum:
+            return None
+        values.update(range(low, high + 1))
+    return values
+
+
+def _parse_cron(body):
+    """The five fields of `cron(Minutes Hours Day-of-month Month Day-of-week)` as sets of values, with
+    `*`, `-` and `,` (what AWS documents) and English month and day names; None when invalid."""
+    fields = body.split()
+    if len(fields) != 5:
+        return None
+    parsed = [_parse_cron_field(f, *spec) for f, spec in zip(fields, _CRON_FIELDS)]
+    if any(p is None for p in parsed):
+        return None
+    if 7 in parsed[4]:  # 7 is Sunday too
+        parsed[4] = (parsed[4] - {7}) | {0}
+    return {
+        "minutes": parsed[0],
+        "hours": parsed[1],
+        "days": parsed[2],
+        "months": parsed[3],
+        "weekdays": parsed[4],
+        "any_day": fields[2] == "*",
+        "any_weekday": fields[4] == "*",
+    }
+
+
+def _zone(name):
+    if name is None:
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidParameterValue(f"Invalid timezone '{name}': expected an IANA time zone such as America/New_York or UTC.")
+
+
+def _parse_expression(expression, zone):
+    """('ONE_TIME', aware start) for at(...), ('RECURRING', cron fields) for cron(...)."""
+    at = _AT.match(expression or "")
+    if at:
+        try:
+            local = datetime(*(int(g) for g in at.groups()))
+        except ValueError:
+            local = None
+        if local is not None:
+            return "ONE_TIME", local.replace(tzinfo=zone).astimezone(timezone.utc)
+    cron = _CRON.match(expression or "")
+    if cron:
+        fields = _parse_cron(cron.group(1))
+        if fields is not None:
+            return "RECURRING", fields
+    raise InvalidParameterValue(
+        f"Invalid schedule expression '{expression}': expected at(yyyy-MM-ddThh:mm) or cron(Minutes Hours Day-of-month Month Day-of-week)."
+    )
+
+
+def _cron_day_matches(fields, day):
+    if day.month not in fields["months"]:
+        return False
+    in_month = day.day in fields["days"]
+    in_week = (day.isoweekday() % 7) in fields["weekdays"]
+    # Classic cron: when both day fields are restricted, either one matching is enough.
+    if fields["any_day"] or fields["any_weekday"]:
+        return in_month and in_week
+    return in_month or in_week
+
+
+def _cron_active(fields, zone, duration, start_date, now):
+    """Approximation (AWS does not document the details): ACTIVE when an occurrence of the cron in the
+    rule's time zone, at or after StartDate, began less than Duration ago. Wall-clock times are
+    converted with zoneinfo, so DST gaps and repeats are handled only as zoneinfo folds them."""
+    local_now = now.astimezone(zone)
+    day = (local_now - duration).date()
+    while day <= local_now.date():
+        if _cron_day_matches(fields, day):
+            for hour in sorted(fields["hours"]):
+                for minute in sorted(fields["minutes"]):
+                    begins = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(timezone.utc)
+                    if start_date is not None and begins < start_date:
+                        continue
+                    if begins <= now < begins + duration:
+                        return True
+        day += timedelta(days=1)
+    return False
+
+
+class AlarmMuteRule:
+    def __init__(self, arn, name, description, expression, duration_text, timezone_name, alarm_names, tags, start_date, expire_date):
+        self.arn = arn
+        self.name = name
+        self.description = description
+        self.expression = expression
+        self.duration_text = duration_text
+        self.timezone_name = timezone_name
+        self.alarm_names = alarm_names
+        self.tags = tags
+        self.start_date = start_date
+        self.expire_date = expire_date
+        self.zone = _zone(timezone_name)
+        self.duration = _parse_duration(duration_text)
+        self.mute_type, self.schedule = _parse_expression(expression, self.zone)
+        self.last_updated = _now()
+
+    def status(self, now):
+        if self.expire_date is not None and now >= self.expire_date:
+            return "EXPIRED"
+        if self.start_date is not None and now < self.start_date:
+            return "SCHEDULED"
+        if self.mute_type == "ONE_TIME":
+            begins, ends = self.schedule, self.schedule + self.duration
+            # A one-time window that has ended will never become active again: EXPIRED, even without
+            # an ExpireDate (AWS: "passed its expiration date and will no longer become active").
+            if now >= ends:
+                return "EXPIRED"
+            effective = max(begins, self.start_date) if self.start_date is not None else begins
+            return "ACTIVE" if now >= effective else "SCHEDULED"
+        return "ACTIVE" if _cron_active(self.schedule, self.zone, self.duration, self.start_date, now) else "SCHEDULED"
+
+    def describe(self, now):
+        schedule = {"Expression": self.expression, "Duration": self.duration_text}
+        if self.timezone_name is not None:
+            schedule["Timezone"] = self.timezone_name
+        result = {
+            "Name": self.name,
+            "AlarmMuteRuleArn": self.arn,
+            "Rule": {"Schedule": schedule},
+            "Status": self.status(now),
+            "MuteType": self.mute_type,
+            "LastUpdatedTimestamp": self.last_updated,
+        }
+        if self.description is not None:
+            result["Description"] = self.description
+        if self.alarm_names is not None:
+            result["MuteTargets"] = {"AlarmNames": list(self.alarm_names)}
+        if self.start_date is not None:
+            result["StartDate"] = self.start_date
+        if self.expire_date is not None:
+            result["ExpireDate"] = self.expire_date
+        return result
+
+    def summary(self, now):
+        result = {"AlarmMuteRuleArn": self.arn, "Status": self.status(now), "MuteType": self.mute_type, "LastUpdatedTimestamp": self.last_updated}
+        if self.expire_date is not None:
+            result["ExpireDate"] = self.expire_date
+        return result
+
+
+def _mute_rules(backend):
+    # Kept on the account/region backend itself, so moto's reset (which re-initialises every backend)
+    # forgets them with the rest.
+    if not hasattr(backend, "harbormaster_alarm_mute_rules"):
+        backend.harbormaster_alarm_mute_rules = {}
+    return backend.harbormaster_alarm_mute_rules
+
+
+def put_alarm_mute_rule(self):
+    backend = self.cloudwatch_backend
+    name = self._get_param("Name")
+    schedule = (self._get_param("Rule") or {}).get("Schedule") or {}
+    targets = self._get_param("MuteTargets")
+    alarm_names = None if targets is None else list(targets.get("AlarmNames") or [])
+    if alarm_names is not None:
+        if len(alarm_names) > _MAX_ALARMS:
+            raise ValidationError(
+                f"1 validation error detected: Value '{alarm_names}' at 'muteTargets.alarmNames' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {_MAX_ALARMS}"
+            )
+        # AWS: "The alarm names must match existing alarms in your account and region."
+        missing = [n for n in alarm_names if n not in backend.alarms]
+        if missing:
+            raise InvalidParameterValue(f"Alarms not found: {', '.join(missing)}")
+    start_date = _utc(self._get_param("StartDate"))
+    expire_date = _utc(self._get_param("ExpireDate"))
+    if start_date is not None and expire_date is not None and expire_date <= start_date:
+        raise InvalidParameterValue("ExpireDate must be after StartDate.")
+    tags = self._get_param("Tags", [])
+    arn = f"arn:{get_partition(self.region)}:cloudwatch:{self.region}:{self.current_account}:alarm-mute-rule:{name}"
+    rule = AlarmMuteRule(
+        arn=arn,
+        name=name,
+        description=self._get_param("Description"),
+        expression=schedule.get("Expression"),
+        duration_text=schedule.get("Duration"),
+        timezone_name=schedule.get("Timezone"),
+        alarm_names=alarm_names,
+        tags=tags,
+        start_date=start_date,
+        expire_date=expire_date,
+    )
+    _mute_rules(backend)[name] = rule
+    if tags:
+        backend.tagger.tag_resource(arn, tags)
+    return EmptyResult()
+
+
+def get_alarm_mute_rule(self):
+    name = self._get_param("AlarmMuteRuleName")
+    rule = _mute_rules(self.cloudwatch_backend).get(name)
+    if rule is None:
+        raise ResourceNotFoundException(f"Alarm mute rule {name} does not exist.")
+    return ActionResult(rule.describe(_now()))
+
+
+def list_alarm_mute_rules(self):
+    # AWS also declares ResourceNotFoundException here (presumably for an unknown AlarmName); not
+    # guessed: an AlarmName no rule targets simply lists nothing.
+    alarm_name = self._get_param("AlarmName")
+    statuses = set(self._get_param("Statuses") or [])
+    max_records = self._get_param("MaxRecords") or _DEFAULT_MAX_RECORDS
+    if not 1 <= max_records <= 100:
+        raise ValidationError(
+            f"1 validation error detected: Value '{max_records}' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 100"
+        )
+    token = self._get_param("NextToken")
+    now = _now()
+    rules = sorted(_mute_rules(self.cloudwatch_backend).values(), key=lambda r: r.name)
+    if alarm_name is not None:
+        rules = [r for r in rules if alarm_name in (r.alarm_names or [])]
+    if statuses:
+        rules = [r for r in rules if r.status(now) in statuses]
+    first = 0
+    if token is not None:
+        # The token is the name of the first rule of the next page.
+        names = [r.name for r in rules]
+        if token not in names:
+            raise InvalidNextToken("The service returned an invalid next token.")
+        first = names.index(token)
+    page = rules[first : first + max_records]
+    result = {"AlarmMuteRuleSummaries": [r.summary(now) for r in page]}
+    if first + max_records < len(rules):
+        result["NextToken"] = rules[first + max_records].name
+    return ActionResult(result)
+
+
+def delete_alarm_mute_rule(self):
+    # Idempotent on AWS: "If you delete a mute rule that does not exist, the operation succeeds".
+    backend = self.cloudwatch_backend
+    rule = _mute_rules(backend).pop(self._get_param("AlarmMuteRuleName"), None)
+    if rule is not None:
+        backend.tagger.delete_all_tags_for_resource(rule.arn)
+    return EmptyResult()
+
+
+CloudWatchResponse.put_alarm_mute_rule = put_alarm_mute_rule
+CloudWatchResponse.get_alarm_mute_rule = get_alarm_mute_rule
+CloudWatchResponse.list_alarm_mute_rules = list_alarm_mute_rules
+CloudWatchResponse.delete_alarm_mute_rule = delete_alarm_mute_rule
+
+
+# --- ELBv2 DeregisterTargets of an unregistered target -----------------------------------------
+
+
+def _deregister(self, targets):
+    # Validate everything first, then change: an instance id EC2 does not know is refused as before
+    # (nothing deregistered); a known target that is not registered is skipped, as on AWS.
+    for target in targets:
+        target_id = target["Id"]
+        if target_id in self.targets:
+            continue
+        if self.target_type == "instance" and self.ec2_backend.get_instance_by_id(target_id) is None:
+            raise InvalidTargetError()
+    for target in targets:
+        registered = self.targets.pop(target["Id"], None)
+        if registered is not None:
+            self.deregistered_targets[target["Id"]] = registered
+
+
+FakeTargetGroup.deregister = _deregister
+
 
 def _exit_with_parent():
     """Ends this server when the process that started it is gone (a killed test run), so no moto is orphaned."""

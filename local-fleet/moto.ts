@@ -4,8 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './free-port.js';
 
-// moto_server on a free loopback port, started through the project's launcher (which fills in the
-// CloudWatch alarm-action calls moto lacks). Every AWS API the worker uses is served by this process.
+// moto_server on a free loopback port, started through the project's launcher (which fills in what
+// moto lacks or does unlike AWS: CloudWatch alarm actions and mute rules, ELBv2 deregistration of an
+// unregistered target). Every AWS API the worker uses is served by this process.
 
 export const MOTO_REGION = 'us-west-2';
 export const MOTO_CREDENTIALS = { accessKeyId: 'harbormaster-local', secretAccessKey: 'harbormaster-local' };
