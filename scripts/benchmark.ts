@@ -15,6 +15,9 @@ import { createRollout } from '../src/rollout/create-rollout.js';
 import { silentChat } from '../src/chat/chat.js';
 import { newReleaseRequest } from '../src/request/release-request.js';
 import { servedRelease } from '../src/request/acceptance.js';
+import { FileReleaseStore } from '../src/state/file-release-store.js';
+import { RecordedRelease } from '../src/state/recorded-release.js';
+import { newReleaseRecord } from '../src/state/release-record.js';
 
 // The AWS clients take credentials from the SDK's default chain, as on a bastion; moto accepts any.
 process.env.AWS_ACCESS_KEY_ID ??= 'benchmark';
@@ -38,6 +41,8 @@ for (const staging of sizes.length > 0 ? sizes : [3, 10]) {
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (String(chunk).split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), done()) }));
   const wiring = createRollout(config, logger, silentChat, env, { pollMs: 100 });
+  // Records on disk as the worker keeps them: their fsyncs are part of the figures.
+  const store = new FileReleaseStore(config.stateDirectory);
   try {
     for (const tag of ['v2', 'v1']) {
       lines.length = 0;
@@ -46,7 +51,8 @@ for (const staging of sizes.length > 0 ? sizes : [3, 10]) {
       const served = servedRelease(built.value, config.releases);
       if (!served.ok) throw new Error(served.reason);
       const started = Date.now();
-      const outcome = await wiring.runner.run({ request: built.value, keyId: 'bench', ...served.release }, { logger, stopRequested: new AbortController().signal });
+      const { record } = await store.claim(newReleaseRecord({ request: built.value, keyId: 'bench', target: `data/ingest/${served.release.deployment}`, deployment: served.release.deployment, now: new Date(), worker: 'benchmark' }));
+      const outcome = await wiring.runner.run(new RecordedRelease(store, record), { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
       const total = Date.now() - started;
       const hosts = lines.filter((l) => l.msg === 'host released') as unknown as Array<{ host: string; outOfServiceMs: number; stopMs: number; startMs: number; healthyMs: number }>;
       const stepTime = (step: string) => lines.filter((l) => l.msg === 'step done' && l.step === step).map((l) => Number(l.durationMs));

@@ -94,6 +94,8 @@ export interface ReleaseFailedInput {
   readonly reason: string;
   /** Hosts put back on their previous container. */
   readonly rolledBack: readonly string[];
+  /** Hosts that could not be put back, each with why: they need a person. */
+  readonly attention?: readonly string[];
 }
 
 export function releaseFailed(input: ReleaseFailedInput): ChatMessage {
@@ -101,6 +103,7 @@ export function releaseFailed(input: ReleaseFailedInput): ChatMessage {
   const step = untrusted(input.step, 80);
   const where = input.host !== undefined ? ` on ${untrusted(input.host, 100)}` : '';
   const rolledBack = input.rolledBack.length > 0 ? `; rolled back ${plural(input.rolledBack.length, 'host')}` : '';
+  const attention = input.attention && input.attention.length > 0 ? `; NEEDS ATTENTION: ${untrusted(input.attention.join('; '), 200)}` : '';
   const fields: Field[] = [
     { title: 'Target', value: target },
     { title: 'Image', value: fullImage(input.image) },
@@ -111,8 +114,9 @@ export function releaseFailed(input: ReleaseFailedInput): ChatMessage {
     { title: 'Reason', value: untrusted(input.reason, 1000) },
     { title: 'Rolled back', value: hostList(input.rolledBack) },
   );
+  for (const what of input.attention ?? []) fields.push({ title: 'Needs attention', value: untrusted(what, 500) });
   return {
-    text: `Release of ${shortImage(input.image)} to ${target} failed${where} at ${step}: ${untrusted(input.reason, 160)}${rolledBack}`,
+    text: `Release of ${shortImage(input.image)} to ${target} failed${where} at ${step}: ${untrusted(input.reason, 160)}${rolledBack}${attention}`,
     fields,
     severity: 'failure',
   };
@@ -124,6 +128,12 @@ export interface RequestRefusedInput {
   readonly releaseId?: string;
   /** The queue message id: what ops look for in the dead-letter queue. */
   readonly messageId: string;
+  /**
+   * Where the message was kept when the dead-letter queue could not take it (`WorkQueue.deadLetter`'s
+   * `keptAt`), with that queue's error; absent when it went to the dead-letter queue.
+   */
+  readonly keptAt?: string;
+  readonly deadLetterError?: string;
 }
 
 export function requestRefused(input: RequestRefusedInput): ChatMessage {
@@ -134,10 +144,22 @@ export function requestRefused(input: RequestRefusedInput): ChatMessage {
   ];
   if (input.releaseId !== undefined) fields.push({ title: 'Release', value: untrusted(input.releaseId, 64) });
   fields.push({ title: 'Queue message', value: untrusted(input.messageId, 128) });
+  if (input.keptAt === undefined) {
+    return {
+      text: `Refused a release request (${code}): ${untrusted(input.reason, 160)}. It changed nothing and went to the dead-letter queue.`,
+      fields,
+      severity: 'warning',
+    };
+  }
+  // The dead-letter queue itself is broken: a person has to look, so this one says where.
+  fields.push({ title: 'Kept at', value: untrusted(input.keptAt, 300) });
+  if (input.deadLetterError !== undefined) fields.push({ title: 'Dead-letter queue error', value: untrusted(input.deadLetterError, 300) });
   return {
-    text: `Refused a release request (${code}): ${untrusted(input.reason, 160)}. It changed nothing and went to the dead-letter queue.`,
+    text:
+      `Refused a release request (${code}): ${untrusted(input.reason, 160)}. It changed nothing; the dead-letter queue ` +
+      `could not take it, so it is kept on the bastion at ${untrusted(input.keptAt, 200)}.`,
     fields,
-    severity: 'warning',
+    severity: 'failure',
   };
 }
 
@@ -181,5 +203,99 @@ export function needsAttention(input: NeedsAttentionInput): ChatMessage {
     text: `Needs attention${where}: ${what} failed (${untrusted(input.reason, 160)}); the fleet may not be as it was before the release`,
     fields,
     severity: 'failure',
+  };
+}
+
+export interface ReleaseResumedInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly releaseId: string;
+  /** Where the record says it stands: "running, 1 of 3 host(s) released, h2 at stop-old". */
+  readonly found: string;
+  /** repair: found at the worker's start; redelivered: its request came again. */
+  readonly occasion: 'repair' | 'redelivered';
+}
+
+/** A release found unfinished: what was found, and that it is being carried to its end. */
+export function releaseResumed(input: ReleaseResumedInput): ChatMessage {
+  const target = targetName(input.target);
+  const when = input.occasion === 'repair' ? 'when the worker started' : 'when its request came again';
+  return {
+    text: `Found the release of ${shortImage(input.image)} to ${target} unfinished ${when} (${untrusted(input.found, 200)}); carrying it to its end`,
+    fields: [
+      { title: 'Target', value: target },
+      { title: 'Image', value: fullImage(input.image) },
+      { title: 'Found', value: untrusted(input.found, 500) },
+      { title: 'Release', value: untrusted(input.releaseId, 64) },
+    ],
+    severity: 'warning',
+  };
+}
+
+export interface ReleaseInterruptedInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly released: number;
+  readonly total: number;
+}
+
+/** Stopped on request at a safe point; resumed by the next start. */
+export function releaseInterrupted(input: ReleaseInterruptedInput): ChatMessage {
+  return {
+    text:
+      `Release of ${shortImage(input.image)} to ${targetName(input.target)} paused at a safe point: ${input.released} of ${plural(input.total, 'host')} released, ` +
+      'every host in service, Auto Scaling and alarms restored; the next worker start resumes it',
+    severity: 'warning',
+  };
+}
+
+export interface RestorePendingInput {
+  readonly target: RequestTarget | string;
+  /** Each restore still not confirmed, with AWS's reason. */
+  readonly left: readonly string[];
+  readonly attempt: number;
+  readonly retryInMs: number;
+}
+
+/** Auto Scaling or alarms not back as they were: said loudly, and tried again until they are. */
+export function restorePending(input: RestorePendingInput): ChatMessage {
+  const target = targetName(input.target);
+  return {
+    text:
+      `Needs attention on ${target}: Auto Scaling or alarms are not yet back as they were before the release (${untrusted(input.left.join('; '), 300)}); ` +
+      `trying again in ${formatDuration(input.retryInMs)} (attempt ${input.attempt}), until it succeeds`,
+    fields: [{ title: 'Target', value: target }, ...input.left.map((what) => ({ title: 'Pending', value: untrusted(what, 500) }))],
+    severity: 'failure',
+  };
+}
+
+export function restoreConfirmed(input: { readonly target: RequestTarget | string; readonly attempts: number }): ChatMessage {
+  return {
+    text: `Auto Scaling and alarms of ${targetName(input.target)} are back as they were before the release (after ${plural(input.attempts, 'attempt')})`,
+    severity: 'success',
+  };
+}
+
+export interface DamagedRecordInput {
+  readonly releaseId?: string;
+  readonly where: string;
+  readonly problem: string;
+  readonly recovered: 'previous-copy' | 'nothing';
+}
+
+/** A release record damaged on disk: what the worker did about it. */
+export function damagedRecord(input: DamagedRecordInput): ChatMessage {
+  const release = input.releaseId ? `release ${untrusted(input.releaseId, 64)}` : 'a release';
+  const done =
+    input.recovered === 'previous-copy'
+      ? 'the previous copy of the record is used and the release carried to its end from what the hosts show'
+      : 'no copy can be read: the worker leaves that release alone; check its target by hand';
+  return {
+    text: `The record of ${release} was damaged (${untrusted(input.problem, 160)}): ${done}`,
+    fields: [
+      { title: 'File', value: untrusted(input.where, 300) },
+      { title: 'Problem', value: untrusted(input.problem, 500) },
+    ],
+    severity: input.recovered === 'previous-copy' ? 'warning' : 'failure',
   };
 }

@@ -60,7 +60,7 @@ program
     const logger = createLogger({ level: config.log.level });
     const chat = createChat(config, logger);
     const rollout = createRollout(config, logger, chat);
-    const worker = createWorker(config, { rollout: rollout.runner, logger, onRefused: (notice) => chat.post(requestRefused(notice)) });
+    const worker = createWorker(config, { rollout: rollout.runner, logger, chat, onRefused: (notice) => chat.post(requestRefused(notice)) });
     await runUntilSignalled(worker, logger);
     rollout.close();
     // Messages still queued for chat get a last chance, bounded so a dead webhook cannot hold the exit.

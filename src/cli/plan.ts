@@ -34,8 +34,7 @@ export async function printPlan(config: WorkerConfig, request: ReleaseRequest, l
   if (!settings) throw new UsageError(`no rollout is configured for ${request.target.stack}/${request.target.release}`);
   const wiring = createRollout(config, logger, silentChat, env);
   try {
-    const release = { request, keyId: 'plan', ...served.release };
-    const resolved = await wiring.runner.resolve(release, settings);
+    const resolved = await wiring.runner.resolve(request, served.release.deployment, settings);
     const plan = wiring.runner.plan(resolved, settings);
     write(`release ${request.image} to ${resolved.target}`);
     for (const line of describePlan(plan)) write(`  ${line}`);

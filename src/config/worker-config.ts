@@ -78,8 +78,21 @@ const rolloutSettings = z
       })
       .strict()
       .default({}),
-    /** Alarms whose actions are disabled during the release. */
+    /** Alarms muted during the release. */
     alarms: z.array(z.string().min(1)).default([]),
+    alarmMuting: z
+      .object({
+        /**
+         * mute-rule: a CloudWatch alarm mute rule that expires on its own unless the release keeps
+         * moving it forward (a dead worker cannot leave alerting off); disable-actions: the alarms'
+         * actions disabled and enabled again, for where mute rules are not available.
+         */
+        mode: z.enum(['mute-rule', 'disable-actions']).default('mute-rule'),
+        /** How far ahead the mute rule reaches; renewed every third of it. */
+        windowMinutes: z.number().int().min(1).max(24 * 60).default(15),
+      })
+      .strict()
+      .default({}),
     policy: z
       .object({
         /** Hosts out of service at once. */

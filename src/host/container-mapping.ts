@@ -62,14 +62,22 @@ function healthOf(info: ContainerInspectInfo): ContainerInfo['health'] {
   return status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
 }
 
+const STATES: ReadonlySet<string> = new Set(['created', 'running', 'restarting', 'paused', 'exited', 'dead', 'removing']);
+
 export function containerInfoFrom(info: ContainerInspectInfo): ContainerInfo {
   const stopped = info.State.Status === 'exited' || info.State.Status === 'dead';
+  const state = (STATES.has(info.State.Status) ? info.State.Status : 'dead') as ContainerInfo['state'];
+  // The engine writes 0001-01-01T00:00:00Z for a container never started.
+  const startedAt = Date.parse(info.State.StartedAt);
   return {
     id: info.Id,
     name: info.Name.replace(/^\//, ''),
     // The reference it was created from (what the rollout compares), not the image's sha256 id.
     image: info.Config.Image,
     running: info.State.Running,
+    state,
+    restartCount: info.RestartCount ?? 0,
+    ...(startedAt > 0 ? { startedAt } : {}),
     health: healthOf(info),
     ...(stopped ? { exitCode: info.State.ExitCode } : {}),
     labels: { ...(info.Config.Labels ?? {}) },

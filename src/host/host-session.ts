@@ -29,6 +29,12 @@ export interface ContainerInfo {
   readonly name: string;
   readonly image: string;
   readonly running: boolean;
+  /** The engine's state: created (never started), running, restarting (a restart policy at work), paused, exited, dead. */
+  readonly state: 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
+  /** Restarts by the engine's restart policy since the container was last started by hand. */
+  readonly restartCount: number;
+  /** When it was last started (epoch ms); absent if never. */
+  readonly startedAt?: number;
   /** From the image's HEALTHCHECK; 'none' when the image has none. */
   readonly health: 'starting' | 'healthy' | 'unhealthy' | 'none';
   readonly exitCode?: number;

@@ -20,7 +20,10 @@ import type { Logger } from '../log/logger.js';
 // Classic ELBs and ELBv2 target groups behind one narrow interface: what membership a host has, how
 // long draining and health checks take, and register/deregister. Retries on throttling are here.
 
-/** What a load balancer says of one instance. `out` covers every reading that means "no traffic". */
+/**
+ * What a load balancer says of one instance. in-service, pending and unhealthy: registered. draining:
+ * deregistered, connections still served. out: not registered, no traffic.
+ */
 export type Membership = 'in-service' | 'draining' | 'pending' | 'unhealthy' | 'out';
 
 export interface LoadBalancerRef {
@@ -76,17 +79,25 @@ export class AwsLoadBalancers implements LoadBalancers {
 
   async membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership> {
     if (lb.kind === 'classic') {
-      try {
-        const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, () =>
+      // Registration and health are two questions for a classic ELB: the instance list says whether
+      // the host is registered; its health says whether traffic still flows. On AWS a deregistered
+      // instance still reads InService while connection draining runs.
+      const [description, health] = await Promise.all([
+        this.retry(`reading ${describeLoadBalancer(lb)}`, () => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }))),
+        this.retry(`reading ${describeLoadBalancer(lb)} health`, () =>
           this.classic.send(new DescribeInstanceHealthCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] })),
-        );
-        // On AWS a draining instance still reads InService until draining ends; Unknown and
-        // OutOfService after a deregistration both mean no traffic.
-        return result.InstanceStates?.[0]?.State === 'InService' ? 'in-service' : 'out';
-      } catch (error) {
-        if ((error as Error).name === 'InvalidInstance' || (error as Error).name === 'InvalidEndPointException') return 'out';
-        throw error;
+        ).catch((error: Error) => {
+          if (error.name === 'InvalidInstance' || error.name === 'InvalidEndPointException') return undefined;
+          throw error;
+        }),
+      ]);
+      const registered = (description.LoadBalancerDescriptions?.[0]?.Instances ?? []).some((i) => i.InstanceId === instanceId);
+      const state = health?.InstanceStates?.[0];
+      if (registered) {
+        if (state?.State === 'InService') return 'in-service';
+        return /fail/i.test(state?.Description ?? '') ? 'unhealthy' : 'pending';
       }
+      return state?.State === 'InService' ? 'draining' : 'out';
     }
     const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, () =>
       this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
@@ -96,11 +107,11 @@ export class AwsLoadBalancers implements LoadBalancers {
       case 'healthy':
         return 'in-service';
       case 'draining':
+      case 'unhealthy.draining':
         return 'draining';
       case 'initial':
         return 'pending';
       case 'unhealthy':
-      case 'unhealthy.draining':
         return 'unhealthy';
       default:
         return 'out'; // unused, unavailable, not registered

@@ -5,6 +5,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { AwsAlarmActions } from '../alarms/alarm-actions.js';
+import { AwsAlarmMuteRules } from '../alarms/alarm-mute-rules.js';
 import { AwsAutoScaling } from '../autoscaling/process-suspension.js';
 import { clientOptions } from '../aws/clients.js';
 import { silentChat, type Chat } from '../chat/chat.js';
@@ -73,17 +74,19 @@ export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, 
     loadBalancers: new AwsLoadBalancers(clients.elb, clients.elbv2, logger),
     autoScaling: new AwsAutoScaling(clients.autoScaling, logger),
     alarms: new AwsAlarmActions(clients.cloudWatch, logger),
+    muteRules: new AwsAlarmMuteRules(clients.cloudWatch, logger),
     connector: connector ?? {
       connect: async () => {
         throw new Error('ssh is not configured');
       },
     },
     chat,
-    registryAuth: (release): RegistryAuth | undefined => {
-      const registry = release.releaseConfig.rollout?.registry;
-      const image = parseImageReference(release.request.image);
+    registryAuth: (request): RegistryAuth | undefined => {
+      const key = `${request.target.stack}/${request.target.release}`;
+      const registry = config.releases.find((r) => `${r.stack}/${r.release}` === key)?.rollout?.registry;
+      const image = parseImageReference(request.image);
       if (!registry || !image.ok) return undefined;
-      return { username: registry.username, password: registryPasswords.get(`${release.request.target.stack}/${release.request.target.release}`)!, serveraddress: image.image.registry };
+      return { username: registry.username, password: registryPasswords.get(key)!, serveraddress: image.image.registry };
     },
     ...overrides,
   };

@@ -1,41 +1,53 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlarmActions } from '../alarms/alarm-actions.js';
+import type { AlarmMuteRules } from '../alarms/alarm-mute-rules.js';
 import type { AutoScaling, AutoScalingGroupFacts } from '../autoscaling/process-suspension.js';
 import * as say from '../chat/release-messages.js';
 import type { Chat } from '../chat/chat.js';
+import { probeHttp, type HttpCheck, type ProbeResult } from '../health/http-probe.js';
 import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec, HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { LoadBalancerRef, LoadBalancers } from '../loadbalancer/load-balancers.js';
+import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
-import type { AcceptedRelease } from '../request/acceptance.js';
+import type { ReleaseRequest } from '../request/release-request.js';
+import { isFinal, loadBalancerKey, whereItStands, type HostRecord, type RecordedPlan, type ReleaseRecord } from '../state/release-record.js';
+import type { RecordedRelease } from '../state/recorded-release.js';
 import type { InstanceFinder, TargetInstance } from '../target/target-instances.js';
-import { containerSpec, previousContainerName } from './container-spec.js';
-import { pruneOldContainers, restoreHost, swapHost, type HostContext, type HostTimings } from './host-procedures.js';
-import { planRelease, type HostStep, type ReleasePlan } from './plan.js';
+import { containerSpec } from './container-spec.js';
+import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
+import { reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
+import { planRelease, type ReleasePlan } from './plan.js';
 import type { Rollout, RolloutContext, RolloutOutcome } from './rollout.js';
-import { createStepRunner, StepFailure, type StepJournal, type StepRunner } from './step-runner.js';
+import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
+import { createStepLog, StepFailure, type StepJournal, type StepLog, type StepRunner } from './step-runner.js';
 
-// The executor: resolves the target, plans, and carries the plan out through narrow interfaces to
-// AWS, the hosts and chat. Whatever happens after Auto Scaling and alarms are touched, they are put
-// back exactly as they were (and checked) before the release returns.
+// The executor of a release, from its record. A new release is resolved, planned and preflighted;
+// what every host, group and alarm was before is recorded; then the record drives the rest: Auto
+// Scaling suspended and alarms muted (each recorded before its call), the hosts carried forward batch
+// by batch by the host reconciler, back when one fails, and Auto Scaling and alarms restored exactly,
+// confirmed by reading AWS back. A release found unfinished (after a crash, on a redelivery) runs
+// through the same code from wherever its record stands: there is no separate recovery path.
 
-export interface RolloutEffects {
+export interface RolloutEffects extends ScalingEffects {
   readonly instances: InstanceFinder;
   readonly loadBalancers: LoadBalancers;
-  readonly autoScaling: AutoScaling;
-  readonly alarms: AlarmActions;
   readonly connector: HostConnector;
   readonly chat: Chat;
-  /** Registry credentials for an image, from the release's configuration and secrets. */
-  readonly registryAuth: (release: AcceptedRelease) => RegistryAuth | undefined;
+  /** Registry credentials for a request's image, from the release's configuration and secrets. */
+  readonly registryAuth: (request: ReleaseRequest) => RegistryAuth | undefined;
   readonly journal?: StepJournal;
-  /** Poll interval of the waits; tests shorten it. */
+  /** Poll interval of the load balancer waits; tests shorten it. */
   readonly pollMs?: number;
-}
-
-export interface HostReport extends HostTimings {
-  readonly instanceId: string;
-  readonly address: string;
+  /** Going back, how long a failing effect on a host is tried again before the host is left for a person. */
+  readonly rollbackRetryMs?: number;
+  /** Backoff between attempts to restore Auto Scaling and alarms. */
+  readonly restoreBackoff?: { readonly minMs: number; readonly maxMs: number };
+  /** Overrides the configured mute window (tests). */
+  readonly muteWindowMs?: number;
+  /** This worker's name, recorded as the release's owner. */
+  readonly workerId?: string;
+  /** The bastion's HTTP check of a host; tests with simulated hosts answer it themselves. */
+  readonly probe?: (address: string, check: HttpCheck) => Promise<ProbeResult>;
 }
 
 export interface ResolvedTarget {
@@ -46,27 +58,14 @@ export interface ResolvedTarget {
   readonly alarms: Array<{ name: string; actionsEnabled: boolean }>;
 }
 
-/** Everything the host phase of a release works from, settled before any host leaves service. */
-interface ReleaseInHand {
-  readonly release: AcceptedRelease;
-  readonly settings: RolloutSettings;
-  readonly resolved: ResolvedTarget;
-  readonly plan: ReleasePlan;
-  readonly sessions: ReadonlyMap<string, HostSession>;
-  readonly spec: ContainerSpec;
-  readonly run: StepRunner;
-  readonly log: Logger;
-  readonly stopRequested: AbortSignal;
-  readonly started: number;
-}
-
 class Refusal extends Error {
   override name = 'Refusal';
 }
 
-const hostLabel = (host: TargetInstance) => host.name ?? host.address;
+const REGISTERED: ReadonlySet<Membership> = new Set(['in-service', 'pending', 'unhealthy']);
+const hostLabel = (host: { name?: string | undefined; address: string }) => host.name ?? host.address;
 
-/** Runs `work` over items with at most `limit` at once; rejects with the first failure after all settle. */
+/** Runs `work` over items with at most `limit` at once; every item settles. */
 async function bounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<PromiseSettledResult<R>[]> {
   const results: PromiseSettledResult<R>[] = new Array(items.length);
   let next = 0;
@@ -84,16 +83,33 @@ async function bounded<T, R>(items: readonly T[], limit: number, work: (item: T)
   return results;
 }
 
+function outcomeOf(record: ReleaseRecord): RolloutOutcome {
+  const reason = record.reason ?? record.status;
+  switch (record.status) {
+    case 'succeeded':
+      return { status: 'succeeded', hosts: Object.keys(record.hosts).length };
+    case 'rolled-back':
+      return { status: 'rolled-back', reason };
+    case 'failed':
+      return { status: 'failed', reason };
+    case 'refused':
+    case 'superseded':
+      return { status: 'refused', reason };
+    default:
+      return { status: 'stopped', reason };
+  }
+}
+
 export class ReleaseRunner implements Rollout {
   constructor(private readonly effects: RolloutEffects) {}
 
-  /** Step 3: the target's hosts, load balancers, groups and alarms, from configuration and discovery. */
-  async resolve(release: AcceptedRelease, settings: RolloutSettings): Promise<ResolvedTarget> {
-    const { stack, release: name } = release.request.target;
-    const target = describe(release);
-    const hosts = await this.effects.instances.find({ stack, release: name, deployment: release.deployment });
-    if (hosts.length === 0) throw new Refusal(`no running instance is tagged stack=${stack}, release=${name}, deployment=${release.deployment}`);
-    const forDeployment = (names: readonly string[]) => names.map((n) => n.replaceAll('{deployment}', release.deployment));
+  /** The target's hosts, load balancers, groups and alarms, from configuration and discovery. */
+  async resolve(request: ReleaseRequest, deployment: string, settings: RolloutSettings): Promise<ResolvedTarget> {
+    const { stack, release: name } = request.target;
+    const target = `${stack}/${name}/${deployment}`;
+    const hosts = await this.effects.instances.find({ stack, release: name, deployment });
+    if (hosts.length === 0) throw new Refusal(`no running instance is tagged stack=${stack}, release=${name}, deployment=${deployment}`);
+    const forDeployment = (names: readonly string[]) => names.map((n) => n.replaceAll('{deployment}', deployment));
     const groupNames = new Set(forDeployment(settings.autoScaling.groups));
     if (settings.autoScaling.discover) for (const group of await this.effects.autoScaling.groupsOf(hosts.map((h) => h.instanceId))) groupNames.add(group);
     const groups = await Promise.all([...groupNames].sort().map((group) => this.effects.autoScaling.describe(group)));
@@ -105,10 +121,7 @@ export class ReleaseRunner implements Rollout {
         group.targetGroupArns.forEach((tg) => targetGroups.add(tg));
       }
     }
-    const loadBalancers: LoadBalancerRef[] = [
-      ...[...classic].map((id) => ({ kind: 'classic' as const, id })),
-      ...[...targetGroups].map((id) => ({ kind: 'target-group' as const, id })),
-    ];
+    const loadBalancers: LoadBalancerRef[] = [...[...classic].map((id) => ({ kind: 'classic' as const, id })), ...[...targetGroups].map((id) => ({ kind: 'target-group' as const, id }))];
     const alarms = forDeployment(settings.alarms);
     const alarmStates = alarms.length > 0 ? await this.effects.alarms.actionsEnabled(alarms) : new Map<string, boolean>();
     return { target, hosts, loadBalancers, groups, alarms: [...alarmStates].map(([alarm, actionsEnabled]) => ({ name: alarm, actionsEnabled })) };
@@ -123,9 +136,9 @@ export class ReleaseRunner implements Rollout {
     return planned.plan;
   }
 
-  /** Step 4: every host reachable over SSH with its engine answering; with `pull`, the image pulled everywhere. */
+  /** Every host reachable over SSH with its engine answering; with `pull`, the image pulled everywhere. */
   async preflight(
-    hosts: readonly TargetInstance[],
+    hosts: ReadonlyArray<{ instanceId: string; address: string; name?: string | undefined }>,
     options: { image: string; auth: RegistryAuth | undefined; pull: boolean; concurrency: number; run: StepRunner; startCheck?: { spec: ContainerSpec; seconds: number } },
   ): Promise<Map<string, HostSession>> {
     const sessions = new Map<string, HostSession>();
@@ -157,178 +170,353 @@ export class ReleaseRunner implements Rollout {
     return sessions;
   }
 
-  async run(release: AcceptedRelease, context: RolloutContext): Promise<RolloutOutcome> {
-    const { chat } = this.effects;
-    const settings = release.releaseConfig.rollout;
+  async run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
     const log = context.logger;
-    const image = release.request.image;
-    const run = createStepRunner(log, this.effects.journal);
-    if (!settings) return { status: 'refused', reason: `no rollout is configured for ${release.request.target.stack}/${release.request.target.release}` };
-
-    let resolved: ResolvedTarget;
-    let plan: ReleasePlan;
-    let sessions: Map<string, HostSession>;
-    let spec: ContainerSpec;
-    try {
-      resolved = await run('resolve', undefined, () => this.resolve(release, settings));
-      plan = this.plan(resolved, settings);
-      log.info({ hosts: resolved.hosts.length, batches: plan.batches.length, loadBalancers: plan.loadBalancers.map((lb) => lb.id), suspend: plan.suspend, muteAlarms: plan.muteAlarms }, 'release planned');
-      spec = containerSpec(settings, { image, target: resolved.target, releaseId: release.request.releaseId, requestedBy: release.request.requestedBy });
-      sessions = await this.preflight(resolved.hosts, {
-        image,
-        auth: this.effects.registryAuth(release),
-        pull: true,
-        concurrency: settings.policy.pullConcurrency,
-        run,
-        startCheck: { spec: startCheckSpec(spec, release.request.releaseId), seconds: settings.policy.startCheckSeconds },
-      });
-    } catch (error) {
-      const reason = error instanceof StepFailure && error.cause instanceof Refusal ? error.cause.message : (error as Error).message;
-      chat.post(say.releaseRefused({ target: describe(release), image, releaseId: release.request.releaseId, reason }));
-      return { status: 'refused', reason };
+    const steps = createStepLog(log, this.effects.journal);
+    if (isFinal(release.record.status)) return outcomeOf(release.record);
+    const { request } = release.record;
+    if (release.record.status !== 'accepted') {
+      const found = whereItStands(release.record);
+      log.warn({ found, occasion: context.occasion, attempts: release.record.attempts, damaged: release.record.damaged }, 'resuming an unfinished release');
+      this.effects.chat.post(say.releaseResumed({ target: release.record.target, image: request.image, releaseId: release.releaseId, found, occasion: context.occasion === 'repair' ? 'repair' : 'redelivered' }));
     }
+    await release.update((draft) => {
+      draft.attempts += 1;
+      draft.owner = { ...draft.owner, worker: this.effects.workerId ?? draft.owner?.worker ?? 'worker' };
+      if (draft.status === 'interrupted') draft.status = 'running';
+    });
 
-    const started = Date.now();
-    chat.post(say.releaseStarted({ target: resolved.target, image, requestedBy: release.request.requestedBy, hosts: resolved.hosts.map(hostLabel), releaseId: release.request.releaseId, source: release.request.source }));
-    const suspended: Record<string, string[]> = {};
-    const muted: string[] = [];
-    let outcome: RolloutOutcome;
+    let sessions = new Map<string, HostSession>();
     try {
-      // Step 6. Recorded before each call, so a call that fails after AWS applied it is undone too:
-      // these processes were not suspended before, so resuming them is always right.
-      for (const [group, processes] of Object.entries(plan.suspend)) {
-        suspended[group] = [...processes];
-        await run('suspend-auto-scaling', undefined, () => this.effects.autoScaling.suspend(group, processes));
+      if (!release.record.plan) {
+        const prepared = await this.prepare(release, context, steps);
+        if ('refused' in prepared) return prepared.refused;
+        sessions = prepared.sessions;
+      } else {
+        sessions = await this.reconnect(release, steps, log);
       }
-      if (plan.muteAlarms.length > 0) {
-        muted.push(...plan.muteAlarms);
-        await run('mute-alarms', undefined, () => this.effects.alarms.disable(plan.muteAlarms));
-      }
-      outcome = await this.rollHosts({ release, settings, resolved, plan, sessions, spec, run, log, stopRequested: context.stopRequested, started });
-    } catch (error) {
-      log.error({ err: error }, 'release failed before any host was touched');
-      outcome = { status: 'failed', reason: (error as Error).message };
-      chat.post(say.releaseFailed({ target: resolved.target, image, step: 'prepare', reason: (error as Error).message, rolledBack: [] }));
+      return await this.carry(release, sessions, context, steps);
     } finally {
-      await this.restoreScaling(suspended, muted, run, log);
       await Promise.all([...sessions.values()].map((s) => s.close().catch(() => undefined)));
     }
-    return outcome;
   }
 
-  private async rollHosts(inHand: ReleaseInHand): Promise<RolloutOutcome> {
-    const { release, settings, resolved, plan, sessions, spec, run, log, started } = inHand;
-    const { chat } = this.effects;
-    const image = release.request.image;
-    const timings = await Promise.all(plan.loadBalancers.map((lb) => this.effects.loadBalancers.timings(lb)));
-    const drainTimeoutMs = (settings.loadBalancers.drainTimeoutSeconds ?? Math.max(0, ...timings.map((t) => t.drainingSeconds))) * 1000 + 5_000;
-    const inServiceTimeoutMs = (settings.loadBalancers.inServiceTimeoutSeconds ?? Math.max(0, ...timings.map((t) => t.healthCheckSeconds)) + 30) * 1000;
-    const contextFor = (host: TargetInstance): HostContext => ({
-      host,
-      session: sessions.get(host.instanceId)!,
-      loadBalancers: plan.loadBalancers,
-      lb: this.effects.loadBalancers,
-      settings,
-      spec,
-      previousName: previousContainerName(spec.name, release.request.releaseId),
-      drainTimeoutMs,
-      inServiceTimeoutMs,
-      run,
-      ...(this.effects.pollMs !== undefined ? { pollMs: this.effects.pollMs } : {}),
-    });
-    const warn = (message: string) => log.warn(message);
-    const done: TargetInstance[] = [];
-    const reports: HostReport[] = [];
-    const total = resolved.hosts.length;
+  /** A new release: resolved, planned, preflighted, and everything it will change recorded as it is now. */
+  private async prepare(release: RecordedRelease, context: RolloutContext, steps: StepLog): Promise<{ sessions: Map<string, HostSession> } | { refused: RolloutOutcome }> {
+    const { request, deployment, releaseId } = release.record;
+    const target = release.record.target;
+    const settings = context.releaseConfig?.rollout;
+    let sessions: Map<string, HostSession> | undefined;
+    try {
+      if (!context.releaseConfig) throw new Refusal(`this worker no longer serves ${request.target.stack}/${request.target.release}`);
+      if (!settings) throw new Refusal(`no rollout is configured for ${request.target.stack}/${request.target.release}`);
+      const resolved = await steps.run('resolve', undefined, () => this.resolve(request, deployment, settings));
+      const plan = this.plan(resolved, settings);
+      context.logger.info({ hosts: resolved.hosts.length, batches: plan.batches.length, loadBalancers: plan.loadBalancers.map((lb) => lb.id), suspend: plan.suspend, muteAlarms: resolved.alarms.map((a) => a.name) }, 'release planned');
+      const spec = containerSpec(settings, { image: request.image, target: resolved.target, releaseId, requestedBy: request.requestedBy });
+      sessions = await this.preflight(resolved.hosts, {
+        image: request.image,
+        auth: this.effects.registryAuth(request),
+        pull: true,
+        concurrency: settings.policy.pullConcurrency,
+        run: steps.run,
+        startCheck: { spec: startCheckSpec(spec, releaseId), seconds: settings.policy.startCheckSeconds },
+      });
+      const open = sessions;
+      const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
+      const timings = await Promise.all(plan.loadBalancers.map((lb) => this.effects.loadBalancers.timings(lb)));
+      const recordedPlan: RecordedPlan = {
+        settings,
+        spec,
+        loadBalancers: [...plan.loadBalancers],
+        batches: plan.batches.map((batch) => batch.map((host) => host.instanceId)),
+        batchSize: plan.batchSize,
+        minHealthy: plan.minHealthy,
+        onFailure: plan.onFailure,
+        drainTimeoutMs: (settings.loadBalancers.drainTimeoutSeconds ?? Math.max(0, ...timings.map((t) => t.drainingSeconds))) * 1000 + 5_000,
+        inServiceTimeoutMs: (settings.loadBalancers.inServiceTimeoutSeconds ?? Math.max(0, ...timings.map((t) => t.healthCheckSeconds)) + 30) * 1000,
+      };
+      const mode = settings.alarmMuting.mode;
+      // Recorded before the first effect: afterwards the fleet no longer says what it was.
+      await release.update((draft) => {
+        draft.plan = recordedPlan;
+        draft.hosts = Object.fromEntries(hosts.map((host) => [host.instanceId, host]));
+        draft.scaling = Object.fromEntries(resolved.groups.map((group) => [group.name, { before: [...group.suspended], suspend: [...(plan.suspend[group.name] ?? [])], phase: 'planned' as const }]));
+        if (resolved.alarms.length > 0) {
+          draft.alarms = { mode, names: resolved.alarms.map((a) => a.name), disable: mode === 'disable-actions' ? [...plan.muteAlarms] : [], phase: 'planned' };
+        }
+        draft.status = 'running';
+      });
+    } catch (error) {
+      if (sessions) await Promise.all([...sessions.values()].map((s) => s.close().catch(() => undefined)));
+      const reason = error instanceof StepFailure && error.cause instanceof Refusal ? error.cause.message : (error as Error).message;
+      await release.update((draft) => {
+        draft.status = 'refused';
+        draft.reason = reason;
+        draft.finishedAt = new Date().toISOString();
+      });
+      this.effects.chat.post(say.releaseRefused({ target, image: request.image, releaseId, reason }));
+      return { refused: { status: 'refused', reason } };
+    }
+    this.effects.chat.post(
+      say.releaseStarted({ target, image: request.image, requestedBy: request.requestedBy, hosts: Object.values(release.record.hosts).map(hostLabel), releaseId, source: request.source }),
+    );
+    return { sessions };
+  }
 
-    for (const batch of plan.batches) {
-      if (inHand.stopRequested.aborted) {
-        // A safe point: every host is on one healthy container and in service.
-        return { status: 'stopped', reason: `stopped after ${done.length} of ${total} host(s) on request` };
+  /** A host as it is before the release touches it: its live container and the load balancers it is in. */
+  private async observeBefore(host: TargetInstance, session: HostSession, spec: ContainerSpec, loadBalancers: readonly LoadBalancerRef[], target: string): Promise<HostRecord> {
+    const named = await session.inspect(spec.name);
+    const live =
+      named?.state === 'running'
+        ? named
+        : (await session.list({ 'harbormaster.target': target })).find((c) => c.state === 'running' && c.labels[START_CHECK_LABEL] !== 'true');
+    const registeredIn: string[] = [];
+    for (const lb of loadBalancers) if (REGISTERED.has(await this.effects.loadBalancers.membership(lb, host.instanceId))) registeredIn.push(loadBalancerKey(lb));
+    return {
+      instanceId: host.instanceId,
+      address: host.address,
+      ...(host.name ? { name: host.name } : {}),
+      before: { registeredIn, live: live ? { id: live.id, name: live.name, image: live.image } : null },
+      progress: 'pending',
+    };
+  }
+
+  /** Sessions for a release taken up again; going forward, the image pulled again where a host still needs it. */
+  private async reconnect(release: RecordedRelease, steps: StepLog, log: Logger): Promise<Map<string, HostSession>> {
+    const plan = release.record.plan!;
+    const hosts = Object.values(release.record.hosts);
+    const sessions = new Map<string, HostSession>();
+    const forward = release.record.direction === 'forward';
+    const results = await bounded(hosts, plan.settings.policy.pullConcurrency, async (host) => {
+      let lastError: unknown;
+      for (let attempt = 1; attempt <= 3; attempt += 1) {
+        try {
+          const session = await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address));
+          sessions.set(host.instanceId, session);
+          break;
+        } catch (error) {
+          lastError = error;
+          if (attempt < 3) await sleep(1_000 * attempt);
+        }
       }
-      const reached = new Map(batch.map((host) => [host.instanceId, new Set<HostStep>()]));
-      const results = await Promise.allSettled(
-        batch.map(async (host) => {
-          const ctx = contextFor(host);
-          const live = await ctx.session.inspect(spec.name);
-          // Already on this release (a redelivery after a stop): nothing to do on this host.
-          if (live?.running && live.labels['harbormaster.release-id'] === release.request.releaseId) return undefined;
-          return swapHost(ctx, plan.hostSteps, reached.get(host.instanceId)!, warn);
+      const session = sessions.get(host.instanceId);
+      if (!session) throw lastError;
+      if (forward && host.progress !== 'released') await steps.run('pull', hostLabel(host), () => session.pull(release.record.request.image, this.effects.registryAuth(release.record.request)));
+    });
+    const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ host: hosts[index]!, error: result.reason as Error }] : []));
+    if (failures.length > 0 && forward) {
+      const { host, error } = failures[0]!;
+      const reason = error instanceof StepFailure ? error.reason : error.message;
+      log.warn({ host: hostLabel(host), reason }, 'the release cannot go on: turning back');
+      await release.update((draft) => {
+        draft.direction = 'back';
+        draft.failure = { host: hostLabel(host), step: error instanceof StepFailure ? error.step : 'connect', reason };
+      });
+    }
+    return sessions;
+  }
+
+  private hostContext(release: RecordedRelease, context: RolloutContext, steps: StepLog): HostReconcilerContext {
+    const plan = release.record.plan!;
+    const terms: ReleaseTerms = {
+      releaseId: release.releaseId,
+      containerName: plan.spec.name,
+      loadBalancers: plan.loadBalancers.map(loadBalancerKey),
+      smoke: plan.settings.smoke !== undefined,
+      useImageHealthcheck: plan.settings.health.useImageHealthcheck,
+      healthTimeoutMs: plan.settings.health.timeoutSeconds * 1000,
+      drainTimeoutMs: plan.drainTimeoutMs,
+      inServiceTimeoutMs: plan.inServiceTimeoutMs,
+    };
+    return {
+      release,
+      plan,
+      terms,
+      target: release.record.target,
+      loadBalancers: this.effects.loadBalancers,
+      steps,
+      log: context.logger,
+      pollMs: this.effects.pollMs ?? 500,
+      rollbackRetryMs: this.effects.rollbackRetryMs ?? 120_000,
+      probe: this.effects.probe ?? probeHttp,
+    };
+  }
+
+  /** From wherever the record stands to the end: suspend, hosts forward (or back), restore, report. */
+  private async carry(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, steps: StepLog): Promise<RolloutOutcome> {
+    const log = context.logger;
+    const { chat } = this.effects;
+    const plan = release.record.plan!;
+    const muteWindowMs = this.effects.muteWindowMs ?? plan.settings.alarmMuting.windowMinutes * 60_000;
+    const started = Date.now();
+    const hostCtx = this.hostContext(release, context, steps);
+    const reports: Array<{ host: string } & HostTimings> = [];
+    let interrupted = false;
+    const rolledBack: string[] = [];
+    const attention: string[] = [];
+
+    const stopRenewing = keepMuted(release, this.effects, muteWindowMs, log);
+    try {
+      if (release.record.direction === 'forward') {
+        try {
+          await suspendAndMute(release, this.effects, steps, muteWindowMs);
+        } catch (error) {
+          const reason = error instanceof StepFailure ? error.reason : (error as Error).message;
+          const step = error instanceof StepFailure ? error.step : 'prepare';
+          log.error({ err: error }, 'release failed before any host was touched');
+          await release.update((draft) => {
+            draft.direction = 'back';
+            draft.failure = { step: 'prepare', reason: `${step}: ${reason}` };
+          });
+        }
+      }
+      if (release.record.direction === 'forward') {
+        interrupted = (await this.forward(release, sessions, context, hostCtx, reports)) === 'interrupted';
+      }
+      if (release.record.direction === 'back') await this.back(release, sessions, hostCtx, rolledBack, attention);
+    } finally {
+      stopRenewing();
+    }
+
+    await restoreScalingAndAlarms(
+      release,
+      this.effects,
+      steps,
+      {
+        pending: (left, attempt, retryInMs) => {
+          log.error({ pending: left, attempt, retryInMs }, 'restoring Auto Scaling or alarms failed: still pending, trying again');
+          // Loud at first, then every tenth attempt: a stuck restore is not forgotten, nor spammed.
+          if (attempt === 1 || attempt % 10 === 0) chat.post(say.restorePending({ target: release.record.target, left, attempt, retryInMs }));
+        },
+        restored: (attempts) => {
+          log.info({ attempts }, 'Auto Scaling and alarms restored after retrying');
+          chat.post(say.restoreConfirmed({ target: release.record.target, attempts }));
+        },
+      },
+      this.effects.restoreBackoff,
+    );
+
+    const record = release.record;
+    const total = Object.keys(record.hosts).length;
+    const image = record.request.image;
+    if (interrupted) {
+      const released = Object.values(record.hosts).filter((h) => h.progress === 'released').length;
+      const reason = `stopped on request at a safe point: ${released} of ${total} host(s) released`;
+      await release.update((draft) => {
+        draft.status = 'interrupted';
+        draft.reason = reason;
+      });
+      chat.post(say.releaseInterrupted({ target: record.target, image, released, total }));
+      return { status: 'stopped', reason };
+    }
+    if (record.direction === 'forward') {
+      await this.prune(release, sessions, log);
+      const durationMs = Date.now() - started;
+      log.info({ durationMs, hosts: reports }, 'all hosts released');
+      await release.update((draft) => {
+        draft.status = 'succeeded';
+        draft.finishedAt = new Date().toISOString();
+        delete draft.reason;
+      });
+      chat.post(say.releaseSucceeded({ target: record.target, image, hosts: Object.values(record.hosts).map(hostLabel), durationMs }));
+      return { status: 'succeeded', hosts: total };
+    }
+    const failure = record.failure ?? { step: 'unknown', reason: 'the release turned back' };
+    const status = attention.length > 0 ? 'failed' : 'rolled-back';
+    const reason = `${failure.host ? `${failure.host}: ` : ''}${failure.step}: ${failure.reason}`;
+    await release.update((draft) => {
+      draft.status = status;
+      draft.reason = reason;
+      draft.finishedAt = new Date().toISOString();
+      if (attention.length > 0) draft.attention = attention;
+    });
+    chat.post(say.releaseFailed({ target: record.target, image, ...(failure.host ? { host: failure.host } : {}), step: failure.step, reason: failure.reason, rolledBack, attention }));
+    return { status, reason };
+  }
+
+  /** Batch by batch towards the new image; resolves early when the release turns back or is asked to stop. */
+  private async forward(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, hostCtx: HostReconcilerContext, reports: Array<{ host: string } & HostTimings>): Promise<'done' | 'turned-back' | 'interrupted'> {
+    const plan = release.record.plan!;
+    const total = Object.keys(release.record.hosts).length;
+    for (const batch of plan.batches) {
+      const todo = batch.filter((id) => release.record.hosts[id] && release.record.hosts[id]!.progress !== 'released');
+      if (todo.length === 0) continue;
+      // A safe point: every host is whole. A batch caught half-way (after a crash) is finished first.
+      if (context.stopRequested.aborted && todo.every((id) => release.record.hosts[id]!.progress === 'pending')) return 'interrupted';
+      const results = await Promise.all(
+        todo.map(async (id): Promise<HostResult> => {
+          const session = sessions.get(id);
+          if (!session) return { status: 'failed', step: 'connect', reason: 'the host cannot be reached' };
+          return reconcileHost(hostCtx, id, session, 'new');
         }),
       );
-      const failed: Array<{ host: TargetInstance; error: Error }> = [];
+      const failed: Array<{ id: string; step: string; reason: string }> = [];
       results.forEach((result, index) => {
-        const host = batch[index]!;
-        if (result.status === 'rejected') {
-          failed.push({ host, error: result.reason as Error });
-          return;
-        }
-        done.push(host);
-        if (result.value) {
-          reports.push({ instanceId: host.instanceId, address: host.address, ...result.value });
-          log.info({ host: hostLabel(host), ...result.value }, 'host released');
-          chat.post(say.hostProgress({ target: resolved.target, host: hostLabel(host), index: done.length, total, durationMs: result.value.outOfServiceMs, outOfServiceMs: result.value.outOfServiceMs }));
+        const id = todo[index]!;
+        const host = release.record.hosts[id]!;
+        if (result.status === 'done') {
+          reports.push({ host: hostLabel(host), ...result.timings });
+          context.logger.info({ host: hostLabel(host), ...result.timings }, 'host released');
+          const released = Object.values(release.record.hosts).filter((h) => h.progress === 'released').length;
+          this.effects.chat.post(say.hostProgress({ target: release.record.target, host: hostLabel(host), index: released, total, durationMs: result.timings.outOfServiceMs, outOfServiceMs: result.timings.outOfServiceMs }));
+        } else {
+          failed.push({ id, step: result.step, reason: result.reason });
         }
       });
       if (failed.length > 0) {
-        const rolledBack: string[] = [];
-        for (const { host } of failed) {
-          await this.safely(log, `putting ${hostLabel(host)} back on its previous container`, () => restoreHost(contextFor(host), reached.get(host.instanceId)!, warn));
-          rolledBack.push(hostLabel(host));
-        }
-        if (plan.onFailure === 'all') {
-          for (const host of [...done].reverse()) {
-            const all = new Set<HostStep>(plan.hostSteps);
-            await this.safely(log, `rolling ${hostLabel(host)} back`, () => restoreHost(contextFor(host), all, warn));
-            rolledBack.push(hostLabel(host));
-          }
-        }
         const first = failed[0]!;
-        const step = first.error instanceof StepFailure ? first.error.step : 'unknown';
-        const reason = first.error instanceof StepFailure ? first.error.reason : first.error.message;
-        chat.post(say.releaseFailed({ target: resolved.target, image, host: hostLabel(first.host), step, reason, rolledBack }));
-        return { status: 'failed', reason: `${hostLabel(first.host)}: ${step}: ${reason}` };
+        await release.update((draft) => {
+          draft.direction = 'back';
+          draft.failure = { host: hostLabel(draft.hosts[first.id]!), step: first.step, reason: first.reason };
+        });
+        return 'turned-back';
       }
     }
-
-    for (const host of resolved.hosts) {
-      await this.safely(log, `removing old containers on ${hostLabel(host)}`, async () => {
-        const removed = await pruneOldContainers(contextFor(host), resolved.target, settings.policy.keepOldContainers);
-        if (removed > 0) log.info({ host: hostLabel(host), removed }, 'old containers removed');
-      });
-    }
-    const durationMs = Date.now() - started;
-    log.info({ durationMs, hosts: reports }, 'all hosts released');
-    chat.post(say.releaseSucceeded({ target: resolved.target, image, hosts: resolved.hosts.map(hostLabel), durationMs }));
-    return { status: 'succeeded', hosts: total };
+    return 'done';
   }
 
-  /** Step 10: resume exactly what was suspended, enable exactly what was muted, then check it. */
-  private async restoreScaling(suspended: Record<string, string[]>, muted: string[], run: StepRunner, log: Logger): Promise<void> {
-    for (const [group, processes] of Object.entries(suspended)) {
-      await this.safely(log, `resuming ${group}`, () => run('resume-auto-scaling', undefined, () => this.effects.autoScaling.resume(group, processes)));
-      await this.safely(log, `checking ${group}`, async () => {
-        const still = (await this.effects.autoScaling.describe(group)).suspended.filter((p) => processes.includes(p));
-        if (still.length > 0) throw new Error(`${group} still has ${still.join(', ')} suspended after resuming`);
-      });
-    }
-    if (muted.length > 0) {
-      await this.safely(log, 'enabling alarm actions', () => run('unmute-alarms', undefined, () => this.effects.alarms.enable(muted)));
-      await this.safely(log, 'checking alarm actions', async () => {
-        const states = await this.effects.alarms.actionsEnabled(muted);
-        const off = [...states].filter(([, enabled]) => !enabled).map(([name]) => name);
-        if (off.length > 0) throw new Error(`alarm actions still disabled after enabling: ${off.join(', ')}`);
-      });
-    }
+  /**
+   * Back after a failure: first the hosts caught half-way (already out of service), side by side; then,
+   * with policy `all`, the released hosts one at a time, last first. Hosts never touched stay as they are.
+   */
+  private async back(release: RecordedRelease, sessions: Map<string, HostSession>, hostCtx: HostReconcilerContext, rolledBack: string[], attention: string[]): Promise<void> {
+    const plan = release.record.plan!;
+    const order = plan.batches.flat();
+    const midway = order.filter((id) => ['in-progress', 'attention'].includes(release.record.hosts[id]?.progress ?? 'pending'));
+    const released = order.filter((id) => ['released', 'kept'].includes(release.record.hosts[id]?.progress ?? 'pending')).reverse();
+    const goalOf = (id: string): 'new' | 'old' => (midway.includes(id) || plan.onFailure === 'all' ? 'old' : 'new');
+    const settle = async (id: string) => {
+      const host = release.record.hosts[id]!;
+      const session = sessions.get(id);
+      const result: HostResult = session ? await reconcileHost(hostCtx, id, session, goalOf(id)) : { status: 'attention', step: 'connect', reason: 'the host cannot be reached' };
+      if (result.status === 'done' && result.on === 'old' && goalOf(id) === 'old') rolledBack.push(hostLabel(host));
+      if (result.status !== 'done') {
+        attention.push(`${hostLabel(host)}: ${result.reason}`);
+        if (result.status === 'attention' && !session) await release.update((draft) => void Object.assign(draft.hosts[id]!, { progress: 'attention', attention: result.reason }));
+      }
+    };
+    await Promise.all(midway.map(settle));
+    for (const id of released) await settle(id);
   }
 
-  /** Runs a restoring action; its failure is logged and told to chat loudly but never stops the other restorations. */
-  private async safely(log: Logger, what: string, action: () => Promise<void>): Promise<void> {
-    try {
-      await action();
-    } catch (error) {
-      log.error({ err: error }, `${what} failed: the fleet needs attention`);
-      this.effects.chat.post(say.needsAttention({ what, reason: (error as Error).message }));
+  /** Removes this target's stopped previous containers beyond the number kept for rollback. */
+  private async prune(release: RecordedRelease, sessions: Map<string, HostSession>, log: Logger): Promise<void> {
+    const plan = release.record.plan!;
+    const name = plan.spec.name;
+    for (const host of Object.values(release.record.hosts)) {
+      const session = sessions.get(host.instanceId);
+      if (!session) continue;
+      try {
+        const old = (await session.list({ 'harbormaster.target': release.record.target }))
+          .filter((c) => !c.running && (c.name.startsWith(`${name}-previous-`) || c.name.startsWith(`${name}-displaced-`)))
+          .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+        const surplus = old.slice(plan.settings.policy.keepOldContainers);
+        for (const container of surplus) await session.remove(container.id);
+        if (surplus.length > 0) log.info({ host: hostLabel(host), removed: surplus.length }, 'old containers removed');
+      } catch (error) {
+        log.warn({ host: hostLabel(host), err: error }, 'removing old containers failed; they stay until the next release');
+      }
     }
   }
 }
@@ -338,7 +526,7 @@ export class ReleaseRunner implements Rollout {
  * watched for a few seconds: an image that exits at start is refused before any host leaves service.
  */
 function startCheckSpec(spec: ContainerSpec, releaseId: string): ContainerSpec {
-  return { ...spec, name: `${spec.name}-start-check-${releaseId.slice(0, 8)}`, ports: [], restartPolicy: 'no', labels: { ...spec.labels, 'harbormaster.start-check': 'true' } };
+  return { ...spec, name: `${spec.name}-start-check-${releaseId.slice(0, 8)}`, ports: [], restartPolicy: 'no', labels: { ...spec.labels, [START_CHECK_LABEL]: 'true' } };
 }
 
 async function startCheck(session: HostSession, spec: ContainerSpec, seconds: number): Promise<void> {
@@ -353,9 +541,4 @@ async function startCheck(session: HostSession, spec: ContainerSpec, seconds: nu
   } finally {
     await session.remove(id).catch(() => undefined);
   }
-}
-
-function describe(release: AcceptedRelease): string {
-  const { stack, release: name } = release.request.target;
-  return `${stack}/${name}/${release.deployment}`;
 }

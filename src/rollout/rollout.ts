@@ -1,24 +1,35 @@
+import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
-import type { AcceptedRelease } from '../request/acceptance.js';
+import type { RecordedRelease } from '../state/recorded-release.js';
 
-// The boundary between the queue worker and the rolling release engine. The worker hands every
-// accepted, authenticated request to a Rollout and acknowledges the message when it returns.
+// The boundary between the queue worker and the rolling release engine. The worker claims a
+// release in its store and hands the recorded release to a Rollout, which carries it to its end
+// (or to a safe point, when asked to stop) and records how it ended.
 
 export interface RolloutContext {
   readonly logger: Logger;
   /**
-   * Aborted when the worker is asked to stop: the rollout reaches its next safe point (the host in
-   * hand back in service, Auto Scaling and alarms restored) and returns.
+   * Aborted when the worker is asked to stop: the rollout reaches its next safe point (every host
+   * whole and in service as before, Auto Scaling and alarms restored) and returns `stopped`.
    */
   readonly stopRequested: AbortSignal;
+  /** The release as this worker's configuration serves it now; undefined when it no longer does. */
+  readonly releaseConfig: ReleaseConfig | undefined;
+  /** new: first acceptance; redelivered: a known release whose request came again; repair: found unfinished at start. */
+  readonly occasion: 'new' | 'redelivered' | 'repair';
 }
 
 export type RolloutOutcome =
   | { status: 'succeeded'; hosts: number }
+  /** The release failed; the hosts it touched are back as the policy says; Auto Scaling and alarms restored. */
+  | { status: 'rolled-back'; reason: string }
+  /** The release failed and something could not be put back: it needs a person. */
   | { status: 'failed'; reason: string }
+  /** Nothing was changed (no instance, preflight failed, superseded). */
   | { status: 'refused'; reason: string }
+  /** Stopped at a safe point on request; the release is resumed by the next start. */
   | { status: 'stopped'; reason: string };
 
 export interface Rollout {
-  run(release: AcceptedRelease, context: RolloutContext): Promise<RolloutOutcome>;
+  run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome>;
 }

@@ -1,7 +1,10 @@
 import type { Logger } from '../log/logger.js';
 
-// Every step of a release goes through here: logged before and after with host, step and duration,
-// and told to an optional journal, so that a record of each step exists before it has any effect.
+// Every step of a release is logged when it starts and when it ends (`step started`, then `step
+// done` or `step failed`, with `host`, `step` and `durationMs`), and told to an optional journal.
+// These lines are an interface: ops and their tools follow a release with them (see the README).
+// A step is either one action (`run`) or a span opened and closed by its caller (`open`), for a
+// wait that lasts several observations of a host.
 
 export interface StepJournal {
   begin(entry: { host?: string; step: string }): Promise<void> | void;
@@ -22,23 +25,57 @@ export class StepFailure extends Error {
 
 export type StepRunner = <T>(step: string, host: string | undefined, action: () => Promise<T>) => Promise<T>;
 
-export function createStepRunner(logger: Logger, journal?: StepJournal): StepRunner {
-  return async (step, host, action) => {
-    const started = Date.now();
-    await journal?.begin({ step, ...(host ? { host } : {}) });
-    logger.debug({ host, step }, 'step started');
+export interface OpenStep {
+  readonly step: string;
+  readonly startedAt: number;
+  done(): Promise<number>;
+  failed(reason: string, error?: unknown): Promise<number>;
+}
+
+export interface StepLog {
+  readonly run: StepRunner;
+  open(step: string, host: string | undefined): Promise<OpenStep>;
+}
+
+export function createStepLog(logger: Logger, journal?: StepJournal): StepLog {
+  const open = async (step: string, host: string | undefined): Promise<OpenStep> => {
+    const startedAt = Date.now();
+    const where = host ? { host } : {};
+    logger.info({ ...where, step }, 'step started');
+    await journal?.begin({ step, ...where });
+    return {
+      step,
+      startedAt,
+      async done() {
+        const durationMs = Date.now() - startedAt;
+        logger.info({ ...where, step, durationMs }, 'step done');
+        await journal?.end({ step, ok: true, durationMs, ...where });
+        return durationMs;
+      },
+      async failed(reason, error) {
+        const durationMs = Date.now() - startedAt;
+        logger.warn({ ...where, step, durationMs, reason, ...(error !== undefined ? { err: error } : {}) }, 'step failed');
+        await journal?.end({ step, ok: false, durationMs, error: reason, ...where });
+        return durationMs;
+      },
+    };
+  };
+  const run: StepRunner = async (step, host, action) => {
+    const span = await open(step, host);
+    let result;
     try {
-      const result = await action();
-      const durationMs = Date.now() - started;
-      logger.info({ host, step, durationMs }, 'step done');
-      await journal?.end({ step, ok: true, durationMs, ...(host ? { host } : {}) });
-      return result;
+      result = await action();
     } catch (error) {
-      const durationMs = Date.now() - started;
       const reason = error instanceof StepFailure ? error.reason : (error as Error).message;
-      logger.warn({ host, step, durationMs, err: error }, 'step failed');
-      await journal?.end({ step, ok: false, durationMs, error: reason, ...(host ? { host } : {}) });
+      await span.failed(reason, error);
       throw error instanceof StepFailure ? error : new StepFailure(step, host, reason, { cause: error });
     }
+    await span.done();
+    return result;
   };
+  return { run, open };
+}
+
+export function createStepRunner(logger: Logger, journal?: StepJournal): StepRunner {
+  return createStepLog(logger, journal).run;
 }

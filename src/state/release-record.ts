@@ -54,6 +54,8 @@ export interface HostRecord {
   progress: HostProgress;
   /** The last effect decided for the host, recorded before it was carried out. */
   intent?: { readonly action: string; readonly at: string };
+  /** How the last effect ended, recorded after it (observation still decides what holds). */
+  outcome?: { readonly action: string; readonly at: string; readonly ok: boolean; readonly error?: string };
   /** Set with the intent to deregister: draining is timed from here. */
   deregisteredAt?: string;
   /** Set with the intent to register: the in-service wait is timed from here. */

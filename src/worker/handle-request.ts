@@ -1,13 +1,19 @@
 import type { Logger } from '../log/logger.js';
-import { judgeMessage, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
+import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
 import { describeTarget } from '../request/release-request.js';
 import type { QueueMessage, WorkQueue } from '../queue/sqs-queue.js';
 import type { Rollout, RolloutOutcome } from '../rollout/rollout.js';
-import type { ReleaseLedger } from './release-ledger.js';
+import { isFinal, newReleaseRecord, whereItStands, type ReleaseRecord } from '../state/release-record.js';
+import { RecordedRelease } from '../state/recorded-release.js';
+import { DamagedRecordError, type ReleaseStore } from '../state/release-store.js';
+import { carryRelease } from './carry-release.js';
 
-// What the worker does with one message: judge it, refuse it into the dead-letter queue, or hand it
-// to the rollout and acknowledge it once the rollout has returned (success or failure: the rollout
-// has restored the fleet either way, and retrying a failed release is a new request's job).
+// What the worker does with one message. An unauthentic or malformed message is refused into the
+// dead-letter queue. A request whose release the store already knows is never judged again as if it
+// were new: a finished one is acknowledged, an unfinished one is carried on from its record (whatever
+// its age). Only a request seen for the first time is judged (its age, the target, the image), then
+// claimed in the store and handed to the rollout. The message is acknowledged once the release has
+// ended; a release stopped at a safe point leaves it on the queue.
 
 export interface RefusalNotice {
   readonly code: RefusalCode;
@@ -20,67 +26,79 @@ export interface RequestHandlerDeps {
   readonly queue: WorkQueue;
   readonly policy: AcceptancePolicy;
   readonly rollout: Rollout;
-  readonly ledger: ReleaseLedger;
+  readonly store: ReleaseStore;
   readonly logger: Logger;
+  readonly workerId: string;
   readonly now?: () => Date;
   /** Told of every refusal (chat); must not throw or block for long. */
   readonly onRefused?: (notice: RefusalNotice) => Promise<void> | void;
+  /** Told when a release's record cannot be read at all (chat). */
+  readonly onUnreadable?: (error: DamagedRecordError) => void;
 }
 
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? (() => new Date());
-  return async function handleRequest(message: QueueMessage, context: { stopRequested: AbortSignal }): Promise<void> {
-    const verdict = judgeMessage(message.body, deps.policy, now());
-    if (!verdict.ok) {
-      const notice: RefusalNotice = { code: verdict.code, reason: verdict.reason, messageId: message.id, ...(verdict.releaseId ? { releaseId: verdict.releaseId } : {}) };
-      deps.logger.warn({ messageId: message.id, releaseId: verdict.releaseId, refusal: verdict.code, reason: verdict.reason }, 'request refused');
-      await deps.queue.deadLetter(message, verdict);
-      try {
-        await deps.onRefused?.(notice);
-      } catch (error) {
-        deps.logger.warn({ err: error }, 'reporting the refusal failed');
-      }
-      return;
-    }
 
-    const { release } = verdict;
-    const log = deps.logger.child({
-      releaseId: release.request.releaseId,
-      target: describeTarget(release.request.target),
-      deployment: release.deployment,
-      image: release.request.image,
-    });
-    const earlier = await deps.ledger.finished(release.request.releaseId);
-    if (earlier) {
-      log.info({ finishedAt: earlier.finishedAt, outcome: earlier.outcome }, 'release already done; duplicate delivery acknowledged without a rollout');
+  const refuse = async (message: QueueMessage, refusal: { code: RefusalCode; reason: string; releaseId?: string }) => {
+    const notice: RefusalNotice = { code: refusal.code, reason: refusal.reason, messageId: message.id, ...(refusal.releaseId ? { releaseId: refusal.releaseId } : {}) };
+    deps.logger.warn({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason }, 'request refused');
+    await deps.queue.deadLetter(message, refusal);
+    try {
+      await deps.onRefused?.(notice);
+    } catch (error) {
+      deps.logger.warn({ err: error }, 'reporting the refusal failed');
+    }
+  };
+
+  return async function handleRequest(message: QueueMessage, context: { stopRequested: AbortSignal }): Promise<void> {
+    const opened = openRequest(message.body, deps.policy.keys);
+    if (!opened.ok) return refuse(message, opened);
+    const { request, keyId } = opened;
+    const log = deps.logger.child({ releaseId: request.releaseId, target: describeTarget(request.target), image: request.image });
+
+    let known: ReleaseRecord | undefined;
+    try {
+      known = await deps.store.get(request.releaseId);
+    } catch (error) {
+      if (!(error instanceof DamagedRecordError)) throw error;
+      // Starting it over would take what the damaged release changed for "before": leave it to a person.
+      log.error({ err: error }, 'the record of this release cannot be read: the request is acknowledged and its target left as it is');
+      deps.onUnreadable?.(error);
       await deps.queue.acknowledge(message);
       return;
     }
 
-    log.info({ requestedBy: release.request.requestedBy, source: release.request.source, receiveCount: message.receiveCount }, 'request accepted');
-    const started = Date.now();
-    let outcome: RolloutOutcome;
-    try {
-      outcome = await deps.rollout.run(release, { logger: log, stopRequested: context.stopRequested });
-    } catch (error) {
-      log.error({ err: error }, 'rollout failed unexpectedly');
-      outcome = { status: 'failed', reason: (error as Error).message };
+    let release: RecordedRelease;
+    let occasion: 'new' | 'redelivered' = 'redelivered';
+    if (known) {
+      if (isFinal(known.status)) {
+        log.info({ status: known.status, finishedAt: known.finishedAt, receiveCount: message.receiveCount }, 'release already done; duplicate delivery acknowledged without a rollout');
+        await deps.queue.acknowledge(message);
+        return;
+      }
+      log.warn({ found: whereItStands(known), receiveCount: message.receiveCount }, 'request of a release already under way: carried on from its record, not judged again');
+      release = new RecordedRelease(deps.store, known);
+    } else {
+      const verdict = judgeNewRequest(request, keyId, deps.policy, now());
+      if (!verdict.ok) return refuse(message, verdict);
+      const { deployment } = verdict.release;
+      const target = `${request.target.stack}/${request.target.release}/${deployment}`;
+      const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target, deployment, now: now(), worker: deps.workerId }));
+      if (!claimed.claimed && isFinal(claimed.record.status)) {
+        log.info({ status: claimed.record.status }, 'release already done; duplicate delivery acknowledged without a rollout');
+        await deps.queue.acknowledge(message);
+        return;
+      }
+      if (claimed.claimed) {
+        occasion = 'new';
+        log.info({ requestedBy: request.requestedBy, source: request.source, deployment, receiveCount: message.receiveCount }, 'request accepted');
+      }
+      release = new RecordedRelease(deps.store, claimed.record);
     }
-    const durationMs = Date.now() - started;
-    if (outcome.status === 'stopped') {
-      // Stopped at a safe point before the end: the request is left on the queue so that the next
-      // worker (or this one, restarted) finishes it. The rollout skips hosts already on the image.
-      log.warn({ outcome, durationMs }, 'release stopped before the end; the request will be delivered again');
-      return;
-    }
-    log[outcome.status === 'succeeded' ? 'info' : 'warn']({ outcome, durationMs }, `release ${outcome.status}`);
-    await deps.ledger.record({
-      releaseId: release.request.releaseId,
-      target: describeTarget(release.request.target),
-      image: release.request.image,
-      outcome: outcome.status,
-      finishedAt: now().toISOString(),
-    });
+
+    const outcome: RolloutOutcome | undefined = await carryRelease(release, { rollout: deps.rollout, releases: deps.policy.releases, logger: log, stopRequested: context.stopRequested, occasion });
+    // Stopped at a safe point, or not carried to an end: the message stays for the next worker (or this one, restarted).
+    if (!outcome || outcome.status === 'stopped') return;
     await deps.queue.acknowledge(message);
   };
 }

@@ -1,44 +1,71 @@
+import { hostname } from 'node:os';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { clientOptions } from '../aws/clients.js';
+import { damagedRecord, needsAttention } from '../chat/release-messages.js';
+import type { Chat } from '../chat/chat.js';
 import { heartbeatSeconds, type WorkerConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { QueueConsumer } from '../queue/consumer.js';
 import { SqsWorkQueue } from '../queue/sqs-queue.js';
 import type { Rollout } from '../rollout/rollout.js';
 import { loadWorkerKeys } from '../secrets/signing-keys.js';
+import { FileReleaseStore } from '../state/file-release-store.js';
+import type { DamageReport, ReleaseStore } from '../state/release-store.js';
+import { lockStateDirectory, type StateDirectoryLock } from '../state/state-directory-lock.js';
 import { createRequestHandler, type RefusalNotice } from './handle-request.js';
-import { FileReleaseLedger, type ReleaseLedger } from './release-ledger.js';
+import { repairUnfinished } from './repair.js';
 
-// Assembles a worker from its configuration. Effects (the rollout, chat, the ledger) are injected so
-// the same assembly runs in production, in the local fleet and in tests.
+// Assembles a worker from its configuration. Effects (the rollout, chat, the store) are injected so
+// the same assembly runs in production, in the local fleet and in tests. A worker first carries every
+// unfinished release in its store to its end (repair), then takes requests from the queue.
 
 export interface WorkerParts {
   readonly rollout: Rollout;
   readonly logger: Logger;
   readonly env?: NodeJS.ProcessEnv;
-  readonly ledger?: ReleaseLedger;
+  /** Where release records live; by default files in the configuration's stateDirectory. */
+  readonly store?: ReleaseStore;
+  readonly chat?: Chat;
   readonly onRefused?: (notice: RefusalNotice) => Promise<void> | void;
   readonly backoffMinMs?: number;
+  /** This worker's name in records and logs; default host name and PID. */
+  readonly workerId?: string;
 }
 
 export interface Worker {
   readonly consumer: QueueConsumer;
-  /** Frees the worker's clients; call after the consumer has stopped. */
+  readonly store: ReleaseStore;
+  /** Repairs unfinished releases, then consumes the queue until stopped. */
+  run(): Promise<void>;
+  /** Stops at the next safe point (also during the repair). */
+  stop(): Promise<void>;
+  readonly stopping: boolean;
+  /** Frees the worker's clients; call after run() has settled. */
   close(): void;
 }
 
 export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   // Keys are read before anything starts, so a missing key stops the worker at start, not at the first request.
   const keys = loadWorkerKeys(config.signing.keys, parts.env);
+  const log = parts.logger;
+  const workerId = parts.workerId ?? `${hostname()}:${process.pid}`;
+  const onDamage = (report: DamageReport) => {
+    log.error({ releaseId: report.releaseId, file: report.where, problem: report.problem, recovered: report.recovered }, 'release record damaged');
+    parts.chat?.post(damagedRecord(report));
+  };
+  const usesFiles = parts.store === undefined;
+  const store = parts.store ?? new FileReleaseStore(config.stateDirectory, { onDamage });
   const sqs = new SQSClient(clientOptions(config.aws));
-  const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, parts.logger);
+  const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, log);
   const handler = createRequestHandler({
     queue,
     policy: { keys, releases: config.releases, maxAgeSeconds: config.signing.maxAgeSeconds },
     rollout: parts.rollout,
-    ledger: parts.ledger ?? new FileReleaseLedger(config.stateDirectory),
-    logger: parts.logger,
+    store,
+    logger: log,
+    workerId,
     ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
+    onUnreadable: (error) => parts.chat?.post(needsAttention({ what: `release ${error.releaseId}`, reason: `its record cannot be read (${error.problem}); nothing was done to its target` })),
   });
   const consumer = new QueueConsumer(
     queue,
@@ -49,29 +76,52 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
       heartbeatSeconds: heartbeatSeconds(config.queue),
       ...(parts.backoffMinMs !== undefined ? { backoffMinMs: parts.backoffMinMs } : {}),
     },
-    parts.logger,
+    log,
   );
-  return { consumer, close: () => sqs.destroy() };
+  const stopController = new AbortController();
+  let lock: StateDirectoryLock | undefined;
+  return {
+    consumer,
+    store,
+    async run() {
+      if (usesFiles) lock = await lockStateDirectory(config.stateDirectory);
+      try {
+        log.info({ worker: workerId, store: store.description }, 'worker starting');
+        await repairUnfinished({ store, rollout: parts.rollout, releases: config.releases, logger: log, stopRequested: stopController.signal });
+        if (!stopController.signal.aborted) await consumer.run();
+      } finally {
+        await lock?.release();
+      }
+    },
+    async stop() {
+      stopController.abort();
+      await consumer.stop();
+    },
+    get stopping() {
+      return stopController.signal.aborted;
+    },
+    close: () => sqs.destroy(),
+  };
 }
 
 /**
- * Runs a worker until SIGTERM or SIGINT: the first stops receiving and lets the request in hand reach
- * a safe point, then resolves; a second exits at once. No listener is left behind.
+ * Runs a worker until SIGTERM or SIGINT: the first stops receiving and lets the release in hand reach
+ * a safe point, then resolves; a second exits at once, leaving the release's record for the next start.
  */
 export async function runUntilSignalled(worker: Worker, logger: Logger, exit: (code: number) => never = process.exit): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!worker.consumer.stopping) {
-      logger.info({ signal }, 'signal received: finishing the request in hand, then exiting (signal again to stop at once)');
-      void worker.consumer.stop();
+    if (!worker.stopping) {
+      logger.info({ signal }, 'signal received: finishing the release in hand to a safe point, then exiting (signal again to stop at once)');
+      void worker.stop();
       return;
     }
-    logger.warn({ signal }, 'second signal: stopping at once');
+    logger.warn({ signal }, 'second signal: stopping at once; the release record stays for the next start');
     exit(130);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    await worker.consumer.run();
+    await worker.run();
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

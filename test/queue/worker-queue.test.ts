@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { MemoryReleaseLedger } from '../../src/worker/release-ledger.js';
+import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { createQueues, motoForSuite, queueDepth, sendRaw } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
 import { RecordingRollout } from '../support/recording-rollout.js';
@@ -33,9 +33,9 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     assert.match(releaseId, /^[0-9a-f-]{36}$/);
 
     const rollout = new RecordingRollout();
-    const ledger = new MemoryReleaseLedger();
+    const store = new MemoryReleaseStore();
     const { logger, lines } = capturingLogger();
-    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger, ledger }, async () => {
+    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger, store }, async () => {
       await rollout.until(1);
       await eventually('the message to be deleted', emptied(queues.url));
     });
@@ -48,7 +48,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     assert.deepEqual(release!.request.source, { branch: 'main', commit: 'a1b2c3d', buildUrl: 'https://ci.example.com/b/7' });
     assert.equal(release!.keyId, 'ci-test');
     assert.equal(release!.deployment, 'staging');
-    assert.equal((await ledger.finished(releaseId))?.outcome, 'succeeded');
+    assert.equal((await store.get(releaseId))?.status, 'succeeded');
     // One child logger per request carries the release id and the target.
     const accepted = lines.find((l) => l.msg === 'request accepted');
     assert.equal(accepted?.releaseId, releaseId);
@@ -63,7 +63,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
 
     const rollout = new RecordingRollout();
     const { logger, lines } = capturingLogger();
-    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger, ledger: new MemoryReleaseLedger() }, async () => {
+    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger, store: new MemoryReleaseStore() }, async () => {
       await eventually('the duplicate to be acknowledged', () => lines.some((l) => String(l.msg).includes('duplicate delivery')));
       await eventually('both messages to be deleted', emptied(queues.url));
     });
@@ -78,7 +78,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     const config = workerConfig(suite.moto.endpoint, queues);
     const shortVisibility = { ...config, queue: { ...config.queue, visibilityTimeoutSeconds: 2, heartbeatSeconds: 1 } };
     const stolen: string[] = [];
-    await withWorker(shortVisibility, { rollout, logger, ledger: new MemoryReleaseLedger() }, async () => {
+    await withWorker(shortVisibility, { rollout, logger, store: new MemoryReleaseStore() }, async () => {
       await rollout.until(1);
       // Another worker polls throughout the 7 s rollout: more than three visibility timeouts.
       const until = Date.now() + 6_000;
@@ -100,7 +100,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
       ids.push(await enqueueWithCli(queues.url, ['--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:${tag}`, '--requested-by', 'ci']));
     }
     const rollout = new RecordingRollout(300);
-    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger: capturingLogger().logger, ledger: new MemoryReleaseLedger() }, async () => {
+    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger: capturingLogger().logger, store: new MemoryReleaseStore() }, async () => {
       await rollout.until(4);
       await eventually('the queue to be emptied', emptied(queues.url));
     });
@@ -123,7 +123,7 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
 
     const badImage = await runCli(['enqueue', '--queue-url', queues.url, ...target, '--image', 'reg.io/app'], enqueueEnvironment(suite.moto.endpoint));
     assert.equal(badImage.code, 2);
-    assert.match(badImage.stderr, /^harbormaster: image: image 'reg\.io\/app' has neither a tag nor a digest/);
+    assert.match(badImage.stderr, /^harbormaster: image 'reg\.io\/app' has neither a tag nor a digest/);
 
     const badFlag = await runCli(['enqueue', '--queue-url', queues.url, ...target, ...image, '--deploymnet', 'x'], enqueueEnvironment(suite.moto.endpoint));
     assert.equal(badFlag.code, 2);

@@ -8,7 +8,8 @@ import { requestRefused } from '../../src/chat/release-messages.js';
 import { createChat, createRollout } from '../../src/rollout/create-rollout.js';
 import type { RolloutOutcome } from '../../src/rollout/rollout.js';
 import type { StepJournal } from '../../src/rollout/step-runner.js';
-import { FileReleaseLedger } from '../../src/worker/release-ledger.js';
+import { FileReleaseStore } from '../../src/state/file-release-store.js';
+import { isFinal } from '../../src/state/release-record.js';
 import { queueDepth, sqsClient } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
 import { fleetWorkerConfig, fleetWorkerEnvironment, writeFleetWorkerConfig } from '../support/fleet-release.js';
@@ -66,8 +67,11 @@ describe('releases on the local fleet', () => {
     const releaseId = enqueued.stdout.trim();
     try {
       await withWorker(config, { rollout, logger, env, onRefused: (n) => chat.post(requestRefused(n)) }, async () => {
-        const ledger = new FileReleaseLedger(config.stateDirectory);
-        await eventually(`release ${releaseId} to finish`, async () => (await ledger.finished(releaseId)) !== undefined, 120_000);
+        const store = new FileReleaseStore(config.stateDirectory);
+        await eventually(`release ${releaseId} to finish`, async () => {
+          const record = await store.get(releaseId);
+          return record !== undefined && isFinal(record.status);
+        }, 120_000);
       });
     } finally {
       wiring.close();
@@ -146,7 +150,7 @@ describe('releases on the local fleet', () => {
     const before = await stateBefore();
     const thirdBefore = await new Docker({ socketPath: fleet.hosts[2]!.dockerSocket }).getContainer('ingest').inspect();
     const run = await release('v2', { journal: breakImageOnSecondHostLater('v2') });
-    assert.equal(run.outcome.status, 'failed');
+    assert.equal(run.outcome.status, 'rolled-back');
     assert.match((run.outcome as { reason: string }).reason, /^h2: wait-healthy: /);
     await assertFleetWhole({ h1: 'v2', h2: 'v1', h3: 'v1' }, before);
     const thirdAfter = await new Docker({ socketPath: fleet.hosts[2]!.dockerSocket }).getContainer('ingest').inspect();
@@ -160,7 +164,7 @@ describe('releases on the local fleet', () => {
   it('with policy all, rolls every host back to v1 when the second fails', async () => {
     const before = await stateBefore();
     const run = await release('v2', { journal: breakImageOnSecondHostLater('v2'), policy: { onFailure: 'all' } });
-    assert.equal(run.outcome.status, 'failed');
+    assert.equal(run.outcome.status, 'rolled-back');
     await assertFleetWhole({ h1: 'v1', h2: 'v1', h3: 'v1' }, before);
     assert.deepEqual(run.sampled.unhealthyRegistered, []);
     assert.match(chatTexts().find((t) => t.startsWith('Release of'))!, /rolled back 2 hosts/);
@@ -169,7 +173,7 @@ describe('releases on the local fleet', () => {
   it('puts the first host back on v1 when the image never becomes healthy (broken)', async () => {
     const before = await stateBefore();
     const run = await release('broken');
-    assert.equal(run.outcome.status, 'failed');
+    assert.equal(run.outcome.status, 'rolled-back');
     assert.match((run.outcome as { reason: string }).reason, /^h1: wait-healthy: .*(HEALTHCHECK reports unhealthy|did not become healthy)/);
     await assertFleetWhole({ h1: 'v1', h2: 'v1', h3: 'v1' }, before);
     assert.deepEqual(run.sampled.unhealthyRegistered, []);

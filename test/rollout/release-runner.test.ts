@@ -1,117 +1,328 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import type { AlarmActions } from '../../src/alarms/alarm-actions.js';
+import type { AlarmMuteRules, MuteRule } from '../../src/alarms/alarm-mute-rules.js';
 import type { AutoScaling } from '../../src/autoscaling/process-suspension.js';
 import type { Chat, ChatMessage } from '../../src/chat/chat.js';
 import { parseWorkerConfig } from '../../src/config/worker-config.js';
-import type { HostConnector } from '../../src/host/host-session.js';
-import type { LoadBalancers } from '../../src/loadbalancer/load-balancers.js';
+import type { ReleaseRequest } from '../../src/request/release-request.js';
 import { ReleaseRunner } from '../../src/rollout/release-runner.js';
-import { stringify } from 'yaml';
+import type { RolloutOutcome } from '../../src/rollout/rollout.js';
+import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
+import { RecordedRelease } from '../../src/state/recorded-release.js';
+import { newReleaseRecord } from '../../src/state/release-record.js';
+import { validRequest } from '../support/requests.js';
+import { SimulatedConnector, SimulatedHost, SimulatedLoadBalancers, simulatedProbe } from '../support/simulated-fleet.js';
 import { capturingLogger, workerConfigObject } from '../support/worker-fixtures.js';
-import { signed, validRequest } from '../support/requests.js';
-import { judgeMessage } from '../../src/request/acceptance.js';
-import { TEST_KEY } from '../support/worker-fixtures.js';
 
-// The executor's promise that Auto Scaling and alarms are put back exactly, checked where a real
-// server cannot be made to fail on cue: a suspension that fails halfway.
+// The executor's promises where a real server cannot be made to misbehave on cue: Auto Scaling that
+// refuses, a restore that AWS refuses for a while, a mute rule that must be kept ahead of now, load
+// balancers that drain or report in service slowly, a stop request between batches. Hosts and load
+// balancers are simulated (test/support/simulated-fleet.ts); the effects themselves are tested on
+// the local fleet.
 
-const config = (() => {
+interface HarnessOptions {
+  readonly hosts?: number;
+  readonly rollout?: Record<string, unknown>;
+  readonly groups?: Record<string, string[]>;
+  readonly enabledAlarms?: Record<string, boolean>;
+}
+
+function harness(options: HarnessOptions = {}) {
   const object = workerConfigObject('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/d' }) as Record<string, any>;
   object.ssh = { user: 'root', privateKey: { env: 'K' }, knownHostsFile: '/dev/null' };
   object.releases[0].rollout = {
     container: { name: 'ingest', ports: ['8080:8080'] },
-    health: { port: 8080 },
-    autoScaling: { groups: ['asg-a', 'asg-b'], discover: false },
-    alarms: ['errors', 'latency'],
+    health: { port: 8080, intervalMs: 50, timeoutSeconds: 2 },
+    loadBalancers: { classic: ['web'], drainTimeoutSeconds: 0, inServiceTimeoutSeconds: 2 },
+    autoScaling: { groups: Object.keys(options.groups ?? { 'asg-a': [] }), discover: false },
+    alarms: Object.keys(options.enabledAlarms ?? { errors: true }),
     policy: { startCheckSeconds: 0 },
+    ...options.rollout,
   };
-  return parseWorkerConfig(stringify(object));
-})();
+  const config = parseWorkerConfig(stringify(object));
+  const releaseConfig = config.releases[0]!;
 
-function accepted() {
-  const verdict = judgeMessage(signed(validRequest()), { keys: new Map([[TEST_KEY.id, TEST_KEY]]), releases: config.releases, maxAgeSeconds: 60 }, new Date());
-  assert.ok(verdict.ok);
-  return verdict.release;
+  const hosts = new Map<string, SimulatedHost>();
+  for (let i = 1; i <= (options.hosts ?? 2); i += 1) {
+    hosts.set(`10.0.0.${i}`, new SimulatedHost(`10.0.0.${i}`, { image: '127.0.0.1:5000/data/ingest:v1', name: 'ingest', labels: { 'harbormaster.target': 'data/ingest/staging' } }));
+  }
+  const lbs = new SimulatedLoadBalancers();
+
+  const calls: string[] = [];
+  const suspended: Record<string, string[]> = structuredClone(options.groups ?? { 'asg-a': [] });
+  let refuseResumes = 0;
+  let refuseSuspendOn: string | undefined;
+  const autoScaling: AutoScaling = {
+    async describe(group) {
+      return { name: group, suspended: [...suspended[group]!], loadBalancerNames: [], targetGroupArns: [] };
+    },
+    async suspend(group, processes) {
+      calls.push(`suspend ${group} ${processes.join(',')}`);
+      if (group === refuseSuspendOn) throw new Error('AccessDenied: not allowed to suspend');
+      suspended[group]!.push(...processes.filter((p) => !suspended[group]!.includes(p)));
+    },
+    async resume(group, processes) {
+      calls.push(`resume ${group} ${processes.join(',')}`);
+      if (refuseResumes > 0) {
+        refuseResumes -= 1;
+        throw new Error('AccessDenied: not allowed to resume');
+      }
+      suspended[group] = suspended[group]!.filter((p) => !processes.includes(p));
+    },
+    async groupsOf() {
+      return [];
+    },
+  };
+  const enabled = new Map(Object.entries(options.enabledAlarms ?? { errors: true }));
+  const alarms: AlarmActions = {
+    async actionsEnabled(names) {
+      return new Map(names.map((n) => [n, enabled.get(n)!]));
+    },
+    async disable(names) {
+      calls.push(`disable ${names.join(',')}`);
+      names.forEach((n) => enabled.set(n, false));
+    },
+    async enable(names) {
+      calls.push(`enable ${names.join(',')}`);
+      names.forEach((n) => enabled.set(n, true));
+    },
+  };
+  const rules = new Map<string, MuteRule>();
+  const mutes: MuteRule[] = [];
+  const muteRules: AlarmMuteRules = {
+    async mute(rule) {
+      mutes.push(rule);
+      rules.set(rule.name, rule);
+    },
+    async unmute(name) {
+      calls.push(`unmute ${name}`);
+      rules.delete(name);
+    },
+    async read(name) {
+      const rule = rules.get(name);
+      return rule && { alarms: [...rule.alarms], start: rule.start, expiresAt: rule.until };
+    },
+  };
+  const posted: ChatMessage[] = [];
+  const chat: Chat = { post: (m) => void posted.push(m), flush: async () => undefined };
+  const store = new MemoryReleaseStore();
+  const { logger, lines } = capturingLogger();
+  const runner = new ReleaseRunner({
+    instances: { find: async () => [...hosts.keys()].map((address, i) => ({ instanceId: `i-${i + 1}`, address, name: `h${i + 1}` })) },
+    loadBalancers: lbs,
+    autoScaling,
+    alarms,
+    muteRules,
+    connector: new SimulatedConnector(hosts),
+    chat,
+    registryAuth: () => undefined,
+    probe: simulatedProbe(hosts),
+    pollMs: 20,
+    rollbackRetryMs: 500,
+    restoreBackoff: { minMs: 50, maxMs: 200 },
+    muteWindowMs: 60_000,
+  });
+
+  async function release(tag: string, options: { stopRequested?: AbortSignal; runner?: ReleaseRunner; record?: RecordedRelease } = {}): Promise<{ outcome: RolloutOutcome; recorded: RecordedRelease }> {
+    let recorded = options.record;
+    if (!recorded) {
+      const request = validRequest({ image: `127.0.0.1:5000/data/ingest:${tag}` }) as unknown as ReleaseRequest;
+      const { record } = await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
+      recorded = new RecordedRelease(store, record);
+    }
+    const outcome = await (options.runner ?? runner).run(recorded, { logger, stopRequested: options.stopRequested ?? new AbortController().signal, releaseConfig, occasion: 'new' });
+    return { outcome, recorded };
+  }
+
+  return {
+    hosts,
+    host: (i: number) => hosts.get(`10.0.0.${i}`)!,
+    lbs,
+    calls,
+    suspended,
+    enabled,
+    rules,
+    mutes,
+    posted,
+    lines,
+    store,
+    runner,
+    release,
+    refuseResumes: (n: number) => void (refuseResumes = n),
+    refuseSuspendOn: (group: string) => void (refuseSuspendOn = group),
+  };
 }
 
-describe('the release runner restores what it changed', () => {
-  it('resumes exactly the processes it suspended or tried to, when suspending a second group fails, and touches no host', async () => {
-    const calls: string[] = [];
-    const suspended: Record<string, string[]> = { 'asg-a': ['Launch'], 'asg-b': [] };
-    const autoScaling: AutoScaling = {
-      async describe(group) {
-        return { name: group, suspended: [...suspended[group]!], loadBalancerNames: [], targetGroupArns: [] };
-      },
-      async suspend(group, processes) {
-        calls.push(`suspend ${group} ${processes.join(',')}`);
-        if (group === 'asg-b') throw new Error('AccessDenied');
-        suspended[group]!.push(...processes);
-      },
-      async resume(group, processes) {
-        calls.push(`resume ${group} ${processes.join(',')}`);
-        suspended[group] = suspended[group]!.filter((p) => !processes.includes(p));
-      },
-      async groupsOf() {
-        return [];
-      },
-    };
-    const alarms: AlarmActions = {
-      async actionsEnabled(names) {
-        return new Map(names.map((n) => [n, n === 'errors']));
-      },
-      async disable(names) {
-        calls.push(`disable ${names.join(',')}`);
-      },
-      async enable(names) {
-        calls.push(`enable ${names.join(',')}`);
-      },
-    };
-    const hostCalls: string[] = [];
-    const connector: HostConnector = {
-      async connect(address) {
-        return {
-          address,
-          ping: async () => ({ engineId: address }),
-          pull: async (image) => void hostCalls.push(`pull ${image}`),
-          inspect: async () => undefined,
-          list: async () => [],
-          rename: async () => void hostCalls.push('rename'),
-          stop: async () => void hostCalls.push('stop'),
-          start: async () => void hostCalls.push('start'),
-          run: async () => (hostCalls.push('run'), 'id'),
-          remove: async () => void hostCalls.push('remove'),
-          close: async () => undefined,
-        };
-      },
-    };
-    const lb: LoadBalancers = {
-      register: async () => void hostCalls.push('register'),
-      deregister: async () => void hostCalls.push('deregister'),
-      membership: async () => 'in-service',
-      timings: async () => ({ drainingSeconds: 0, healthCheckSeconds: 1 }),
-      targetGroupArn: async (name) => name,
-    };
-    const posted: ChatMessage[] = [];
-    const chat: Chat = { post: (m) => void posted.push(m), flush: async () => undefined };
-    const runner = new ReleaseRunner({
-      instances: { find: async () => [{ instanceId: 'i-1', address: '10.0.0.1' }, { instanceId: 'i-2', address: '10.0.0.2' }] },
-      loadBalancers: lb,
-      autoScaling,
-      alarms,
-      connector,
-      chat,
-      registryAuth: () => undefined,
-    });
-    const { logger } = capturingLogger();
-    const outcome = await runner.run(accepted(), { logger, stopRequested: new AbortController().signal });
+const effectCalls = (host: SimulatedHost) => host.calls.filter((c) => !c.startsWith('pull '));
 
-    assert.equal(outcome.status, 'failed');
+describe('the release runner', () => {
+  it('releases every host through the reconciler, mutes with a rule, and restores exactly', async () => {
+    const h = harness({ groups: { 'asg-a': ['Launch'] } });
+    const { outcome, recorded } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.deepEqual(effectCalls(h.host(1)), ['rename ingest ingest-previous-' + recorded.releaseId.slice(0, 8), 'stop ingest-previous-' + recorded.releaseId.slice(0, 8), 'run ingest 127.0.0.1:5000/data/ingest:v2']);
+    assert.deepEqual(h.suspended, { 'asg-a': ['Launch'] }, 'Launch, suspended before, stays; the rest is resumed');
+    assert.deepEqual([...h.rules.keys()], [], 'the mute rule is gone');
+    assert.equal(h.mutes[0]!.name, `harbormaster-${recorded.releaseId}`);
+    assert.deepEqual(h.mutes[0]!.alarms, ['errors']);
+    assert.equal(recorded.record.status, 'succeeded');
+    assert.deepEqual(Object.values(recorded.record.hosts).map((x) => x.progress), ['released', 'released']);
+  });
+
+  it('resumes exactly the processes it suspended or tried to, when suspending a second group fails, and touches no host', async () => {
+    const h = harness({ groups: { 'asg-a': ['Launch'], 'asg-b': [] }, rollout: { alarmMuting: { mode: 'disable-actions' } }, enabledAlarms: { errors: true, latency: false } });
+    h.refuseSuspendOn('asg-b');
+    const { outcome, recorded } = await h.release('v2');
+
+    assert.equal(outcome.status, 'rolled-back');
     const wanted = 'AZRebalance,HealthCheck,ReplaceUnhealthy,ScheduledActions,Terminate';
     // asg-b's failed call is resumed too: a call that fails may still have been applied by AWS.
-    assert.deepEqual(calls, [`suspend asg-a ${wanted}`, `suspend asg-b ${wanted}`, `resume asg-a ${wanted}`, `resume asg-b ${wanted}`]);
-    assert.deepEqual(suspended, { 'asg-a': ['Launch'], 'asg-b': [] }, 'Launch, suspended before, stays suspended');
-    assert.deepEqual(hostCalls, ['pull 127.0.0.1:5000/data/ingest:v2', 'pull 127.0.0.1:5000/data/ingest:v2'], 'no host left service');
-    assert.match(posted.at(-1)!.text, /failed at prepare: suspend-auto-scaling: AccessDenied/);
+    assert.deepEqual(h.calls, [`suspend asg-a ${wanted}`, `suspend asg-b ${wanted}`, `resume asg-a ${wanted}`, `resume asg-b ${wanted}`]);
+    assert.deepEqual(h.suspended, { 'asg-a': ['Launch'], 'asg-b': [] }, 'Launch, suspended before, stays suspended');
+    assert.deepEqual([...h.hosts.values()].flatMap(effectCalls), [], 'no host was touched');
+    assert.deepEqual(h.lbs.calls, [], 'no host left service');
+    assert.match(h.posted.at(-1)!.text, /failed at prepare: suspend-auto-scaling: AccessDenied/);
+    assert.equal(recorded.record.status, 'rolled-back');
+  });
+
+  it('keeps a restore that AWS refuses pending, tries it again until it succeeds, and never reports it done before', async () => {
+    const h = harness();
+    h.refuseResumes(3);
+    const statusWhileRefused: string[] = [];
+    const { outcome, recorded } = await (async () => {
+      const running = h.release('v2');
+      // Sampled while the resumes are refused: the release must not read as finished.
+      const sampler = setInterval(async () => {
+        const [record] = await h.store.unfinished();
+        if (record?.pending) statusWhileRefused.push(record.status);
+      }, 10);
+      try {
+        return await running;
+      } finally {
+        clearInterval(sampler);
+      }
+    })();
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    assert.equal(h.calls.filter((c) => c.startsWith('resume ')).length, 4, 'three refusals, then the resume that took');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+    assert.ok(statusWhileRefused.length > 0 && statusWhileRefused.every((s) => s === 'running'), `status while pending: ${statusWhileRefused.join(',')}`);
+    const texts = h.posted.map((m) => m.text);
+    const pending = texts.findIndex((t) => /^Needs attention on data\/ingest\/staging: Auto Scaling or alarms are not yet back as they were .*AccessDenied.*until it succeeds/.test(t));
+    const confirmed = texts.findIndex((t) => /are back as they were before the release \(after 4 attempts\)/.test(t));
+    const released = texts.findIndex((t) => t.startsWith('Released '));
+    assert.ok(pending >= 0 && pending < confirmed && confirmed < released, texts.join('\n'));
+    assert.equal(recorded.record.pending, undefined);
+    assert.ok(h.lines.some((l) => l.msg === 'restoring Auto Scaling or alarms failed: still pending, trying again' && l.attempt === 1));
+  });
+
+  it("keeps the mute rule's expiry ahead of now while the release runs, then deletes it", async () => {
+    const h = harness({ hosts: 1 });
+    // The new image takes its time to get healthy, so the release outlives a few renewals.
+    let readyAt = 0;
+    h.host(1).behaviour = (image) => (image.endsWith(':v2') && Date.now() < readyAt ? 'never-ready' : 'healthy');
+    const runner = new ReleaseRunner({ ...(h.runner as unknown as { effects: ConstructorParameters<typeof ReleaseRunner>[0] }).effects, muteWindowMs: 3_000 });
+    readyAt = Date.now() + 1_800;
+    const { outcome } = await h.release('v2', { runner });
+    assert.equal(outcome.status, 'succeeded');
+    assert.ok(h.mutes.length >= 2, `renewed ${h.mutes.length - 1} time(s)`);
+    const untils = h.mutes.map((m) => m.until.getTime());
+    assert.ok(untils.every((u, i) => i === 0 || u > untils[i - 1]!), 'each renewal reaches further');
+    assert.ok(h.mutes.every((m) => m.start.getTime() === h.mutes[0]!.start.getTime()), 'one window, moved forward');
+    assert.deepEqual([...h.rules.keys()], []);
+  });
+
+  it('keeps the old container serving while a classic ELB still reads InService during draining', async () => {
+    const h = harness({ hosts: 1, rollout: { loadBalancers: { classic: ['web'], drainTimeoutSeconds: 10, inServiceTimeoutSeconds: 2 } } });
+    let readings = 0;
+    h.lbs.afterDeregister = () => ['draining', 'draining', 'draining', 'out'];
+    const membership = h.lbs.membership.bind(h.lbs);
+    const stoppedAfter: number[] = [];
+    h.lbs.membership = async (lb, id) => ((readings += 1), membership(lb, id));
+    const stop = h.host(1).stop.bind(h.host(1));
+    h.host(1).stop = async (key: string) => {
+      stoppedAfter.push(readings);
+      return stop(key);
+    };
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    // Readings: 2 before (record, first turn), 1 after deregistering per turn: out on the fourth.
+    assert.ok(stoppedAfter[0]! >= 6, `stopped after ${stoppedAfter[0]} readings, before the load balancer read out`);
+    assert.ok(h.lines.some((l) => l.msg === 'step done' && l.step === 'drain'));
+    assert.ok(!h.lines.some((l) => /draining did not end/.test(String(l.msg))));
+  });
+
+  it("continues after the load balancers' draining timeout, when they have cut connections themselves, and says so", async () => {
+    const h = harness({ hosts: 1 });
+    h.lbs.afterDeregister = () => ['draining'];
+    const started = Date.now();
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    const drain = h.lines.find((l) => l.msg === 'step done' && l.step === 'drain');
+    assert.ok(Number(drain?.durationMs) >= 5_000 - 100, `drained for ${drain?.durationMs} ms: the timeout is the load balancer's (0 s here) plus a 5 s margin`);
+    assert.ok(Date.now() - started >= 5_000 - 100);
+    assert.ok(h.lines.some((l) => /draining did not end within the load balancers' draining timeout; they have cut the connections themselves, continuing/.test(String(l.msg))));
+  });
+
+  it('fails a host the load balancer never reports in service, and puts it back on the old container', async () => {
+    const h = harness({ hosts: 2 });
+    let registrations = 0;
+    // The first registration never gets in service; the rollback's does.
+    h.lbs.afterRegister = () => (++registrations === 1 ? ['pending'] : ['in-service']);
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'rolled-back');
+    assert.match((outcome as { reason: string }).reason, /^h1: wait-in-service: load balancers did not report the host in service within 2 s \(last: elb\/web pending\)/);
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    assert.deepEqual(effectCalls(h.host(2)), [], 'the second host was never touched');
+    assert.equal(recorded.record.hosts['i-1']!.progress, 'restored');
+    assert.match(h.posted.at(-1)!.text, /failed on h1 at wait-in-service: .*; rolled back 1 host$/);
+  });
+
+  it('reports a host it could not put back as needing attention, and the release as failed, not rolled back', async () => {
+    const h = harness({ hosts: 2 });
+    h.host(1).behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
+    const remove = h.host(1).remove.bind(h.host(1));
+    // The old container is removed from under the release: there is nothing to go back to.
+    h.host(1).remove = async (key: string) => {
+      await remove(key);
+      for (const c of await h.host(1).list({})) if (c.name.startsWith('ingest-previous-')) await remove(c.id);
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.equal(recorded.record.status, 'failed');
+    assert.match(recorded.record.attention![0]!, /^h1: the container live before the release \(live0+\d*\) is gone/);
+    assert.deepEqual(h.lbs.calls.filter((c) => c.startsWith('register ')), [], 'a host without a healthy container is never registered');
+    assert.match(h.posted.at(-1)!.text, /NEEDS ATTENTION: h1: /);
+    assert.deepEqual(h.suspended, { 'asg-a': [] }, 'Auto Scaling restored all the same');
+  });
+
+  it('stops at a safe point between batches when asked, restores, and a later run carries it to its end without touching the first host again', async () => {
+    const h = harness({ hosts: 3 });
+    const stop = new AbortController();
+    h.lbs.afterRegister = () => {
+      stop.abort(); // asked to stop while the first host is on its way back into service
+      return ['in-service'];
+    };
+    const first = await h.release('v2', { stopRequested: stop.signal });
+    assert.equal(first.outcome.status, 'stopped');
+    assert.equal(first.recorded.record.status, 'interrupted');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    assert.deepEqual(h.suspended, { 'asg-a': [] }, 'Auto Scaling restored at the safe point');
+    assert.deepEqual([...h.rules.keys()], [], 'alarms unmuted at the safe point');
+    assert.match(h.posted.at(-1)!.text, /paused at a safe point: 1 of 3 hosts released/);
+
+    const callsOnFirst = effectCalls(h.host(1)).length;
+    h.lbs.afterRegister = () => ['in-service'];
+    const resumed = await h.release('v2', { record: first.recorded });
+    assert.deepEqual(resumed.outcome, { status: 'succeeded', hosts: 3 });
+    assert.equal(effectCalls(h.host(1)).length, callsOnFirst, 'the released host was only looked at');
+    for (const i of [1, 2, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.ok(h.posted.some((m) => /^Found the release of ingest:v2 to data\/ingest\/staging unfinished when its request came again \(interrupted, 1 of 3 host\(s\) released\)/.test(m.text)));
+    assert.equal(h.mutes.filter((m) => m.name === h.mutes[0]!.name).length, 2, 'muted again for the rest of the release');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
   });
 });

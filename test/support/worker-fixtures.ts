@@ -67,12 +67,13 @@ export const workerEnvironment = (): NodeJS.ProcessEnv => ({ ...process.env, [TE
 /** Runs a worker for the length of `body`, and always stops it, also when an assertion fails. */
 export async function withWorker<T>(config: WorkerConfig, parts: WorkerParts, body: (worker: Worker) => Promise<T>): Promise<T> {
   const worker = createWorker(config, { env: workerEnvironment(), ...parts });
-  const running = worker.consumer.run();
+  const running = worker.run();
   try {
     return await body(worker);
   } finally {
-    await worker.consumer.stop();
+    await worker.stop();
     await running;
+    worker.close();
     // Stopping aborts the long poll on our side only: the server finishes it and may hand the next
     // test's message to that orphaned poll, hiding it for a visibility timeout. Outwait it.
     await new Promise((resolve) => setTimeout(resolve, config.queue.waitSeconds * 1000 + 300));

@@ -1,0 +1,158 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AlarmActions } from '../alarms/alarm-actions.js';
+import { muteRuleName, type AlarmMuteRules } from '../alarms/alarm-mute-rules.js';
+import type { AutoScaling } from '../autoscaling/process-suspension.js';
+import type { Logger } from '../log/logger.js';
+import type { AlarmRecord, GroupRecord, ReleaseRecord } from '../state/release-record.js';
+import type { RecordedRelease } from '../state/recorded-release.js';
+import type { StepLog } from './step-runner.js';
+
+// Auto Scaling and alerting around a release. What was suspended or muted *before* is recorded
+// before anything is touched (afterwards the live state no longer says), each suspension or mute is
+// recorded before its call, and the restore is exactly the difference: the processes this release
+// suspended, the alarms it muted. A restore is confirmed by reading AWS back; until then it stays
+// pending and is tried again, loudly, for as long as it takes.
+
+export interface ScalingEffects {
+  readonly autoScaling: AutoScaling;
+  readonly alarms: AlarmActions;
+  readonly muteRules: AlarmMuteRules;
+}
+
+/** What is left to put back, from the record alone: pure. */
+export interface RestoreNeeds {
+  readonly resume: ReadonlyArray<{ readonly group: string; readonly processes: readonly string[] }>;
+  readonly alarms?: { readonly mode: 'mute-rule'; readonly rule: string } | { readonly mode: 'disable-actions'; readonly names: readonly string[] };
+}
+
+const touched = (phase: GroupRecord['phase'] | AlarmRecord['phase']) => phase === 'suspending' || phase === 'suspended' || phase === 'resuming' || phase === 'muting' || phase === 'muted' || phase === 'unmuting';
+
+export function restoreNeeds(record: Pick<ReleaseRecord, 'scaling' | 'alarms'>): RestoreNeeds {
+  // A call recorded as under way may have been applied: undoing it is always right, because only
+  // what was not suspended or muted before is ever in these lists.
+  const resume = Object.entries(record.scaling)
+    .filter(([, group]) => touched(group.phase) && group.suspend.length > 0)
+    .map(([group, { suspend }]) => ({ group, processes: suspend }));
+  const alarms = record.alarms;
+  if (!alarms || !touched(alarms.phase)) return { resume };
+  if (alarms.mode === 'mute-rule') return alarms.rule ? { resume, alarms: { mode: 'mute-rule', rule: alarms.rule.name } } : { resume };
+  return alarms.disable.length > 0 ? { resume, alarms: { mode: 'disable-actions', names: alarms.disable } } : { resume };
+}
+
+/** Suspends the recorded processes and mutes the recorded alarms; each call is recorded before it is made. */
+export async function suspendAndMute(release: RecordedRelease, effects: ScalingEffects, steps: StepLog, muteWindowMs: number): Promise<void> {
+  const groups = Object.entries(release.record.scaling).filter(([, g]) => g.phase !== 'suspended' && g.suspend.length > 0);
+  if (groups.length > 0) {
+    await steps.run('suspend-auto-scaling', undefined, async () => {
+      for (const [name, group] of groups) {
+        await release.update((draft) => void (draft.scaling[name]!.phase = 'suspending'));
+        await effects.autoScaling.suspend(name, group.suspend);
+        await release.update((draft) => void (draft.scaling[name]!.phase = 'suspended'));
+      }
+    });
+  }
+  const alarms = release.record.alarms;
+  if (!alarms || alarms.phase === 'muted') return;
+  if (alarms.mode === 'disable-actions' && alarms.disable.length === 0) return;
+  await steps.run('mute-alarms', undefined, async () => {
+    const now = new Date();
+    const until = new Date(now.getTime() + muteWindowMs).toISOString();
+    await release.update((draft) => {
+      const a = draft.alarms!;
+      // A rule already reaching to now (a resumed muting) keeps its start; one that ended starts again now.
+      const ongoing = a.rule !== undefined && a.phase !== 'unmuted' && a.phase !== 'planned';
+      a.phase = 'muting';
+      if (a.mode === 'mute-rule') a.rule = { name: muteRuleName(draft.releaseId), start: ongoing ? a.rule!.start : now.toISOString(), until };
+    });
+    const recorded = release.record.alarms!;
+    if (recorded.mode === 'mute-rule') {
+      await effects.muteRules.mute({ name: recorded.rule!.name, alarms: recorded.names, start: new Date(recorded.rule!.start), until: new Date(recorded.rule!.until), description: `Harbormaster release ${release.releaseId} to ${release.record.target}` });
+    } else {
+      await effects.alarms.disable(recorded.disable);
+    }
+    await release.update((draft) => void (draft.alarms!.phase = 'muted'));
+  });
+}
+
+
+/**
+ * Keeps a mute rule's expiry ahead of now while the release runs: a worker that dies stops renewing,
+ * and the alarms unmute themselves at most one window later. Returns the function that stops it.
+ */
+export function keepMuted(release: RecordedRelease, effects: ScalingEffects, muteWindowMs: number, log: Logger): () => void {
+  const alarms = release.record.alarms;
+  if (!alarms || alarms.mode !== 'mute-rule') return () => undefined;
+  const timer = setInterval(() => {
+    const rule = release.record.alarms?.rule;
+    if (!rule || release.record.alarms?.phase !== 'muted') return;
+    const until = new Date(Date.now() + muteWindowMs).toISOString();
+    void (async () => {
+      // Recorded first: a crash after the call leaves a record that reaches at least as far as AWS.
+      await release.update((draft) => void (draft.alarms!.rule!.until = until));
+      await effects.muteRules.mute({ name: rule.name, alarms: alarms.names, start: new Date(rule.start), until: new Date(until) });
+      log.debug({ rule: rule.name, until }, 'alarm mute rule renewed');
+    })().catch((error: unknown) => log.warn({ err: error, rule: rule.name }, 'renewing the alarm mute rule failed; it will be tried again'));
+  }, Math.max(1_000, Math.floor(muteWindowMs / 3)));
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** Tries every pending restore once and reads AWS back; resolves with what is still not as it was. */
+async function restoreOnce(release: RecordedRelease, effects: ScalingEffects, steps: StepLog): Promise<string[]> {
+  const needs = restoreNeeds(release.record);
+  const left: string[] = [];
+  for (const { group, processes } of needs.resume) {
+    try {
+      await release.update((draft) => void (draft.scaling[group]!.phase = 'resuming'));
+      await steps.run('resume-auto-scaling', undefined, () => effects.autoScaling.resume(group, processes));
+      const still = (await effects.autoScaling.describe(group)).suspended.filter((p) => processes.includes(p));
+      if (still.length > 0) throw new Error(`${still.join(', ')} still suspended after resuming`);
+      await release.update((draft) => void (draft.scaling[group]!.phase = 'resumed'));
+    } catch (error) {
+      left.push(`resuming ${processes.join(', ')} on ${group}: ${(error as Error).message}`);
+    }
+  }
+  if (needs.alarms) {
+    try {
+      await release.update((draft) => void (draft.alarms!.phase = 'unmuting'));
+      if (needs.alarms.mode === 'mute-rule') {
+        const { rule } = needs.alarms;
+        await steps.run('unmute-alarms', undefined, () => effects.muteRules.unmute(rule));
+        if (await effects.muteRules.read(rule)) throw new Error(`mute rule ${rule} still exists after deleting it`);
+      } else {
+        const { names } = needs.alarms;
+        await steps.run('unmute-alarms', undefined, () => effects.alarms.enable(names));
+        const off = [...(await effects.alarms.actionsEnabled(names))].filter(([, enabled]) => !enabled).map(([name]) => name);
+        if (off.length > 0) throw new Error(`actions of ${off.join(', ')} still disabled after enabling them`);
+      }
+      await release.update((draft) => void (draft.alarms!.phase = 'unmuted'));
+    } catch (error) {
+      left.push(`unmuting alarms: ${(error as Error).message}`);
+    }
+  }
+  return left;
+}
+
+export interface RestoreReporter {
+  /** Told every time a restore is still pending after an attempt (the first time, then now and then). */
+  pending(left: string[], attempt: number, retryInMs: number): void;
+  restored(afterAttempts: number): void;
+}
+
+/** Restores until AWS confirms it: never reported done while it is not. */
+export async function restoreScalingAndAlarms(release: RecordedRelease, effects: ScalingEffects, steps: StepLog, reporter: RestoreReporter, backoff = { minMs: 1_000, maxMs: 60_000 }): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    const left = await restoreOnce(release, effects, steps);
+    await release.update((draft) => {
+      if (left.length > 0) draft.pending = left;
+      else delete draft.pending;
+    });
+    if (left.length === 0) {
+      if (attempt > 1) reporter.restored(attempt);
+      return;
+    }
+    const retryInMs = Math.min(backoff.maxMs, backoff.minMs * 2 ** Math.min(attempt - 1, 16));
+    reporter.pending(left, attempt, retryInMs);
+    await sleep(retryInMs);
+  }
+}

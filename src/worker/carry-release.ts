@@ -1,0 +1,51 @@
+import type { ReleaseConfig } from '../config/worker-config.js';
+import type { Logger } from '../log/logger.js';
+import { servedRelease } from '../request/acceptance.js';
+import type { Rollout, RolloutOutcome } from '../rollout/rollout.js';
+import { isFinal, type ReleaseStatus } from '../state/release-record.js';
+import type { RecordedRelease } from '../state/recorded-release.js';
+
+// Hands one recorded release to the rollout, whatever brought it (a new request, a redelivery, the
+// repair at start), and writes the outcome line of the log: `release succeeded`, `release
+// rolled-back`, `release failed`, `release refused` or `release stopped`.
+
+const FINAL_STATUS: Record<Exclude<RolloutOutcome['status'], 'stopped'>, ReleaseStatus> = {
+  succeeded: 'succeeded',
+  'rolled-back': 'rolled-back',
+  failed: 'failed',
+  refused: 'refused',
+};
+
+export interface CarryDeps {
+  readonly rollout: Rollout;
+  readonly releases: readonly ReleaseConfig[];
+  readonly logger: Logger;
+  readonly stopRequested: AbortSignal;
+  readonly occasion: 'new' | 'redelivered' | 'repair';
+}
+
+/** Resolves with the outcome, or undefined when the rollout broke off without one (the record says where it stands). */
+export async function carryRelease(release: RecordedRelease, deps: CarryDeps): Promise<RolloutOutcome | undefined> {
+  const served = servedRelease(release.record.request, deps.releases);
+  const started = Date.now();
+  let outcome: RolloutOutcome;
+  try {
+    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: served.ok ? served.release.releaseConfig : undefined, occasion: deps.occasion });
+  } catch (error) {
+    // Not an outcome: the record holds how far it got, and the next start or delivery carries it on.
+    deps.logger.error({ err: error, durationMs: Date.now() - started }, 'the release broke off before its end; its record is kept and it will be carried on');
+    return undefined;
+  }
+  const durationMs = Date.now() - started;
+  if (outcome.status !== 'stopped' && !isFinal(release.record.status)) {
+    // A rollout that does not record its own end (a test double) has it recorded here.
+    await release.update((draft) => {
+      draft.status = FINAL_STATUS[outcome.status as Exclude<RolloutOutcome['status'], 'stopped'>];
+      draft.finishedAt = new Date().toISOString();
+      if ('reason' in outcome) draft.reason = outcome.reason;
+    });
+  }
+  const level = outcome.status === 'succeeded' ? 'info' : outcome.status === 'failed' ? 'error' : 'warn';
+  deps.logger[level]({ outcome, durationMs }, `release ${outcome.status}`);
+  return outcome;
+}
