@@ -9,6 +9,7 @@ import { planRequest, printPlan } from './plan.js';
 
 import { createWorker, runUntilSignalled } from '../worker/worker.js';
 import { createChat, createRollout } from '../rollout/create-rollout.js';
+import { holdPointJournal } from '../rollout/hold-point.js';
 import { requestRefused } from '../chat/release-messages.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -59,7 +60,8 @@ program
     const config = loadWorkerConfig(options.config);
     const logger = createLogger({ level: config.log.level });
     const chat = createChat(config, logger);
-    const rollout = createRollout(config, logger, chat);
+    const journal = holdPointJournal(process.env.HARBORMASTER_TEST_HOLD_AT, logger);
+    const rollout = createRollout(config, logger, chat, process.env, journal ? { journal } : {});
     const worker = createWorker(config, { rollout: rollout.runner, logger, chat, onRefused: (notice) => chat.post(requestRefused(notice)) });
     await runUntilSignalled(worker, logger);
     rollout.close();

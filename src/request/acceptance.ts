@@ -1,5 +1,6 @@
 import type { ReleaseConfig } from '../config/worker-config.js';
-import { parseImageReference, printable, repositoryAllowed } from './image-reference.js';
+import { parseImageReference, repositoryAllowed } from './image-reference.js';
+import { printable } from './outside-text.js';
 import { describeTarget, isPersonal, validateReleaseRequest, type ReleaseRequest } from './release-request.js';
 import { openEnvelope, type EnvelopeRefusal, type SigningKey } from './signed-envelope.js';
 
@@ -48,15 +49,15 @@ export type OpenedRequest =
  */
 export function openRequest(body: string, keys: ReadonlyMap<string, SigningKey>): OpenedRequest {
   const opened = openEnvelope(body, keys);
-  if (!opened.ok) return { ok: false, code: opened.code, reason: opened.reason };
+  if (!opened.ok) return { ok: false, code: opened.code, reason: safeReason(opened.reason) };
   const validated = validateReleaseRequest(opened.payload);
-  if (!validated.ok) return { ok: false, code: 'invalid', reason: `request: ${validated.reason}` };
+  if (!validated.ok) return { ok: false, code: 'invalid', reason: safeReason(`request: ${validated.reason}`) };
   return { ok: true, request: validated.value, keyId: opened.keyId };
 }
 
 /** Whether a request seen for the first time may become a release: its age, then what this worker serves. */
 export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: AcceptancePolicy, now: Date): Verdict {
-  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason, releaseId: request.releaseId });
+  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason: safeReason(reason), releaseId: request.releaseId });
   const ageSeconds = (now.getTime() - Date.parse(request.createdAt)) / 1000;
   if (ageSeconds > policy.maxAgeSeconds) {
     return refuse('expired', `request was made ${Math.round(ageSeconds)} s ago, more than the ${policy.maxAgeSeconds} s allowed: enqueue it again`);
@@ -76,13 +77,24 @@ export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date):
   return judgeNewRequest(opened.request, opened.keyId, policy, now);
 }
 
+/** The most a refusal reason weighs: it is logged, posted to chat and sent as a message attribute. */
+export const MAX_REASON_LENGTH = 1000;
+
+/**
+ * Every reason leaves this module through here. Reasons are built from escaped parts already; this
+ * is the last guard, so that no later change can echo a control character or a credential.
+ */
+function safeReason(reason: string): string {
+  return printable(reason, MAX_REASON_LENGTH);
+}
+
 export type ServedRelease =
   | { ok: true; release: Pick<AcceptedRelease, 'deployment' | 'releaseConfig'> }
   | { ok: false; code: RefusalCode; reason: string };
 
 /** Whether this worker serves the request's target and image, and with which configuration. */
 export function servedRelease(request: ReleaseRequest, releases: readonly ReleaseConfig[]): ServedRelease {
-  const refuse = (code: RefusalCode, reason: string): ServedRelease => ({ ok: false, code, reason });
+  const refuse = (code: RefusalCode, reason: string): ServedRelease => ({ ok: false, code, reason: safeReason(reason) });
   const { target } = request;
   const releaseConfig = releases.find((r) => r.stack === target.stack && r.release === target.release);
   if (!releaseConfig) return refuse('unknown-target', `this worker does not serve ${target.stack}/${target.release}`);

@@ -5,17 +5,54 @@
 //   name      := [domain "/"] path-component ["/" path-component]*
 //   domain    := domain-component ["." domain-component]* [":" port]  |  "[" IPv6 "]" [":" port]
 
+import { printable, REDACTED } from './outside-text.js';
+
 const ALPHANUMERIC = '[a-z0-9]+';
 const SEPARATOR = '(?:[._]|__|[-]+)';
 const PATH_COMPONENT = `${ALPHANUMERIC}(?:${SEPARATOR}${ALPHANUMERIC})*`;
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
 const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]{1,5})?`;
 const TAG = '[\\w][\\w.-]{0,127}';
-const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
+// Matched loosely here and checked exactly by `digestProblem`, so that a bad digest is named as such.
+const ANY_DIGEST = '[^@]+';
 
 const REFERENCE = new RegExp(
-  `^(?:(${DOMAIN})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::(${TAG}))?(?:@(${DIGEST}))?$`,
+  `^(?:(${DOMAIN})/)?(${PATH_COMPONENT}(?:/${PATH_COMPONENT})*)(?::(${TAG}))?(?:@(${ANY_DIGEST}))?$`,
 );
+
+// Exactly what Docker accepts after '@': distribution/reference parses the digest with go-digest,
+// which knows sha256, sha384 and sha512 and wants exactly 64, 96 or 128 lowercase hex digits. The
+// reference grammar alone (`algorithm:[[:xdigit:]]{32,}`) is looser; Docker refuses the rest at
+// `digest.Validate`, and so does this.
+const DIGEST_HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
+const DIGEST_RULE = 'sha256: followed by 64 lowercase hexadecimal digits (or sha384: 96, sha512: 128)';
+
+function digestProblem(digest: string): string | undefined {
+  const colon = digest.indexOf(':');
+  const algorithm = colon > 0 ? digest.slice(0, colon) : '';
+  const expected = DIGEST_HEX_LENGTH[algorithm];
+  if (expected === undefined) return `the digest must be ${DIGEST_RULE}`;
+  const hex = digest.slice(colon + 1);
+  if (!/^[0-9a-f]*$/.test(hex)) return `the digest must be ${DIGEST_RULE}: only 0-9 and a-f`;
+  if (hex.length !== expected) return `the digest must be ${DIGEST_RULE}: ${hex.length} digits given`;
+  return undefined;
+}
+
+// `user:token@registry/app:1`, `https://user:token@registry/app:1`, `token@registry/app:1`: a name
+// before an '@' that is not followed by a digest. Never part of a Docker reference; refused, and the
+// credentials are not repeated in the reason.
+const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?([^/@\s]+)@(.*)$/s;
+const DIGEST_AFTER_AT = /^sha(?:256|384|512):[0-9A-Fa-f]*$/;
+
+/** The reference with its credentials replaced by `[redacted]`, or undefined when it has none. */
+function withoutCredentials(text: string): string | undefined {
+  const match = USERINFO.exec(text);
+  if (!match) return undefined;
+  const [, scheme = '', userinfo = '', after = ''] = match;
+  if (scheme === '' && DIGEST_AFTER_AT.test(after)) return undefined; // name:tag@sha256:...
+  const colon = userinfo.indexOf(':');
+  return `${scheme}${colon >= 0 ? `${userinfo.slice(0, colon)}:` : ''}${REDACTED}@${after}`;
+}
 
 const MAX_NAME_LENGTH = 255;
 export const DEFAULT_REGISTRY = 'docker.io';
@@ -36,8 +73,15 @@ export interface ImageReference {
 export type ImageReferenceResult = { ok: true; image: ImageReference } | { ok: false; reason: string };
 
 export function parseImageReference(text: string): ImageReferenceResult {
-  if (typeof text !== 'string' || text.length === 0) return { ok: false, reason: 'image is empty' };
+  if (typeof text !== 'string' || text.length === 0) return { ok: false, reason: 'image is empty: name the exact image to release (registry/path:tag)' };
   if (text.length > 512) return { ok: false, reason: 'image reference is longer than 512 characters' };
+  const redacted = withoutCredentials(text);
+  if (redacted !== undefined) {
+    return {
+      ok: false,
+      reason: `image '${printable(redacted)}' contains credentials (a user name or password before '@'): a Docker reference has none; the worker pulls with its own registry credentials (rollout.registry in worker.yml)`,
+    };
+  }
   const match = REFERENCE.exec(text);
   if (!match) {
     return {
@@ -46,6 +90,10 @@ export function parseImageReference(text: string): ImageReferenceResult {
     };
   }
   const [, domainCandidate, rest, tag, digest] = match;
+  if (digest !== undefined) {
+    const problem = digestProblem(digest);
+    if (problem) return { ok: false, reason: `image '${printable(text)}' is not a Docker reference: ${problem}` };
+  }
   let registry = DEFAULT_REGISTRY;
   let path = rest!;
   // As in Docker: the first component is a registry only if it looks like a host name.
@@ -89,8 +137,5 @@ export function repositoryAllowed(repository: string, allowed: readonly string[]
   );
 }
 
-/** For error messages: never echo control characters back into a log or chat line. */
-export function printable(text: string, max = 80): string {
-  const cleaned = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
-  return cleaned.length > max ? `${cleaned.slice(0, max)}...` : cleaned;
-}
+/** For error messages: never echo control characters or credentials back into a log or chat line. */
+export { printable } from './outside-text.js';

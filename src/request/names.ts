@@ -1,15 +1,15 @@
 import { z } from 'zod';
+import { hasUnsafeCharacters } from './outside-text.js';
 
 // Every name that reaches a host, a tag filter, a log line or a container label is checked against a
 // small alphabet here. Anything outside it is refused, never escaped: a refused request changes nothing.
 
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
 function safeName(label: string, pattern: RegExp, max: number, describe: string) {
   return z
-    .string({ required_error: `${label} is required`, invalid_type_error: `${label} must be a string` })
+    .string({ required_error: `${label} is required: ${describe}`, invalid_type_error: `${label} must be a string: ${describe}` })
     .max(max, `${label} is longer than ${max} characters`)
-    .refine((value) => !CONTROL_CHARACTERS.test(value), `${label} contains control characters`)
+    // Control characters, line separators, bidirectional overrides, lone surrogates (outside-text.ts).
+    .refine((value) => !hasUnsafeCharacters(value), `${label} contains control characters`)
     .refine((value) => !value.includes('..'), `${label} contains '..' (path traversal is refused)`)
     .refine((value) => pattern.test(value), `${label} must be ${describe}`);
 }
@@ -42,9 +42,9 @@ export const commitId = (label: string) =>
 
 export const buildUrl = (label: string) =>
   z
-    .string({ invalid_type_error: `${label} must be a string` })
+    .string({ invalid_type_error: `${label} must be a string: an http(s) URL of at most 500 characters` })
     .max(500, `${label} is longer than 500 characters`)
-    .refine((value) => !CONTROL_CHARACTERS.test(value) && !/[\s"'`<>\\]/.test(value), `${label} contains spaces, quotes or control characters`)
+    .refine((value) => !hasUnsafeCharacters(value) && !/[\s"'`<>\\]/.test(value), `${label} contains spaces, quotes or control characters`)
     .refine((value) => {
       try {
         const url = new URL(value);
@@ -52,7 +52,16 @@ export const buildUrl = (label: string) =>
       } catch {
         return false;
       }
-    }, `${label} must be an http(s) URL`);
+    }, `${label} must be an http(s) URL`)
+    // The build URL is logged and posted to chat: a user name or password in it would leak there.
+    .refine((value) => {
+      try {
+        const url = new URL(value);
+        return url.username === '' && url.password === '';
+      } catch {
+        return true;
+      }
+    }, `${label} must not contain a user name or password before '@' (they would be logged and posted to chat): remove them from the build URL`);
 
 export const releaseIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { parseImageReference } from './image-reference.js';
+import { printable } from './outside-text.js';
 import {
   branchName,
   buildUrl,
@@ -14,52 +15,93 @@ import {
 
 export const REQUEST_FORMAT_VERSION = 1;
 
+const IMAGE_RULE = 'a full Docker reference, registry/path:tag or registry/path@sha256:digest';
+
 const imageField = z
-  .string({ required_error: 'image is required', invalid_type_error: 'image must be a string' })
+  .string({ required_error: `image is required: ${IMAGE_RULE}`, invalid_type_error: `image must be a string: ${IMAGE_RULE}` })
   .superRefine((value, ctx) => {
     const parsed = parseImageReference(value);
     if (!parsed.ok) ctx.addIssue({ code: z.ZodIssueCode.custom, message: parsed.reason });
   });
 
+const TARGET_SHAPES = '{stack, release, deployment} or {stack, release, personal: {user, feature}}';
+
 const fixedTarget = z
   .object({
-    stack: resourceName('stack'),
-    release: resourceName('release'),
-    deployment: resourceName('deployment'),
+    stack: resourceName('target.stack'),
+    release: resourceName('target.release'),
+    deployment: resourceName('target.deployment'),
   })
   .strict();
 
 const personalTarget = z
   .object({
-    stack: resourceName('stack'),
-    release: resourceName('release'),
-    personal: z.object({ user: userName('user'), feature: featureName('feature') }).strict(),
+    stack: resourceName('target.stack'),
+    release: resourceName('target.release'),
+    personal: z
+      .object(
+        { user: userName('target.personal.user'), feature: featureName('target.personal.feature') },
+        {
+          required_error: 'target.personal is required: {user, feature}',
+          invalid_type_error: 'target.personal must be an object {user, feature}',
+        },
+      )
+      .strict(),
   })
   .strict();
 
+const REQUEST_FIELDS = '{version, releaseId, target, image, requestedBy, source, createdAt}';
+
 export const releaseRequestSchema = z
-  .object({
-    version: z.literal(REQUEST_FORMAT_VERSION, {
-      errorMap: () => ({ message: `version must be ${REQUEST_FORMAT_VERSION}` }),
-    }),
-    releaseId: releaseId('releaseId'),
-    target: z.union([fixedTarget, personalTarget], {
-      errorMap: (issue, ctx) =>
-        issue.code === z.ZodIssueCode.invalid_union
-          ? { message: 'target must be {stack, release, deployment} or {stack, release, personal: {user, feature}}' }
-          : { message: ctx.defaultError },
-    }),
-    image: imageField,
-    requestedBy: requesterName('requestedBy'),
-    source: z
-      .object({
-        branch: branchName('source.branch').optional(),
-        commit: commitId('source.commit').optional(),
-        buildUrl: buildUrl('source.buildUrl').optional(),
-      })
-      .strict(),
-    createdAt: z.string().datetime({ offset: false, message: 'createdAt must be an ISO-8601 UTC timestamp' }),
-  })
+  .object(
+    {
+      version: z.literal(REQUEST_FORMAT_VERSION, {
+        errorMap: (_issue, ctx) => ({
+          message:
+            ctx.data === undefined
+              ? `version is required: it must be ${REQUEST_FORMAT_VERSION}`
+              : `version must be ${REQUEST_FORMAT_VERSION} (the number): this worker reads format ${REQUEST_FORMAT_VERSION} only`,
+        }),
+      }),
+      releaseId: releaseId('releaseId'),
+      target: z.union([fixedTarget, personalTarget], {
+        // Only when every branch failed on its type (formatIssues then names the nearer branch's fields).
+        errorMap: (issue, ctx) => {
+          if (issue.code !== z.ZodIssueCode.invalid_union) return { message: ctx.defaultError };
+          if (ctx.data === undefined) return { message: `target is required: ${TARGET_SHAPES}` };
+          if (typeof ctx.data !== 'object' || ctx.data === null || Array.isArray(ctx.data)) {
+            return { message: `target must be an object: ${TARGET_SHAPES}` };
+          }
+          return { message: `target must be ${TARGET_SHAPES}` };
+        },
+      }),
+      image: imageField,
+      requestedBy: requesterName('requestedBy'),
+      source: z
+        .object(
+          {
+            branch: branchName('source.branch').optional(),
+            commit: commitId('source.commit').optional(),
+            buildUrl: buildUrl('source.buildUrl').optional(),
+          },
+          {
+            required_error: 'source is required: an object {branch, commit, buildUrl}, each optional ({} when unknown)',
+            invalid_type_error: 'source must be an object {branch, commit, buildUrl}, each optional',
+          },
+        )
+        .strict(),
+      createdAt: z
+        .string({
+          required_error: 'createdAt is required: an ISO-8601 UTC timestamp, e.g. 2026-11-26T10:00:00.000Z',
+          invalid_type_error: 'createdAt must be a string: an ISO-8601 UTC timestamp, e.g. 2026-11-26T10:00:00.000Z',
+        })
+        .datetime({ offset: false, message: 'createdAt must be an ISO-8601 UTC timestamp (e.g. 2026-11-26T10:00:00.000Z)' }),
+    },
+    {
+      required_error: `the request must be a JSON object ${REQUEST_FIELDS}`,
+      invalid_type_error: `the request must be a JSON object ${REQUEST_FIELDS}`,
+    },
+  )
   .strict();
 
 export type ReleaseRequest = z.infer<typeof releaseRequestSchema>;
@@ -80,23 +122,51 @@ export function describeTarget(target: RequestTarget): string {
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Path-qualified, one line, first few issues: what ops and CI read. */
-export function formatIssues(error: z.ZodError, prefix = ''): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => {
-      const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
-      if (issue.code === z.ZodIssueCode.unrecognized_keys) {
-        return `${path ? `${path}: ` : ''}unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
-      }
-      return `${path ? `${path}: ` : ''}${issue.message}`;
-    })
-    .join('; ');
+const MAX_ISSUES = 5;
+const MAX_KEYS_SHOWN = 5;
+
+/** The issues to report: a union that failed on every branch reports its nearest branch's issues. */
+function flatten(issues: readonly z.ZodIssue[]): z.ZodIssue[] {
+  return issues.flatMap((issue) => {
+    if (issue.code !== z.ZodIssueCode.invalid_union) return [issue];
+    // The branch with the fewest issues is the one the input meant ({stack, release, deployment: 5}
+    // is a fixed target with a bad deployment, not a personal target missing everything). A tie
+    // (a target that is not an object, or has neither or both of deployment and personal) keeps the
+    // union's own message, which lists the shapes.
+    const branches = issue.unionErrors.map((error) => flatten(error.issues)).sort((a, b) => a.length - b.length);
+    const [nearest, next] = branches;
+    if (!nearest || nearest.length === 0 || (next && next.length === nearest.length)) return [issue];
+    return nearest;
+  });
+}
+
+/**
+ * Path-qualified, one line, first few issues: what ops and CI read. With `namedPaths` (the request
+ * and the envelope, whose messages name their field: `target.deployment must be ...`) a message that
+ * already starts with its path is not prefixed again. Whatever came from the input (unknown field
+ * names) is quoted through `printable`, never raw.
+ */
+export function formatIssues(error: z.ZodError, prefix = '', options: { namedPaths?: boolean } = {}): string {
+  const issues = flatten(error.issues);
+  const shown = issues.slice(0, MAX_ISSUES).map((issue) => {
+    const path = printable([prefix, ...issue.path.map(String)].filter(Boolean).join('.'), 120);
+    if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+      const keys = issue.keys.slice(0, MAX_KEYS_SHOWN).map((k) => `'${printable(k, 40)}'`).join(', ');
+      const more = issue.keys.length > MAX_KEYS_SHOWN ? ` and ${issue.keys.length - MAX_KEYS_SHOWN} more` : '';
+      const rule = options.namedPaths ? ' (not part of the format: remove them)' : '';
+      return `${path ? `${path}: ` : ''}unknown field(s) ${keys}${more}${rule}`;
+    }
+    const message = printable(issue.message, 300);
+    if (!path || (options.namedPaths && message.startsWith(`${path} `))) return message;
+    return `${path}: ${message}`;
+  });
+  const hidden = issues.length - shown.length;
+  return `${shown.join('; ')}${hidden > 0 ? `; and ${hidden} more` : ''}`;
 }
 
 export function validateReleaseRequest(value: unknown): ValidationResult<ReleaseRequest> {
   const parsed = releaseRequestSchema.safeParse(value);
-  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: formatIssues(parsed.error) };
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, reason: formatIssues(parsed.error, '', { namedPaths: true }) };
 }
 
 export interface NewRequestInput {

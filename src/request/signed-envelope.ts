@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { formatIssues } from './release-request.js';
+import { checkJson, type JsonCheck } from './strict-json.js';
 
 // What travels on the queue: the request as an exact JSON string, and an HMAC-SHA256 over that string
 // bound to the key id. Signing the transported bytes (not a re-serialisation) means no canonical JSON
@@ -16,15 +17,38 @@ export interface SigningKey {
   readonly secret: Buffer;
 }
 
+const ENVELOPE_SHAPE = '{format, keyId, signature, payload}';
+
 const envelopeSchema = z
-  .object({
-    format: z.literal(ENVELOPE_FORMAT, { errorMap: () => ({ message: `format must be '${ENVELOPE_FORMAT}'` }) }),
-    keyId: z.string({ required_error: 'keyId is missing' }).regex(KEY_ID, 'keyId has characters outside [A-Za-z0-9._-]'),
-    signature: z
-      .string({ required_error: 'signature is missing: the request is not signed' })
-      .regex(/^[A-Za-z0-9+/]{43}=$/, 'signature is not a base64 HMAC-SHA256'),
-    payload: z.string({ required_error: 'payload is missing' }),
-  })
+  .object(
+    {
+      format: z.literal(ENVELOPE_FORMAT, {
+        errorMap: (_issue, ctx) => ({
+          message: ctx.data === undefined ? `format is required: it must be '${ENVELOPE_FORMAT}'` : `format must be the string '${ENVELOPE_FORMAT}'`,
+        }),
+      }),
+      keyId: z
+        .string({
+          required_error: 'keyId is missing: it names the key the request is signed with',
+          invalid_type_error: 'keyId must be a string: the signing key id, letters, digits and "._-"',
+        })
+        .regex(KEY_ID, 'keyId has characters outside [A-Za-z0-9._-] or is longer than 64'),
+      signature: z
+        .string({
+          required_error: 'signature is missing: the request is not signed',
+          invalid_type_error: 'signature must be a string: a base64 HMAC-SHA256, as `harbormaster enqueue` writes it',
+        })
+        .regex(/^[A-Za-z0-9+/]{43}=$/, 'signature is not a base64 HMAC-SHA256 (44 characters ending in "=")'),
+      payload: z.string({
+        required_error: 'payload is missing: it carries the request as JSON text',
+        invalid_type_error: 'payload must be a string: the request as JSON text, exactly as signed (not a JSON object)',
+      }),
+    },
+    {
+      required_error: `the message must be a JSON object ${ENVELOPE_SHAPE}`,
+      invalid_type_error: `the message must be a JSON object ${ENVELOPE_SHAPE}`,
+    },
+  )
   .strict();
 
 function mac(key: SigningKey, payload: string): Buffer {
@@ -35,7 +59,11 @@ function mac(key: SigningKey, payload: string): Buffer {
 }
 
 export function signEnvelope(payload: unknown, key: SigningKey): string {
-  const payloadText = JSON.stringify(payload);
+  return signPayloadText(JSON.stringify(payload), key);
+}
+
+/** Signs a payload given as its exact JSON text (what `signEnvelope` does after serialising). */
+export function signPayloadText(payloadText: string, key: SigningKey): string {
   return JSON.stringify({
     format: ENVELOPE_FORMAT,
     keyId: key.id,
@@ -54,22 +82,39 @@ export type OpenedEnvelope =
   | { ok: true; keyId: string; payload: unknown }
   | { ok: false; code: EnvelopeRefusal; reason: string };
 
+/** Why a text `checkJson` refused is refused, saying what to do about a repeated key. */
+function jsonRefusal(text: 'message' | 'payload', object: 'envelope' | 'request', check: Exclude<JsonCheck, { ok: true }>): string {
+  switch (check.kind) {
+    case 'duplicate-key':
+      return `${object}: ${check.reason}: a key may appear only once (JSON readers disagree on which value counts); send it once`;
+    case 'too-deep':
+      return `${text} is ${check.reason}`;
+    case 'syntax':
+      return `${text} is not JSON: ${check.reason}`;
+  }
+}
+
 /** Checks size, shape and signature, in that order, and only then parses the payload. */
 export function openEnvelope(body: string, keys: ReadonlyMap<string, SigningKey>): OpenedEnvelope {
   const bytes = Buffer.byteLength(body, 'utf8');
   if (bytes > MAX_MESSAGE_BYTES) {
     return { ok: false, code: 'oversize', reason: `message is ${bytes} bytes, more than the ${MAX_MESSAGE_BYTES} allowed` };
   }
+  // Walked before JSON.parse: its syntax errors quote the input, and it lets a repeated key win.
+  const checked = checkJson(body);
+  if (!checked.ok) {
+    return { ok: false, code: 'malformed', reason: jsonRefusal('message', 'envelope', checked) };
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(body);
-  } catch (error) {
-    return { ok: false, code: 'malformed', reason: `message is not JSON (${(error as Error).message})` };
+  } catch {
+    return { ok: false, code: 'malformed', reason: 'message is not JSON' };
   }
   const parsed = envelopeSchema.safeParse(raw);
   if (!parsed.success) {
     const unsigned = parsed.error.issues.some((i) => i.path[0] === 'signature' && i.code === 'invalid_type');
-    return { ok: false, code: unsigned ? 'bad-signature' : 'malformed', reason: `envelope: ${formatIssues(parsed.error)}` };
+    return { ok: false, code: unsigned ? 'bad-signature' : 'malformed', reason: `envelope: ${formatIssues(parsed.error, '', { namedPaths: true })}` };
   }
   const envelope = parsed.data;
   const key = keys.get(envelope.keyId);
@@ -81,10 +126,15 @@ export function openEnvelope(body: string, keys: ReadonlyMap<string, SigningKey>
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { ok: false, code: 'bad-signature', reason: `signature does not match key '${key.id}': the request was altered or signed with another key` };
   }
+  // Only now, signature checked, is the payload looked at: exactly JSON, every key once.
+  const checkedPayload = checkJson(envelope.payload);
+  if (!checkedPayload.ok) {
+    return { ok: false, code: 'malformed', reason: jsonRefusal('payload', 'request', checkedPayload) };
+  }
   try {
     return { ok: true, keyId: key.id, payload: JSON.parse(envelope.payload) };
-  } catch (error) {
-    return { ok: false, code: 'malformed', reason: `payload is not JSON (${(error as Error).message})` };
+  } catch {
+    return { ok: false, code: 'malformed', reason: 'payload is not JSON' };
   }
 }
 

@@ -175,7 +175,7 @@ export class ReleaseRunner implements Rollout {
     const steps = createStepLog(log, this.effects.journal);
     if (isFinal(release.record.status)) return outcomeOf(release.record);
     const { request } = release.record;
-    if (release.record.status !== 'accepted') {
+    if (context.occasion !== 'new' || release.record.status !== 'accepted') {
       const found = whereItStands(release.record);
       log.warn({ found, occasion: context.occasion, attempts: release.record.attempts, damaged: release.record.damaged }, 'resuming an unfinished release');
       this.effects.chat.post(say.releaseResumed({ target: release.record.target, image: request.image, releaseId: release.releaseId, found, occasion: context.occasion === 'repair' ? 'repair' : 'redelivered' }));

@@ -20,6 +20,9 @@ export interface RefusalNotice {
   readonly reason: string;
   readonly messageId: string;
   readonly releaseId?: string;
+  /** The dead-letter queue could not take it: where its body is kept instead, and why. */
+  readonly keptAt?: string;
+  readonly deadLetterError?: string;
 }
 
 export interface RequestHandlerDeps {
@@ -40,9 +43,16 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? (() => new Date());
 
   const refuse = async (message: QueueMessage, refusal: { code: RefusalCode; reason: string; releaseId?: string }) => {
-    const notice: RefusalNotice = { code: refusal.code, reason: refusal.reason, messageId: message.id, ...(refusal.releaseId ? { releaseId: refusal.releaseId } : {}) };
-    deps.logger.warn({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason }, 'request refused');
-    await deps.queue.deadLetter(message, refusal);
+    const result = await deps.queue.deadLetter(message, refusal);
+    const notice: RefusalNotice = {
+      code: refusal.code,
+      reason: refusal.reason,
+      messageId: message.id,
+      ...(refusal.releaseId ? { releaseId: refusal.releaseId } : {}),
+      ...(result.deadLettered ? {} : { keptAt: result.keptAt, deadLetterError: result.error }),
+    };
+    const where = result.deadLettered ? { deadLettered: true } : { deadLettered: false, keptAt: result.keptAt, deadLetterError: result.error };
+    deps.logger[result.deadLettered ? 'warn' : 'error']({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason, ...where }, 'request refused');
     try {
       await deps.onRefused?.(notice);
     } catch (error) {

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { clientOptions } from '../aws/clients.js';
 import { damagedRecord, needsAttention } from '../chat/release-messages.js';
@@ -56,7 +57,8 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   const usesFiles = parts.store === undefined;
   const store = parts.store ?? new FileReleaseStore(config.stateDirectory, { onDamage });
   const sqs = new SQSClient(clientOptions(config.aws));
-  const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, log);
+  // A refused message the dead-letter queue cannot take is kept here (and acknowledged), never looped.
+  const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, log, { undeliverableDirectory: join(config.stateDirectory, 'undeliverable') });
   const handler = createRequestHandler({
     queue,
     policy: { keys, releases: config.releases, maxAgeSeconds: config.signing.maxAgeSeconds },

@@ -120,6 +120,29 @@ describe('release messages', () => {
     assert.equal(field(requestRefused({ code: 'invalid', reason: 'bad', messageId: 'm-1' }), 'Release'), undefined);
   });
 
+  it('says where a refused request is kept when the dead-letter queue could not take it', () => {
+    const message = requestRefused({
+      code: 'invalid',
+      reason: 'bad',
+      messageId: 'm-1',
+      keptAt: '/var/lib/harbormaster/undeliverable/m-1.json',
+      deadLetterError: 'QueueDoesNotExist: The specified queue does not exist.',
+    });
+    assert.equal(
+      message.text,
+      'Refused a release request (invalid): bad. It changed nothing; the dead-letter queue could not take it, so it is kept on the bastion at /var/lib/harbormaster/undeliverable/m-1.json.',
+    );
+    assert.equal(message.severity, 'failure');
+    assert.equal(field(message, 'Kept at'), '/var/lib/harbormaster/undeliverable/m-1.json');
+    assert.equal(field(message, 'Dead-letter queue error'), 'QueueDoesNotExist: The specified queue does not exist.');
+  });
+
+  it('never posts a credential or a bidirectional override from a request', () => {
+    const message = requestRefused({ code: 'invalid', reason: "image 'https://u:hunter2@reg/app:1' \u202e x\u202ey", messageId: 'm-1' });
+    assert.doesNotMatch(JSON.stringify(message), /hunter2|\u202e/);
+    assert.match(field(message, 'Reason')!, /https:\/\/u:\[redacted\]@reg\/app:1/);
+  });
+
   it('reports a release refused before any change, and a restoration that needs a person', () => {
     const refused = releaseRefused({ target: 'data/ingest/staging', image, releaseId, reason: 'no running instance carries the tags' });
     assert.equal(refused.text, 'Release of ingest:v2.1 to data/ingest/staging refused before any change: no running instance carries the tags');
@@ -178,7 +201,7 @@ describe('chat text helpers', () => {
   it('shortens images to name and tag, or a 12-digit digest', () => {
     assert.equal(shortImage('registry.example.com:5000/data/ingest:v2'), 'ingest:v2');
     assert.equal(shortImage('nginx:1.27'), 'nginx:1.27');
-    assert.equal(shortImage('r.io/a/b:v1@sha256:0123456789abcdef0123456789abcdef'), 'b:v1');
+    assert.equal(shortImage(`r.io/a/b:v1@sha256:${'0123456789abcdef'.repeat(4)}`), 'b:v1');
     assert.equal(shortImage('not an image <x>'), 'not an image &lt;x&gt;');
   });
 });

@@ -24,7 +24,9 @@ class ScriptedQueue implements WorkQueue {
   }
   async extendVisibility() {}
   async acknowledge() {}
-  async deadLetter() {}
+  async deadLetter() {
+    return { deadLettered: true } as const;
+  }
 }
 
 const throttled = () => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } });

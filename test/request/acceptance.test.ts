@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { judgeMessage, type AcceptancePolicy } from '../../src/request/acceptance.js';
-import { REFUSED_CASES, signed, validRequest } from '../support/requests.js';
+import { hasUnsafeCharacters } from '../../src/request/outside-text.js';
+import { CREDENTIAL_MARKER, REFUSED_CASES, signed, validRequest } from '../support/requests.js';
 import { TEST_KEY, workerConfig } from '../support/worker-fixtures.js';
 
 const config = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' });
@@ -47,6 +48,8 @@ describe('judging a release request', () => {
       if (verdict.ok) return;
       assert.equal(verdict.code, refused.code, verdict.reason);
       assert.match(verdict.reason, refused.reason);
+      assert.ok(!hasUnsafeCharacters(verdict.reason), `a control character in ${JSON.stringify(verdict.reason)}`);
+      assert.ok(!verdict.reason.includes(CREDENTIAL_MARKER), `a credential in ${verdict.reason}`);
     });
   }
 });

@@ -1,5 +1,6 @@
 import { DescribeAutoScalingGroupsCommand, AutoScalingClient } from '@aws-sdk/client-auto-scaling';
-import { CloudWatchClient, DescribeAlarmsCommand } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchClient, DescribeAlarmsCommand, ListAlarmMuteRulesCommand } from '@aws-sdk/client-cloudwatch';
+import Docker from 'dockerode';
 import { DescribeLoadBalancersCommand, ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { Fleet } from '../../local-fleet/fleet.js';
@@ -48,6 +49,23 @@ export class FleetObserver {
   async alarmActions(): Promise<Record<string, boolean>> {
     const result = await this.cloudWatch.send(new DescribeAlarmsCommand({ AlarmNames: this.fleet.aws.alarmNames }));
     return Object.fromEntries((result.MetricAlarms ?? []).map((a) => [a.AlarmName!, a.ActionsEnabled!]));
+  }
+
+  /** Names of the alarm mute rules that exist (a release's rule must be gone once it has ended). */
+  async muteRules(): Promise<string[]> {
+    const result = await this.cloudWatch.send(new ListAlarmMuteRulesCommand({}));
+    return (result.AlarmMuteRuleSummaries ?? []).map((rule) => rule.AlarmMuteRuleArn!.split(':').pop()!.replace(/^alarm-mute-rule\//, '')).sort();
+  }
+
+  /** Each staging host's running containers of the staging target, by name. */
+  async liveContainers(): Promise<Record<string, string[]>> {
+    const entries = await Promise.all(
+      this.stagingHosts.map(async (h) => {
+        const running = await new Docker({ socketPath: h.dockerSocket }).listContainers({ filters: { label: ['harbormaster.target=data/ingest/staging'] } });
+        return [h.name, running.map((c) => c.Names[0]!.replace(/^\//, '')).sort()] as const;
+      }),
+    );
+    return Object.fromEntries(entries);
   }
 
   /** What each staging host's live container answers at /version (or the error). */

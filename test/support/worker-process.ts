@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { CLI } from './cli.js';
+
+// `harbormaster worker` as ops run it: the built executable in its own process, its JSON log lines
+// read as they come. For tests that kill the real worker and start it again.
+
+export type LogLine = Record<string, unknown>;
+
+export class WorkerProcess {
+  readonly lines: LogLine[] = [];
+  stderr = '';
+  private readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(configPath: string, env: NodeJS.ProcessEnv) {
+    this.child = spawn(process.execPath, [CLI, 'worker', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      try {
+        this.lines.push(JSON.parse(line) as LogLine);
+      } catch {
+        this.lines.push({ msg: line, raw: true });
+      }
+      this.waiters.forEach((wake) => wake());
+    });
+    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The first log line matching, waiting for it; fails with the log's tail if it does not come. */
+  async waitFor(what: string, match: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(match);
+      if (found) return found;
+      if (Date.now() > deadline || this.child.exitCode !== null || this.child.signalCode !== null) {
+        const tail = this.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n');
+        throw new Error(`worker: no ${what} within ${timeoutMs} ms (exit ${this.child.exitCode ?? this.child.signalCode ?? 'none'})\n${tail}\nstderr: ${this.stderr.slice(-2000)}`);
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(wake, 200);
+        this.waiters.add(wake);
+      });
+    }
+  }
+
+  async kill(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
