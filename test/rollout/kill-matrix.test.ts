@@ -188,7 +188,7 @@ describe('the worker killed at every recorded boundary of a release, then starte
         }
 
         second = new WorkerProcess(config, env);
-        await second.waitFor('the repair at start', (l) => l.msg === 'unfinished releases found at start');
+        await second.waitFor('the repair at start', (l) => String(l.msg).startsWith('unfinished releases found at start'));
         const outcome = await second.waitFor('the release to end', outcomeLine(releaseId), 120_000);
         const expected = kase.tag === 'broken' ? 'release rolled-back' : 'release succeeded';
         assert.equal(outcome.msg, expected, JSON.stringify(outcome));

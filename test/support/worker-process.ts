@@ -7,6 +7,10 @@ import { CLI } from './cli.js';
 
 export type LogLine = Record<string, unknown>;
 
+/** Every worker a test started, killed when the test process exits however it exits (a timeout included). */
+const started = new Set<ChildProcess>();
+process.once('exit', () => started.forEach((child) => child.kill('SIGKILL')));
+
 export class WorkerProcess {
   readonly lines: LogLine[] = [];
   stderr = '';
@@ -16,6 +20,7 @@ export class WorkerProcess {
 
   constructor(configPath: string, env: NodeJS.ProcessEnv) {
     this.child = spawn(process.execPath, [CLI, 'worker', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.add(this.child);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
         this.lines.push(JSON.parse(line) as LogLine);
@@ -25,7 +30,12 @@ export class WorkerProcess {
       this.waiters.forEach((wake) => wake());
     });
     this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        started.delete(this.child);
+        resolve({ code, signal });
+      }),
+    );
   }
 
   get pid(): number {
