@@ -62,7 +62,7 @@ function healthOf(info: ContainerInspectInfo): ContainerInfo['health'] {
   return status === 'starting' || status === 'healthy' || status === 'unhealthy' ? status : 'none';
 }
 
-const STATES: ReadonlySet<string> = new Set(['created', 'running', 'restarting', 'paused', 'exited', 'dead', 'removing']);
+export const STATES: ReadonlySet<string> = new Set(['created', 'running', 'restarting', 'paused', 'exited', 'dead', 'removing']);
 
 export function containerInfoFrom(info: ContainerInspectInfo): ContainerInfo {
   const stopped = info.State.Status === 'exited' || info.State.Status === 'dead';

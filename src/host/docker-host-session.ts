@@ -1,10 +1,10 @@
 import Docker from 'dockerode';
 import type { Client } from 'ssh2';
 import type { Logger } from 'pino';
-import { createOptionsFor, containerInfoFrom, labelFilter } from './container-mapping.js';
+import { createOptionsFor, containerInfoFrom, labelFilter, STATES } from './container-mapping.js';
 import type { EngineSocket } from './engine-socket.js';
 import { ContainerNotFoundError, EngineError, HostUnreachableError, PullError } from './host-errors.js';
-import type { ContainerInfo, ContainerSpec, HostSession, RegistryAuth } from './host-session.js';
+import type { ContainerInfo, ContainerSpec, ContainerSummary, HostSession, RegistryAuth } from './host-session.js';
 import { classifyPullFailure, progressEventError } from './pull-failure.js';
 import { ForwardOpenError, StreamLocalAgent } from './stream-local-agent.js';
 
@@ -166,6 +166,16 @@ export class DockerHostSession implements HostSession {
     // removed in between is simply not there any more.
     const infos = await Promise.all(summaries.map((summary) => this.inspect(summary.Id)));
     return infos.filter((info): info is ContainerInfo => info !== undefined);
+  }
+
+  async summaries(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]> {
+    const summaries = await this.call('list', () => this.docker.listContainers({ all: true, filters: labelFilter(labels) }));
+    return summaries.map((summary) => ({
+      id: summary.Id,
+      name: (summary.Names[0] ?? '').replace(/^\//, ''),
+      state: (STATES.has(summary.State) ? summary.State : 'dead') as ContainerSummary['state'],
+      labels: { ...(summary.Labels ?? {}) },
+    }));
   }
 
   async rename(nameOrId: string, newName: string): Promise<void> {

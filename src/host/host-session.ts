@@ -42,6 +42,14 @@ export interface ContainerInfo {
   readonly createdAt: string;
 }
 
+/** What a container list says without inspecting each container: enough to choose which to inspect. */
+export interface ContainerSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly state: ContainerInfo['state'];
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 export interface HostSession {
   readonly address: string;
   /** The engine answers; its id (distinct per engine). */
@@ -50,8 +58,10 @@ export interface HostSession {
   pull(image: string, auth?: RegistryAuth): Promise<void>;
   /** undefined when no container has that name. */
   inspect(nameOrId: string): Promise<ContainerInfo | undefined>;
-  /** Containers whose labels include all of these. */
+  /** Containers whose labels include all of these, each inspected. */
   list(labels: Readonly<Record<string, string>>): Promise<ContainerInfo[]>;
+  /** The same containers, from the list alone (one call): to choose which are worth inspecting. */
+  summaries(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]>;
   rename(nameOrId: string, newName: string): Promise<void>;
   stop(nameOrId: string, timeoutSeconds: number): Promise<void>;
   start(nameOrId: string): Promise<void>;

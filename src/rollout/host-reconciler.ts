@@ -2,16 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpCheck, ProbeResult } from '../health/http-probe.js';
 import { ContainerNotFoundError } from '../host/host-errors.js';
 import type { ContainerInfo, HostSession } from '../host/host-session.js';
-import type { LoadBalancerRef, LoadBalancers } from '../loadbalancer/load-balancers.js';
+import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
-import { loadBalancerKey, type HostRecord, type RecordedPlan } from '../state/release-record.js';
+import { loadBalancerKey, type HostRecord, type RecordedPlan, type ReleaseRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
-import { decideHostAction, type HostAction, type HostObservation, type ReleaseTerms } from './host-decision.js';
+import { decideHostAction, RELEASE_ID_LABEL, type HostAction, type HostObservation, type ReleaseTerms } from './host-decision.js';
 import type { OpenStep, StepLog } from './step-runner.js';
 
 // The loop that carries one host to where the release wants it: observe the host, let
-// decideHostAction choose the one next action, record the intent (durably), act, record the outcome,
-// observe again. Nothing here remembers what it did between turns: a turn after a crash, after a
+// decideHostAction choose the one next action, record the intent (durably), act, record the outcome
+// (with the host's next write), observe again. Nothing here remembers what it did between turns: a turn after a crash, after a
 // redelivery or after the previous turn is the same turn.
 
 export interface HostTimings {
@@ -62,24 +62,45 @@ function refOf(plan: RecordedPlan, key: string): LoadBalancerRef {
 }
 
 /** What is on the host now: the target's containers, every load balancer's reading, the HTTP probe. */
-export async function observeHost(ctx: HostReconcilerContext, host: HostRecord, session: HostSession): Promise<HostObservation> {
-  const [listed, named, readings] = await Promise.all([
-    session.list({ 'harbormaster.target': ctx.target }),
-    session.inspect(ctx.plan.spec.name),
-    Promise.all(ctx.plan.loadBalancers.map(async (lb) => [loadBalancerKey(lb), await ctx.loadBalancers.membership(lb, host.instanceId)] as const)),
-  ]);
-  const containers = new Map<string, ContainerInfo>(listed.map((c) => [c.id, c]));
-  if (named) containers.set(named.id, named);
-  // The live container of a host set up by hand may carry none of our labels: it is found by id.
-  for (const id of [host.before.live?.id, host.started]) {
-    if (id && !containers.has(id)) {
-      const found = await session.inspect(id);
-      if (found) containers.set(found.id, found);
+type ContainerSide = { readonly containers: Map<string, ContainerInfo>; readonly probe: ProbeResult };
+type BalancerSide = ReadonlyArray<readonly [string, Membership]>;
+
+/** The host's containers (only those a decision can turn on, inspected) and the HTTP probe. */
+async function observeContainers(ctx: HostReconcilerContext, host: HostRecord, session: HostSession): Promise<ContainerSide> {
+  const recordedIds = [host.before.live?.id, host.started].filter((id): id is string => id !== undefined);
+  const inspected = (async () => {
+    const summaries = await session.summaries({ 'harbormaster.target': ctx.target });
+    // Stopped copies of earlier releases matter to no decision; live ones, the name's holder, this
+    // release's containers and the recorded ones do. The live container of a host set up by hand may
+    // carry none of our labels: it is looked up by name and by its recorded id.
+    const wanted = new Set<string>([ctx.plan.spec.name, ...recordedIds]);
+    for (const c of summaries) {
+      if (c.state !== 'exited' && c.state !== 'dead') wanted.add(c.id);
+      if (c.name === ctx.plan.spec.name || c.labels[RELEASE_ID_LABEL] === ctx.terms.releaseId) wanted.add(c.id);
     }
-  }
-  const running = [...containers.values()].some((c) => c.state === 'running');
-  const probe = running ? await ctx.probe(host.address, ctx.plan.settings.health) : undefined;
-  return { at: Date.now(), containers: [...containers.values()], memberships: Object.fromEntries(readings), ...(probe ? { probe } : {}) };
+    const found = await Promise.all([...wanted].map((key) => session.inspect(key)));
+    return new Map(found.filter((c): c is ContainerInfo => c !== undefined).map((c) => [c.id, c]));
+  })();
+  // Asked whether or not a container runs: nothing listening answers at once (connection refused).
+  const [containers, probe] = await Promise.all([inspected, ctx.probe(host.address, ctx.plan.settings.health)]);
+  return { containers, probe };
+}
+
+/** What every load balancer of the release says of the host. */
+function observeBalancers(ctx: HostReconcilerContext, host: HostRecord): Promise<BalancerSide> {
+  return Promise.all(ctx.plan.loadBalancers.map(async (lb) => [loadBalancerKey(lb), await ctx.loadBalancers.membership(lb, host.instanceId)] as const));
+}
+
+/**
+ * What is on the host now. A half read while an effect on the *other* half ran (the load balancers
+ * while a container stopped, the containers while a host was deregistered) is as fresh as one read
+ * after it: nothing that changed them happened since. That overlap is what keeps looking before
+ * every decision cheap on a host that is out of service.
+ */
+export async function observeHost(ctx: HostReconcilerContext, host: HostRecord, session: HostSession, prefetched: { containers?: Promise<ContainerSide>; balancers?: Promise<BalancerSide> } = {}): Promise<HostObservation> {
+  const [side, readings] = await Promise.all([prefetched.containers ?? observeContainers(ctx, host, session), prefetched.balancers ?? observeBalancers(ctx, host)]);
+  const running = [...side.containers.values()].some((c) => c.state === 'running');
+  return { at: Date.now(), containers: [...side.containers.values()], memberships: Object.fromEntries(readings), ...(running ? { probe: side.probe } : {}) };
 }
 
 /** Carries out one effect. Resolves with what it learnt that the record must keep. */
@@ -129,7 +150,19 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
   let waiting: OpenStep | undefined;
   let repeated = { key: '', count: 0 };
   let troubleSince: number | undefined;
+  let prefetched: { containers?: Promise<ContainerSide>; balancers?: Promise<BalancerSide> } = {};
   const back = goal === 'old';
+  // The outcome of an effect is written with the host's next write (an intent, or its end) rather
+  // than on its own: after the effect all the same, one fsync fewer while the host is out of service.
+  let outcome: ((draft: ReleaseRecord) => void) | undefined;
+  const write = (change: (host: HostRecord) => void) => {
+    const carried = outcome;
+    outcome = undefined;
+    return ctx.release.update((draft) => {
+      carried?.(draft);
+      change(draft.hosts[instanceId]!);
+    });
+  };
 
   const closeWait = async () => {
     if (!waiting) return;
@@ -160,7 +193,9 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     const host = ctx.release.record.hosts[instanceId]!;
     let observed: HostObservation;
     try {
-      observed = await observeHost(ctx, host, session);
+      const ahead = prefetched;
+      prefetched = {};
+      observed = await observeHost(ctx, host, session, ahead);
     } catch (error) {
       const outcome = await trouble(waiting?.step ?? 'observe', `cannot observe the host: ${(error as Error).message}`);
       if (outcome) return finish(outcome);
@@ -172,8 +207,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     switch (action.kind) {
       case 'done': {
         await closeWait();
-        const record = await ctx.release.update((draft) => {
-          const h = draft.hosts[instanceId]!;
+        const record = await write((h) => {
           h.progress = action.on === 'new' ? (back ? 'kept' : 'released') : 'restored';
           if (h.outAt) h.backAt ??= new Date(observed.at).toISOString();
         });
@@ -189,8 +223,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       case 'attention': {
         const result: HostResult = { status: action.kind === 'fail' ? 'failed' : 'attention', step: action.step, reason: action.reason };
         if (!waiting) await (await ctx.steps.open(action.step, label)).failed(action.reason);
-        await ctx.release.update((draft) => {
-          const h = draft.hosts[instanceId]!;
+        await write((h) => {
           if (action.kind === 'fail') h.failure = { step: action.step, reason: action.reason };
           else {
             h.attention = action.reason;
@@ -219,8 +252,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     }
     const now = new Date().toISOString();
     // Write ahead: the intent is durable before the effect.
-    await ctx.release.update((draft) => {
-      const h = draft.hosts[instanceId]!;
+    await write((h) => {
       h.progress = 'in-progress';
       h.intent = { action: action.step, at: now };
       if (action.kind === 'deregister') h.deregisteredAt = now;
@@ -230,6 +262,12 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     });
     const span = await ctx.steps.open(action.step, label);
     let learnt: { started?: string; smokePassed?: string };
+    // The half of the next observation this effect cannot change is read while it runs.
+    const touchesBalancers = action.kind === 'deregister' || action.kind === 'register';
+    const recorded = ctx.release.record.hosts[instanceId]!;
+    prefetched = touchesBalancers ? { containers: observeContainers(ctx, recorded, session) } : { balancers: observeBalancers(ctx, recorded) };
+    // Settled even if nobody reads them (an effect that fails ends the turn): no unhandled rejection.
+    Object.values(prefetched).forEach((p: Promise<unknown>) => p.catch(() => undefined));
     try {
       learnt = await perform(ctx, host, session, action);
     } catch (error) {
@@ -238,15 +276,16 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
         await span.done();
         continue;
       }
+      // Read while an effect that failed half-way ran: not to be trusted for the next decision.
+      prefetched = {};
       const reason = (error as Error).message;
       await span.failed(reason, error instanceof SmokeFailed ? undefined : error);
-      await ctx.release.update((draft) => {
-        draft.hosts[instanceId]!.outcome = { action: action.step, at: new Date().toISOString(), ok: false, error: reason };
-      });
-      const outcome = await trouble(action.step, reason);
-      if (outcome) {
-        if (outcome.status === 'failed') await ctx.release.update((draft) => void (draft.hosts[instanceId]!.failure = { step: action.step, reason }));
-        return finish(outcome);
+      const failedAt = new Date().toISOString();
+      await write((h) => void (h.outcome = { action: action.step, at: failedAt, ok: false, error: reason }));
+      const result = await trouble(action.step, reason);
+      if (result) {
+        if (result.status === 'failed') await write((h) => void (h.failure = { step: action.step, reason }));
+        return finish(result);
       }
       continue;
     }
@@ -254,11 +293,12 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     if (action.kind === 'stop-old') timings.stopMs += durationMs;
     if (action.kind === 'start-new') timings.startMs += durationMs;
     troubleSince = undefined;
-    await ctx.release.update((draft) => {
+    const doneAt = new Date().toISOString();
+    outcome = (draft) => {
       const h = draft.hosts[instanceId]!;
-      h.outcome = { action: action.step, at: new Date().toISOString(), ok: true };
+      h.outcome = { action: action.step, at: doneAt, ok: true };
       if (learnt.started) h.started = learnt.started;
       if (learnt.smokePassed) h.smokePassed = learnt.smokePassed;
-    });
+    };
   }
 }

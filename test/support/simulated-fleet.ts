@@ -85,6 +85,9 @@ export class SimulatedHost implements HostSession {
   async list(labels: Readonly<Record<string, string>>) {
     return [...this.containers.values()].filter((c) => Object.entries(labels).every(([k, v]) => c.labels[k] === v)).map((c) => this.info(c));
   }
+  async summaries(labels: Readonly<Record<string, string>>) {
+    return (await this.list(labels)).map(({ id, name, state, labels: l }) => ({ id, name, state, labels: l }));
+  }
   async rename(key: string, name: string) {
     this.calls.push(`rename ${this.find(key)!.name} ${name}`);
     this.find(key)!.name = name;
