@@ -3,7 +3,8 @@ import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/pr
 import { join } from 'node:path';
 import { releaseIdPattern } from '../request/names.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
-import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore } from './release-store.js';
+import { LocalLeases } from './local-leases.js';
+import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
 // (a lock on the directory keeps a second worker out, see state-directory-lock.ts).
@@ -135,6 +136,8 @@ export class FileReleaseStore implements ReleaseStore {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly reported = new Set<string>();
   private tmpCounter = 0;
+  /** One worker per state directory (the directory lock): its leases live in its memory. */
+  private readonly leases = new LocalLeases();
 
   constructor(
     stateDirectory: string,
@@ -222,9 +225,10 @@ export class FileReleaseStore implements ReleaseStore {
     return this.read(releaseId);
   }
 
-  async save(record: ReleaseRecord): Promise<ReleaseRecord> {
+  async save(record: ReleaseRecord, lease?: TargetLease): Promise<ReleaseRecord> {
     await this.prepare();
     return this.serialised(record.releaseId, async () => {
+      if (lease) this.leases.check(lease);
       const { current, previous } = this.paths(record.releaseId);
       const stored = await this.read(record.releaseId);
       if (!stored || stored.revision !== record.revision) throw new StaleRecordError(record.releaseId, record.revision, stored?.revision);
@@ -243,19 +247,39 @@ export class FileReleaseStore implements ReleaseStore {
     });
   }
 
-  async unfinished(): Promise<ReleaseRecord[]> {
+  /** Every record that can be read (a damaged one is reported by read() and left out). */
+  private async all(): Promise<ReleaseRecord[]> {
     await this.prepare();
     const records: ReleaseRecord[] = [];
     for (const name of await readdir(this.directory)) {
       const match = /^(.+)\.json$/.exec(name);
       if (!match || name.endsWith('.prev.json') || !releaseIdPattern.test(match[1]!)) continue;
-      // A record that cannot be read at all was reported by read(); the others are still worked on.
       const record = await this.read(match[1]!).catch((error: unknown) => {
         if (error instanceof DamagedRecordError) return undefined;
         throw error;
       });
-      if (record && !isFinal(record.status)) records.push(record);
+      if (record) records.push(record);
     }
-    return records.sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt));
+    return records;
+  }
+
+  async unfinished(): Promise<ReleaseRecord[]> {
+    return (await this.all()).filter((record) => !isFinal(record.status)).sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt));
+  }
+
+  async releasesOf(target: string): Promise<TargetRelease[]> {
+    return (await this.all()).filter((r) => r.target === target).map((r) => ({ releaseId: r.releaseId, createdAt: r.request.createdAt, status: r.status }));
+  }
+
+  async acquireLease(target: string, owner: string, ttlMs: number) {
+    return this.leases.acquire(target, owner, ttlMs);
+  }
+
+  async renewLease(lease: TargetLease, ttlMs: number) {
+    return this.leases.renew(lease, ttlMs);
+  }
+
+  async releaseLease(lease: TargetLease) {
+    this.leases.release(lease);
   }
 }

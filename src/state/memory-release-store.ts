@@ -1,5 +1,6 @@
 import { isFinal, type ReleaseRecord } from './release-record.js';
-import { StaleRecordError, type ClaimResult, type ReleaseStore } from './release-store.js';
+import { LocalLeases } from './local-leases.js';
+import { StaleRecordError, type ClaimResult, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // A store in this process's memory: for tests of the logic around a store, and for commands that
 // must not leave anything behind. It keeps copies, so callers cannot change what is stored by accident.
@@ -7,6 +8,7 @@ import { StaleRecordError, type ClaimResult, type ReleaseStore } from './release
 export class MemoryReleaseStore implements ReleaseStore {
   readonly description = 'memory (nothing survives this process)';
   private readonly records = new Map<string, ReleaseRecord>();
+  private readonly leases = new LocalLeases();
 
   async claim(record: ReleaseRecord): Promise<ClaimResult> {
     const existing = this.records.get(record.releaseId);
@@ -21,7 +23,8 @@ export class MemoryReleaseStore implements ReleaseStore {
     return record && structuredClone(record);
   }
 
-  async save(record: ReleaseRecord): Promise<ReleaseRecord> {
+  async save(record: ReleaseRecord, lease?: TargetLease): Promise<ReleaseRecord> {
+    if (lease) this.leases.check(lease);
     const stored = this.records.get(record.releaseId);
     if (!stored || stored.revision !== record.revision) throw new StaleRecordError(record.releaseId, record.revision, stored?.revision);
     const next = { ...structuredClone(record), revision: record.revision + 1 };
@@ -35,5 +38,21 @@ export class MemoryReleaseStore implements ReleaseStore {
       .filter((record) => !isFinal(record.status))
       .sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt))
       .map((record) => structuredClone(record));
+  }
+
+  async releasesOf(target: string): Promise<TargetRelease[]> {
+    return [...this.records.values()].filter((r) => r.target === target).map((r) => ({ releaseId: r.releaseId, createdAt: r.request.createdAt, status: r.status }));
+  }
+
+  async acquireLease(target: string, owner: string, ttlMs: number) {
+    return this.leases.acquire(target, owner, ttlMs);
+  }
+
+  async renewLease(lease: TargetLease, ttlMs: number) {
+    return this.leases.renew(lease, ttlMs);
+  }
+
+  async releaseLease(lease: TargetLease) {
+    this.leases.release(lease);
   }
 }

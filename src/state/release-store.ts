@@ -38,6 +38,34 @@ export interface DamageReport {
   readonly recovered: 'previous-copy' | 'nothing';
 }
 
+/** The right to act on one target until `expiresAt`: taken, renewed by heartbeat, released. */
+export interface TargetLease {
+  readonly target: string;
+  readonly owner: string;
+  /** Bumped by every taking: a write under an older token is refused (fencing). */
+  readonly token: number;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+}
+
+/** This worker no longer holds the lease (it expired and another worker took it): it must stop acting. */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+  constructor(
+    readonly target: string,
+    readonly reason: string,
+  ) {
+    super(`lost the lease on ${target}: ${reason}; this worker stops acting on it`);
+  }
+}
+
+/** A release of a target as newest-wins compares them: by the request's signed creation time, then id. */
+export interface TargetRelease {
+  readonly releaseId: string;
+  readonly createdAt: string;
+  readonly status: ReleaseRecord['status'];
+}
+
 export interface ClaimResult {
   /** true: this call created the record; false: it existed, and `record` is the stored one. */
   readonly claimed: boolean;
@@ -52,11 +80,23 @@ export interface ReleaseStore {
   /** undefined: no such release. Rejects with DamagedRecordError when the record exists but cannot be read. */
   get(releaseId: string): Promise<ReleaseRecord | undefined>;
   /**
-   * Writes `record` as revision record.revision + 1, only if the stored revision is record.revision;
-   * durable when it resolves. Resolves with what was stored; rejects with StaleRecordError otherwise.
+   * Writes `record` as revision record.revision + 1, only if the stored revision is record.revision
+   * and, under a lease, only while that lease is still the holder's (else LeaseLostError); durable
+   * when it resolves. Resolves with what was stored; rejects with StaleRecordError otherwise.
    */
-  save(record: ReleaseRecord): Promise<ReleaseRecord>;
+  save(record: ReleaseRecord, lease?: TargetLease): Promise<ReleaseRecord>;
   /** Every release not in a final state, oldest first. */
   unfinished(): Promise<ReleaseRecord[]>;
+  /** Every release of a target the store knows, with its status (for newest-wins). */
+  releasesOf(target: string): Promise<TargetRelease[]>;
+  /**
+   * Takes the target's lease if it is free, expired, or already `owner`'s (then it is renewed);
+   * undefined while another owner holds it. Each taking by a new owner bumps the token.
+   */
+  acquireLease(target: string, owner: string, ttlMs: number): Promise<TargetLease | undefined>;
+  /** Moves the lease's expiry forward; rejects with LeaseLostError if it is no longer the holder's. */
+  renewLease(lease: TargetLease, ttlMs: number): Promise<TargetLease>;
+  /** Gives the lease up (if still held); another worker may take it at once. */
+  releaseLease(lease: TargetLease): Promise<void>;
   close?(): Promise<void> | void;
 }

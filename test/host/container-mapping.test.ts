@@ -47,11 +47,27 @@ describe('container mapping', () => {
       Created: '2026-01-01T00:00:00Z',
       Config: { Image: 'reg/x:v1', Labels: { a: 'b' } },
     };
-    const running = containerInfoFrom({ ...base, State: { Status: 'running', Running: true, ExitCode: 0, Health: { Status: 'healthy' } } } as unknown as ContainerInspectInfo);
-    assert.deepEqual(running, { id: 'abc', name: 'ingest', image: 'reg/x:v1', running: true, health: 'healthy', labels: { a: 'b' }, createdAt: '2026-01-01T00:00:00Z' });
-    const exited = containerInfoFrom({ ...base, State: { Status: 'exited', Running: false, ExitCode: 3 } } as unknown as ContainerInspectInfo);
+    const running = containerInfoFrom({ ...base, RestartCount: 2, State: { Status: 'running', Running: true, ExitCode: 0, StartedAt: '2026-01-01T00:00:05.5Z', Health: { Status: 'healthy' } } } as unknown as ContainerInspectInfo);
+    assert.deepEqual(running, {
+      id: 'abc',
+      name: 'ingest',
+      image: 'reg/x:v1',
+      running: true,
+      state: 'running',
+      restartCount: 2,
+      startedAt: Date.parse('2026-01-01T00:00:05.5Z'),
+      health: 'healthy',
+      labels: { a: 'b' },
+      createdAt: '2026-01-01T00:00:00Z',
+    });
+    const exited = containerInfoFrom({ ...base, State: { Status: 'exited', Running: false, ExitCode: 3, StartedAt: '2026-01-01T00:00:05Z' } } as unknown as ContainerInspectInfo);
     assert.equal(exited.health, 'none');
     assert.equal(exited.exitCode, 3);
+    assert.equal(exited.state, 'exited');
+    // The engine's zero time for a container never started is no start at all.
+    const created = containerInfoFrom({ ...base, State: { Status: 'created', Running: false, ExitCode: 0, StartedAt: '0001-01-01T00:00:00Z' } } as unknown as ContainerInspectInfo);
+    assert.equal(created.state, 'created');
+    assert.equal(created.startedAt, undefined);
     assert.deepEqual(labelFilter({ a: 'b', c: 'd' }), { label: ['a=b', 'c=d'] });
   });
 

@@ -2,17 +2,20 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { newReleaseRecord, type ReleaseRecord } from '../../src/state/release-record.js';
-import { StaleRecordError, type ReleaseStore } from '../../src/state/release-store.js';
+import { LeaseLostError, StaleRecordError, type ReleaseStore } from '../../src/state/release-store.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReleaseRequest } from '../../src/request/release-request.js';
 import { validRequest } from '../support/requests.js';
 
 // What every release store promises, run against each store (files, memory, DynamoDB in moto):
 // claims are exclusive, writes are conditional on the revision, and records come back as written.
 
-export function recordFor(overrides: { acceptedAt?: Date; releaseId?: string } = {}): ReleaseRecord {
-  const request = validRequest({ releaseId: overrides.releaseId ?? randomUUID() }) as unknown as ReleaseRequest;
-  return newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: overrides.acceptedAt ?? new Date(), worker: 'worker-a' });
+export function recordFor(overrides: { acceptedAt?: Date; releaseId?: string; target?: string; createdAt?: Date } = {}): ReleaseRecord {
+  const request = validRequest({ releaseId: overrides.releaseId ?? randomUUID(), ...(overrides.createdAt ? { createdAt: overrides.createdAt.toISOString() } : {}) }) as unknown as ReleaseRequest;
+  return newReleaseRecord({ request, keyId: 'ci-test', target: overrides.target ?? 'data/ingest/staging', deployment: 'staging', now: overrides.acceptedAt ?? new Date(), worker: 'worker-a' });
 }
+
+const uniqueTarget = () => `data/ingest/t-${randomUUID().slice(0, 8)}`;
 
 /** A record as a release in full swing writes it: plan, groups, alarms, hosts with intents. */
 export function busyRecord(base: ReleaseRecord): ReleaseRecord {
@@ -114,6 +117,106 @@ export function releaseStoreContract(name: string, makeStore: () => Promise<Rele
       const mine = ids.filter((id) => [running, accepted, interrupted].includes(id));
       assert.deepEqual(mine, [accepted, running, interrupted]);
       assert.equal(ids.length, mine.length, 'finished releases are not listed');
+    });
+
+    it('lists the releases of one target with their signed creation time and status, and no other target\'s', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const older = await store.claim(recordFor({ target, createdAt: new Date(Date.now() - 60_000) }));
+      const newer = await store.claim(recordFor({ target }));
+      await store.save({ ...older.record, status: 'succeeded' });
+      await store.claim(recordFor({ target: uniqueTarget() }));
+      const listed = (await store.releasesOf(target)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+      assert.deepEqual(listed, [
+        { releaseId: older.record.releaseId, createdAt: older.record.request.createdAt, status: 'succeeded' },
+        { releaseId: newer.record.releaseId, createdAt: newer.record.request.createdAt, status: 'accepted' },
+      ]);
+    });
+
+    it('gives a target\'s lease to one owner at a time: others wait, the holder renews with the same token', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const a = await store.acquireLease(target, 'worker-a', 5_000);
+      assert.ok(a);
+      assert.equal(a.owner, 'worker-a');
+      assert.ok(a.expiresAt > Date.now());
+      assert.equal(await store.acquireLease(target, 'worker-b', 5_000), undefined, 'held by a');
+      const again = await store.acquireLease(target, 'worker-a', 5_000);
+      assert.equal(again?.token, a.token, 'the holder taking it again keeps its token');
+      const renewed = await store.renewLease(a, 10_000);
+      assert.equal(renewed.token, a.token);
+      assert.ok(renewed.expiresAt >= a.expiresAt);
+      assert.ok(await store.acquireLease(uniqueTarget(), 'worker-b', 5_000), 'another target is free');
+    });
+
+    it('lets exactly one of ten racing workers take a free lease', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.acquireLease(target, `worker-${i}`, 5_000)));
+      assert.equal(results.filter(Boolean).length, 1);
+    });
+
+    it('hands an expired lease to another worker with a new token, and fences the old holder out of renewing and writing', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const { record } = await store.claim(recordFor({ target }));
+      const a = (await store.acquireLease(target, 'worker-a', 300))!;
+      const saved = await store.save({ ...record, status: 'running' }, a);
+      await sleep(450);
+      const b = await store.acquireLease(target, 'worker-b', 5_000);
+      assert.ok(b, 'the expired lease is free to take');
+      assert.ok(b.token > a.token, 'a new taking bumps the token');
+      await assert.rejects(store.renewLease(a, 5_000), LeaseLostError);
+      await assert.rejects(store.save({ ...saved, reason: 'from the old holder' }, a), LeaseLostError);
+      assert.equal((await store.get(record.releaseId))!.reason, undefined, 'the fenced write changed nothing');
+      const byB = await store.save({ ...saved, reason: 'from the new holder' }, b);
+      assert.equal(byB.reason, 'from the new holder');
+    });
+
+    it('refuses a write under a lease that expired, even when nobody took it yet', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const { record } = await store.claim(recordFor({ target }));
+      const a = (await store.acquireLease(target, 'worker-a', 200))!;
+      await sleep(350);
+      await assert.rejects(store.save({ ...record, status: 'running' }, a), LeaseLostError);
+    });
+
+    it('frees a released lease at once for the next worker', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const a = (await store.acquireLease(target, 'worker-a', 60_000))!;
+      await store.releaseLease(a);
+      const b = await store.acquireLease(target, 'worker-b', 60_000);
+      assert.ok(b);
+      assert.ok(b.token > a.token);
+      await store.releaseLease(a); // a stale release does not free b's lease
+      assert.equal(await store.acquireLease(target, 'worker-c', 60_000), undefined);
+    });
+
+    it('fences a released lease: its former holder can neither renew it nor write under it', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const { record } = await store.claim(recordFor({ target }));
+      const a = (await store.acquireLease(target, 'worker-a', 60_000))!;
+      await store.releaseLease(a);
+      await assert.rejects(store.renewLease(a, 60_000), LeaseLostError);
+      await assert.rejects(store.save({ ...record, status: 'running' }, a), LeaseLostError);
+      assert.equal((await store.get(record.releaseId))!.revision, 1, 'the fenced write changed nothing');
+    });
+
+    it('gives its own expired lease back to the same owner with a new token, so writes under the old one stay fenced', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const { record } = await store.claim(recordFor({ target }));
+      const old = (await store.acquireLease(target, 'worker-a', 200))!;
+      await sleep(350);
+      const again = (await store.acquireLease(target, 'worker-a', 60_000))!;
+      assert.ok(again.token > old.token, 'taking an expired lease is a new taking, even by the same owner');
+      await assert.rejects(store.save({ ...record, status: 'running' }, old), LeaseLostError);
+      await assert.rejects(store.renewLease(old, 60_000), LeaseLostError);
+      const saved = await store.save({ ...record, status: 'running' }, again);
+      assert.equal(saved.revision, 2);
     });
   });
 }
