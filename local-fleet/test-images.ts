@@ -13,7 +13,7 @@ import { registryTags, type RegistryCredentials } from './registry.js';
 // already has is not built again.
 
 export const IMAGE_REPOSITORY = 'data/ingest';
-export const IMAGE_TAGS = ['v1', 'v2', 'broken', 'slow', 'crash'] as const;
+export const IMAGE_TAGS = ['v1', 'v2', 'v3', 'v4', 'v5', 'broken', 'slow', 'crash'] as const;
 export type ImageTag = (typeof IMAGE_TAGS)[number];
 export type ImageRefs = Record<ImageTag, string>;
 
@@ -38,6 +38,10 @@ const serve = (before = '') => `trap "exit 0" TERM\n${before}${HTTPD} &\nwait\n`
 const RECIPES: Record<ImageTag, ImageRecipe> = {
   v1: { www: { health: 'ok', version: 'v1' }, start: serve() },
   v2: { www: { health: 'ok', version: 'v2' }, start: serve() },
+  // More healthy versions, for tests that tell the newest of several releases apart.
+  v3: { www: { health: 'ok', version: 'v3' }, start: serve() },
+  v4: { www: { health: 'ok', version: 'v4' }, start: serve() },
+  v5: { www: { health: 'ok', version: 'v5' }, start: serve() },
   // Serves, but /health is a 404 for ever: the container starts and never becomes healthy.
   broken: { www: { version: 'broken' }, start: serve() },
   // /health appears only after SLOW_SECONDS (default 5): healthy, but late.

@@ -299,3 +299,28 @@ export function damagedRecord(input: DamagedRecordInput): ChatMessage {
     severity: input.recovered === 'previous-copy' ? 'warning' : 'failure',
   };
 }
+
+export interface ReleaseSupersededInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly releaseId: string;
+  /** The newer release of the same target that came first. */
+  readonly newer: { readonly releaseId: string; readonly image?: string; readonly createdAt: string };
+}
+
+/** An older request that a newer one of the same target overtook: it changed nothing. */
+export function releaseSuperseded(input: ReleaseSupersededInput): ChatMessage {
+  const target = targetName(input.target);
+  const newer = input.newer.image ? shortImage(input.newer.image) : `release ${untrusted(input.newer.releaseId, 64)}`;
+  return {
+    text: `Release of ${shortImage(input.image)} to ${target} superseded by the newer ${newer}: it changed nothing`,
+    fields: [
+      { title: 'Target', value: target },
+      { title: 'Image', value: fullImage(input.image) },
+      { title: 'Release', value: untrusted(input.releaseId, 64) },
+      { title: 'Newer release', value: untrusted(input.newer.releaseId, 64) },
+      { title: 'Newer request made', value: untrusted(input.newer.createdAt, 40) },
+    ],
+    severity: 'info',
+  };
+}

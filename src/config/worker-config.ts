@@ -154,6 +154,12 @@ export const workerConfigSchema = z
         waitSeconds: seconds('waitSeconds', 1, 20).default(20),
         visibilityTimeoutSeconds: seconds('visibilityTimeoutSeconds', 2, 43_200).default(120),
         heartbeatSeconds: seconds('heartbeatSeconds', 1, 43_200).optional(),
+        /**
+         * A request for a target this worker does not serve is handed back for a worker that does, until
+         * it has been delivered this many times; then it is refused (unknown-target). Keep it below the
+         * queue's redrive maxReceiveCount.
+         */
+        unservedDeliveries: z.number().int().min(1).max(100).default(3),
       })
       .strict()
       .refine((q) => q.heartbeatSeconds === undefined || q.heartbeatSeconds < q.visibilityTimeoutSeconds, {
@@ -167,8 +173,26 @@ export const workerConfigSchema = z
         maxAgeSeconds: seconds('maxAgeSeconds', 10, 7 * 24 * 3600).default(900),
       })
       .strict(),
-    /** Where the worker remembers finished releases (duplicates are refused across restarts). */
+    /** The file store's records, the worker's lock, and refused messages the dead-letter queue could not take. */
     stateDirectory: z.string().startsWith('/').default('/var/lib/harbormaster'),
+    /** Where release records and target leases live: files for one worker, DynamoDB for several. */
+    state: z
+      .discriminatedUnion('store', [
+        z.object({ store: z.literal('file') }).strict(),
+        z
+          .object({
+            store: z.literal('dynamodb'),
+            table: z.string().regex(/^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name is 3-255 of [A-Za-z0-9_.-]'),
+            /** Finished records are kept this long (TTL), longer than a duplicate delivery can come (SQS keeps at most 14 days). */
+            retentionDays: z.number().int().min(15).max(3650).default(30),
+          })
+          .strict(),
+      ])
+      .default({ store: 'file' }),
+    /** A target's lease lasts this long unless renewed (every third of it); a dead worker's releases are taken over after it. */
+    leaseSeconds: seconds('leaseSeconds', 3, 600).default(30),
+    /** Releases to different targets run side by side, at most this many; one at a time per target. */
+    parallelReleases: z.number().int().min(1).max(64).default(4),
     log: z
       .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') })
       .strict()

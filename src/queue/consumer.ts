@@ -2,26 +2,34 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import type { QueueMessage, WorkQueue } from './sqs-queue.js';
 
-// The poll loop. One message at a time: a bastion's worker runs one release at a time. While a message
-// is handled a heartbeat keeps it invisible, so a release longer than the queue's visibility timeout
-// is never handed to another worker. The loop outlives every transient failure, backing off between
-// attempts; only stop() ends it.
+// The poll loop. Several messages in hand at once (up to `maxInFlight`), each handled on its own with
+// its own visibility heartbeat, so a release longer than the queue's visibility timeout is never
+// handed to another worker, and a long release never stops the queue from being read. The loop
+// outlives every transient failure, backing off between attempts; only stop() ends it, and it ends
+// once every message in hand is done.
 
 export interface ConsumerSettings {
   readonly waitSeconds: number;
   readonly visibilityTimeoutSeconds: number;
   readonly heartbeatSeconds: number;
+  /** Messages handled at once; default 1. */
+  readonly maxInFlight?: number;
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
 }
 
-export type MessageHandler = (message: QueueMessage, context: { stopRequested: AbortSignal }) => Promise<void>;
+/** What a handler may ask of the loop once it is done with a message: to hand it back for later. */
+export type HandlerVerdict = void | { readonly handBackSeconds: number };
+
+export type MessageHandler = (message: QueueMessage, context: { stopRequested: AbortSignal }) => Promise<HandlerVerdict>;
 
 const isAbort = (error: unknown) => error instanceof Error && error.name === 'AbortError';
 
 export class QueueConsumer {
   private readonly stopController = new AbortController();
   private running: Promise<void> | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private slotFreed: (() => void) | undefined;
 
   constructor(
     private readonly queue: WorkQueue,
@@ -30,17 +38,18 @@ export class QueueConsumer {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts the loop; the promise settles once the loop has stopped and the message in hand is done. */
+  /** Starts the loop; the promise settles once the loop has stopped and every message in hand is done. */
   run(): Promise<void> {
     this.running ??= this.loop();
     return this.running;
   }
 
-  /** Stops receiving and asks the handler in progress to reach a safe point. Idempotent. */
+  /** Stops receiving and asks every handler in progress to reach a safe point. Idempotent. */
   stop(): Promise<void> {
     if (!this.stopController.signal.aborted) {
-      this.logger.info('stopping: no new requests will be received');
+      this.logger.info({ inHand: this.inFlight.size }, 'stopping: no new requests will be received');
       this.stopController.abort();
+      this.slotFreed?.();
     }
     return this.running ?? Promise.resolve();
   }
@@ -49,17 +58,28 @@ export class QueueConsumer {
     return this.stopController.signal.aborted;
   }
 
+  /** Messages in hand now. */
+  get inHand(): number {
+    return this.inFlight.size;
+  }
+
   private async loop(): Promise<void> {
     const stop = this.stopController.signal;
+    const limit = Math.max(1, this.settings.maxInFlight ?? 1);
     let failures = 0;
-    this.logger.info({ waitSeconds: this.settings.waitSeconds }, 'polling for release requests');
+    this.logger.info({ waitSeconds: this.settings.waitSeconds, maxInFlight: limit }, 'polling for release requests');
     while (!stop.aborted) {
-      let message: QueueMessage | undefined;
+      if (this.inFlight.size >= limit) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      let messages: QueueMessage[];
       try {
-        message = await this.queue.receive({
+        messages = await this.queue.receive({
           waitSeconds: this.settings.waitSeconds,
           visibilityTimeoutSeconds: this.settings.visibilityTimeoutSeconds,
           signal: stop,
+          max: limit - this.inFlight.size,
         });
         failures = 0;
       } catch (error) {
@@ -70,27 +90,42 @@ export class QueueConsumer {
         await sleep(delay, undefined, { signal: stop }).catch(() => undefined);
         continue;
       }
-      if (message) await this.handleWithHeartbeat(message, stop);
+      for (const message of messages) {
+        const handling = this.handleWithHeartbeat(message, stop).finally(() => {
+          this.inFlight.delete(handling);
+          this.slotFreed?.();
+          this.slotFreed = undefined;
+        });
+        this.inFlight.add(handling);
+      }
     }
+    await Promise.all([...this.inFlight]);
     this.logger.info('stopped polling');
   }
 
   private async handleWithHeartbeat(message: QueueMessage, stop: AbortSignal): Promise<void> {
     const log = this.logger.child({ messageId: message.id });
+    let extending: Promise<void> = Promise.resolve();
     const heartbeat = setInterval(() => {
-      this.queue
+      extending = this.queue
         .extendVisibility(message, this.settings.visibilityTimeoutSeconds)
         .then(() => log.debug({ visibilityTimeoutSeconds: this.settings.visibilityTimeoutSeconds }, 'visibility extended'))
         .catch((error: unknown) => log.error({ err: error }, 'visibility heartbeat failed; another worker may receive this request'));
     }, this.settings.heartbeatSeconds * 1000);
+    let verdict: HandlerVerdict;
     try {
-      await this.handle(message, { stopRequested: stop });
+      verdict = await this.handle(message, { stopRequested: stop });
     } catch (error) {
       // The message stays on the queue and comes back after its visibility timeout.
       log.error({ err: error }, 'handling the message failed; it will be delivered again');
+      return;
     } finally {
       clearInterval(heartbeat);
     }
+    if (!verdict) return;
+    // After the last heartbeat has landed, so that it cannot push the message further out.
+    await extending;
+    await this.queue.handBack(message, verdict.handBackSeconds).catch((error: unknown) => log.warn({ err: error }, 'handing the message back failed; it comes back after its visibility timeout'));
   }
 
   private backoff(failures: number): number {

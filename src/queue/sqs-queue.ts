@@ -20,6 +20,8 @@ export interface QueueMessage {
   readonly receiptHandle: string;
   readonly body: string;
   readonly receiveCount: number;
+  /** When SQS received it (SentTimestamp): a request's age is measured to here, never to when a worker got to it. */
+  readonly sentAt?: Date;
 }
 
 export interface Refusal {
@@ -38,10 +40,12 @@ export type DeadLetterResult =
   | { readonly deadLettered: false; readonly keptAt: string; readonly error: string };
 
 export interface WorkQueue {
-  /** Long-polls for one message; undefined when the wait ended empty. Rejects with AbortError when aborted. */
-  receive(options: { waitSeconds: number; visibilityTimeoutSeconds: number; signal: AbortSignal }): Promise<QueueMessage | undefined>;
+  /** Long-polls for up to `max` messages (1 to 10; default 1); empty when the wait ended empty. Rejects with AbortError when aborted. */
+  receive(options: { waitSeconds: number; visibilityTimeoutSeconds: number; signal: AbortSignal; max?: number }): Promise<QueueMessage[]>;
   extendVisibility(message: QueueMessage, seconds: number): Promise<void>;
   acknowledge(message: QueueMessage): Promise<void>;
+  /** Hands the message back: visible again to any worker after `seconds`. */
+  handBack(message: QueueMessage, seconds: number): Promise<void>;
   /**
    * Moves a refused message to the dead-letter queue with its reason attached, then deletes it; if
    * the dead-letter queue cannot take it, keeps it on disk instead (see DeadLetterResult) and deletes
@@ -77,25 +81,26 @@ export class SqsWorkQueue implements WorkQueue {
     private readonly options: SqsWorkQueueOptions = {},
   ) {}
 
-  async receive(options: { waitSeconds: number; visibilityTimeoutSeconds: number; signal: AbortSignal }) {
+  async receive(options: { waitSeconds: number; visibilityTimeoutSeconds: number; signal: AbortSignal; max?: number }): Promise<QueueMessage[]> {
     const result = await this.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: this.urls.queue,
-        MaxNumberOfMessages: 1,
+        MaxNumberOfMessages: Math.max(1, Math.min(10, options.max ?? 1)),
         WaitTimeSeconds: options.waitSeconds,
         VisibilityTimeout: options.visibilityTimeoutSeconds,
-        MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
       }),
       { abortSignal: options.signal },
     );
-    const message = result.Messages?.[0];
-    if (!message?.ReceiptHandle || !message.MessageId) return undefined;
-    return {
-      id: message.MessageId,
-      receiptHandle: message.ReceiptHandle,
-      body: message.Body ?? '',
-      receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? '1'),
-    };
+    return (result.Messages ?? [])
+      .filter((message) => message.ReceiptHandle && message.MessageId)
+      .map((message) => ({
+        id: message.MessageId!,
+        receiptHandle: message.ReceiptHandle!,
+        body: message.Body ?? '',
+        receiveCount: Number(message.Attributes?.ApproximateReceiveCount ?? '1'),
+        ...(message.Attributes?.SentTimestamp ? { sentAt: new Date(Number(message.Attributes.SentTimestamp)) } : {}),
+      }));
   }
 
   extendVisibility(message: QueueMessage, seconds: number) {
@@ -104,6 +109,15 @@ export class SqsWorkQueue implements WorkQueue {
         await this.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.urls.queue, ReceiptHandle: message.receiptHandle, VisibilityTimeout: seconds }));
       },
       { what: 'extending message visibility', logger: this.logger, retries: 2 },
+    );
+  }
+
+  handBack(message: QueueMessage, seconds: number) {
+    return withRetry(
+      async () => {
+        await this.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: this.urls.queue, ReceiptHandle: message.receiptHandle, VisibilityTimeout: seconds }));
+      },
+      { what: 'handing the message back', logger: this.logger, retries: 2 },
     );
   }
 

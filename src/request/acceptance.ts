@@ -55,15 +55,20 @@ export function openRequest(body: string, keys: ReadonlyMap<string, SigningKey>)
   return { ok: true, request: validated.value, keyId: opened.keyId };
 }
 
-/** Whether a request seen for the first time may become a release: its age, then what this worker serves. */
-export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: AcceptancePolicy, now: Date): Verdict {
-  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason: safeReason(reason), releaseId: request.releaseId });
-  const ageSeconds = (now.getTime() - Date.parse(request.createdAt)) / 1000;
+/**
+ * Whether a request seen for the first time may become a release: its age, then what this worker
+ * serves. The age is measured from when it was signed (`createdAt`) to `receivedAt`, when the queue
+ * received it (SQS's SentTimestamp): time spent waiting in the queue behind other releases never turns
+ * a valid request into a refused one. Replays are refused by this bound and by release-id uniqueness.
+ */
+export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: AcceptancePolicy, receivedAt: Date): Verdict {
+  const refuse = (code: RefusalCode, reason: string): Verdict => ({ ok: false, code, reason, releaseId: request.releaseId });
+  const ageSeconds = (receivedAt.getTime() - Date.parse(request.createdAt)) / 1000;
   if (ageSeconds > policy.maxAgeSeconds) {
-    return refuse('expired', `request was made ${Math.round(ageSeconds)} s ago, more than the ${policy.maxAgeSeconds} s allowed: enqueue it again`);
+    return refuse('expired', `request was signed ${Math.round(ageSeconds)} s before the queue received it, more than the ${policy.maxAgeSeconds} s allowed: enqueue it again`);
   }
   if (-ageSeconds > (policy.futureSkewSeconds ?? 60)) {
-    return refuse('from-the-future', `request is dated ${Math.round(-ageSeconds)} s in the future: check the clock of the machine that enqueued it`);
+    return refuse('from-the-future', `request is dated ${Math.round(-ageSeconds)} s after the queue received it: check the clock of the machine that enqueued it`);
   }
   const served = servedRelease(request, policy.releases);
   if (!served.ok) return refuse(served.code, served.reason);
@@ -71,10 +76,10 @@ export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: 
 }
 
 /** A message seen for the first time, judged whole: authenticated, valid, fresh and served. */
-export function judgeMessage(body: string, policy: AcceptancePolicy, now: Date): Verdict {
+export function judgeMessage(body: string, policy: AcceptancePolicy, receivedAt: Date): Verdict {
   const opened = openRequest(body, policy.keys);
   if (!opened.ok) return opened;
-  return judgeNewRequest(opened.request, opened.keyId, policy, now);
+  return judgeNewRequest(opened.request, opened.keyId, policy, receivedAt);
 }
 
 /** The most a refusal reason weighs: it is logged, posted to chat and sent as a message attribute. */

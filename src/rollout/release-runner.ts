@@ -12,6 +12,7 @@ import type { Logger } from '../log/logger.js';
 import type { ReleaseRequest } from '../request/release-request.js';
 import { isFinal, loadBalancerKey, whereItStands, type HostRecord, type RecordedPlan, type ReleaseRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
+import { LeaseLostError } from '../state/release-store.js';
 import type { InstanceFinder, TargetInstance } from '../target/target-instances.js';
 import { containerSpec } from './container-spec.js';
 import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
@@ -93,8 +94,9 @@ function outcomeOf(record: ReleaseRecord): RolloutOutcome {
     case 'failed':
       return { status: 'failed', reason };
     case 'refused':
-    case 'superseded':
       return { status: 'refused', reason };
+    case 'superseded':
+      return { status: 'superseded', reason };
     default:
       return { status: 'stopped', reason };
   }
@@ -318,6 +320,7 @@ export class ReleaseRunner implements Rollout {
   }
 
   private hostContext(release: RecordedRelease, context: RolloutContext, steps: StepLog): HostReconcilerContext {
+    const signal = context.leaseLost;
     const plan = release.record.plan!;
     const terms: ReleaseTerms = {
       releaseId: release.releaseId,
@@ -340,6 +343,7 @@ export class ReleaseRunner implements Rollout {
       pollMs: this.effects.pollMs ?? 500,
       rollbackRetryMs: this.effects.rollbackRetryMs ?? 120_000,
       probe: this.effects.probe ?? probeHttp,
+      ...(signal ? { signal } : {}),
     };
   }
 
@@ -362,6 +366,8 @@ export class ReleaseRunner implements Rollout {
         try {
           await suspendAndMute(release, this.effects, steps, muteWindowMs);
         } catch (error) {
+          // This worker may not act any more: another carries the release on.
+          if (context.leaseLost?.aborted || error instanceof LeaseLostError || (error as StepFailure).cause instanceof LeaseLostError) throw error;
           const reason = error instanceof StepFailure ? error.reason : (error as Error).message;
           const step = error instanceof StepFailure ? error.step : 'prepare';
           log.error({ err: error }, 'release failed before any host was touched');

@@ -15,8 +15,10 @@ export interface RolloutContext {
   readonly stopRequested: AbortSignal;
   /** The release as this worker's configuration serves it now; undefined when it no longer does. */
   readonly releaseConfig: ReleaseConfig | undefined;
-  /** new: first acceptance; redelivered: a known release whose request came again; repair: found unfinished at start. */
+  /** new: first acceptance; redelivered: a known release whose request came again; repair: found unfinished by this worker. */
   readonly occasion: 'new' | 'redelivered' | 'repair';
+  /** Aborted when this worker lost the target's lease: it must stop acting at once (another worker carries on). */
+  readonly leaseLost?: AbortSignal;
 }
 
 export type RolloutOutcome =
@@ -25,8 +27,10 @@ export type RolloutOutcome =
   | { status: 'rolled-back'; reason: string }
   /** The release failed and something could not be put back: it needs a person. */
   | { status: 'failed'; reason: string }
-  /** Nothing was changed (no instance, preflight failed, superseded). */
+  /** Nothing was changed (no instance, preflight failed). */
   | { status: 'refused'; reason: string }
+  /** A newer release of the same target came first; nothing was changed. */
+  | { status: 'superseded'; reason: string }
   /** Stopped at a safe point on request; the release is resumed by the next start. */
   | { status: 'stopped'; reason: string };
 

@@ -123,6 +123,11 @@ async function readIfThere(path: string): Promise<string | undefined> {
   }
 }
 
+interface FinishedSummary extends TargetRelease {
+  readonly finished: true;
+  readonly target: string;
+}
+
 export interface FileReleaseStoreOptions {
   /** Told of every damaged file found (once per file and content). */
   readonly onDamage?: (report: DamageReport) => void;
@@ -136,6 +141,8 @@ export class FileReleaseStore implements ReleaseStore {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly reported = new Set<string>();
   private tmpCounter = 0;
+  /** Summaries of finished records, which never change again: read once per process. */
+  private readonly finished = new Map<string, FinishedSummary>();
   /** One worker per state directory (the directory lock): its leases live in its memory. */
   private readonly leases = new LocalLeases();
 
@@ -247,28 +254,42 @@ export class FileReleaseStore implements ReleaseStore {
     });
   }
 
-  /** Every record that can be read (a damaged one is reported by read() and left out). */
-  private async all(): Promise<ReleaseRecord[]> {
+  /**
+   * Every record that can be read (a damaged one is reported by read() and left out). A finished
+   * record never changes again: it is read once, and from then on only its summary is kept.
+   */
+  private async all(): Promise<Array<ReleaseRecord | FinishedSummary>> {
     await this.prepare();
-    const records: ReleaseRecord[] = [];
+    const records: Array<ReleaseRecord | FinishedSummary> = [];
     for (const name of await readdir(this.directory)) {
       const match = /^(.+)\.json$/.exec(name);
       if (!match || name.endsWith('.prev.json') || !releaseIdPattern.test(match[1]!)) continue;
+      const finished = this.finished.get(match[1]!);
+      if (finished) {
+        records.push(finished);
+        continue;
+      }
       const record = await this.read(match[1]!).catch((error: unknown) => {
         if (error instanceof DamagedRecordError) return undefined;
         throw error;
       });
-      if (record) records.push(record);
+      if (!record) continue;
+      if (isFinal(record.status)) this.finished.set(record.releaseId, { finished: true, releaseId: record.releaseId, target: record.target, createdAt: record.request.createdAt, status: record.status });
+      records.push(record);
     }
     return records;
   }
 
   async unfinished(): Promise<ReleaseRecord[]> {
-    return (await this.all()).filter((record) => !isFinal(record.status)).sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt));
+    return (await this.all())
+      .filter((record): record is ReleaseRecord => !('finished' in record) && !isFinal(record.status))
+      .sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt));
   }
 
   async releasesOf(target: string): Promise<TargetRelease[]> {
-    return (await this.all()).filter((r) => r.target === target).map((r) => ({ releaseId: r.releaseId, createdAt: r.request.createdAt, status: r.status }));
+    return (await this.all())
+      .filter((r) => r.target === target)
+      .map((r) => ('finished' in r ? { releaseId: r.releaseId, createdAt: r.createdAt, status: r.status } : { releaseId: r.releaseId, createdAt: r.request.createdAt, status: r.status }));
   }
 
   async acquireLease(target: string, owner: string, ttlMs: number) {

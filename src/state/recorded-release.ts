@@ -1,10 +1,12 @@
 import type { ReleaseRecord } from './release-record.js';
-import type { ReleaseStore } from './release-store.js';
+import type { ReleaseStore, TargetLease } from './release-store.js';
 
 // The running release's handle on its record. Every change goes through `update`, which applies it
 // to a copy and resolves only once the store holds it durably: the write-ahead rule ("record the
 // intent, then act") is `await release.update(...)` before the effect. Changes from hosts that work
 // side by side are applied one after the other, each over the revision the previous one stored.
+// Under a target lease every write is fenced by it: a worker that lost its lease cannot write, and
+// since it writes before it acts, it cannot act either.
 
 export class RecordedRelease {
   private current: ReleaseRecord;
@@ -13,7 +15,7 @@ export class RecordedRelease {
   constructor(
     private readonly store: ReleaseStore,
     record: ReleaseRecord,
-    private readonly clock: () => Date = () => new Date(),
+    private readonly options: { readonly lease?: TargetLease; readonly clock?: () => Date } = {},
   ) {
     this.current = record;
   }
@@ -31,8 +33,8 @@ export class RecordedRelease {
     const work = async () => {
       const draft = structuredClone(this.current);
       change(draft);
-      draft.updatedAt = this.clock().toISOString();
-      this.current = await this.store.save(draft);
+      draft.updatedAt = (this.options.clock?.() ?? new Date()).toISOString();
+      this.current = await this.store.save(draft, this.options.lease);
       return this.current;
     };
     const next = this.queue.then(work, work);

@@ -14,6 +14,7 @@ const FINAL_STATUS: Record<Exclude<RolloutOutcome['status'], 'stopped'>, Release
   'rolled-back': 'rolled-back',
   failed: 'failed',
   refused: 'refused',
+  superseded: 'superseded',
 };
 
 export interface CarryDeps {
@@ -22,6 +23,7 @@ export interface CarryDeps {
   readonly logger: Logger;
   readonly stopRequested: AbortSignal;
   readonly occasion: 'new' | 'redelivered' | 'repair';
+  readonly leaseLost?: AbortSignal;
 }
 
 /** Resolves with the outcome, or undefined when the rollout broke off without one (the record says where it stands). */
@@ -30,7 +32,7 @@ export async function carryRelease(release: RecordedRelease, deps: CarryDeps): P
   const started = Date.now();
   let outcome: RolloutOutcome;
   try {
-    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: served.ok ? served.release.releaseConfig : undefined, occasion: deps.occasion });
+    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: served.ok ? served.release.releaseConfig : undefined, occasion: deps.occasion, ...(deps.leaseLost ? { leaseLost: deps.leaseLost } : {}) });
   } catch (error) {
     // Not an outcome: the record holds how far it got, and the next start or delivery carries it on.
     deps.logger.error({ err: error, durationMs: Date.now() - started }, 'the release broke off before its end; its record is kept and it will be carried on');

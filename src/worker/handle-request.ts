@@ -1,19 +1,28 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
+import type { HandlerVerdict } from '../queue/consumer.js';
 import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
 import { describeTarget } from '../request/release-request.js';
 import type { QueueMessage, WorkQueue } from '../queue/sqs-queue.js';
-import type { Rollout, RolloutOutcome } from '../rollout/rollout.js';
 import { isFinal, newReleaseRecord, whereItStands, type ReleaseRecord } from '../state/release-record.js';
-import { RecordedRelease } from '../state/recorded-release.js';
 import { DamagedRecordError, type ReleaseStore } from '../state/release-store.js';
-import { carryRelease } from './carry-release.js';
+import type { ReleaseScheduler } from './release-scheduler.js';
 
 // What the worker does with one message. An unauthentic or malformed message is refused into the
 // dead-letter queue. A request whose release the store already knows is never judged again as if it
 // were new: a finished one is acknowledged, an unfinished one is carried on from its record (whatever
-// its age). Only a request seen for the first time is judged (its age, the target, the image), then
-// claimed in the store and handed to the rollout. The message is acknowledged once the release has
-// ended; a release stopped at a safe point leaves it on the queue.
+// its age). Only a request seen for the first time is judged (its age when the queue received it, the
+// target, the image), then claimed in the store. The scheduler runs it at once if its target and a
+// slot are free (newest wins). Once claimed, the release state holds the request: if its target is
+// busy, the message is acknowledged and the release waits in the state, to be taken up when the
+// target is free (by this worker when its release of the target ends, or by any worker's sweep).
+// Waiting therefore never counts against the queue's redrive policy, and never expires a request. The
+// message is also acknowledged once the release has ended; a release stopped at a safe point (or
+// taken over by another worker) leaves it on the queue.
+//
+// Several workers may share a queue only if they serve the same targets. A request for a target this
+// worker does not serve is handed back for a worker that does, and refused as unknown-target only once
+// it has been delivered `unservedDeliveries` times.
 
 export interface RefusalNotice {
   readonly code: RefusalCode;
@@ -28,16 +37,26 @@ export interface RefusalNotice {
 export interface RequestHandlerDeps {
   readonly queue: WorkQueue;
   readonly policy: AcceptancePolicy;
-  readonly rollout: Rollout;
+  readonly scheduler: ReleaseScheduler;
   readonly store: ReleaseStore;
   readonly logger: Logger;
   readonly workerId: string;
+  /** Deliveries of a request for a target this worker does not serve before it is refused. */
+  readonly unservedDeliveries: number;
   readonly now?: () => Date;
   /** Told of every refusal (chat); must not throw or block for long. */
   readonly onRefused?: (notice: RefusalNotice) => Promise<void> | void;
   /** Told when a release's record cannot be read at all (chat). */
   readonly onUnreadable?: (error: DamagedRecordError) => void;
 }
+
+/**
+ * A request for a target this worker does not serve is handed back to stay away 1 s, after a pause of
+ * up to 1 s: visibility is counted in whole seconds from the hand-back, and without the pause this
+ * worker's own next polls would fall in step with it and see it first every time.
+ */
+const UNSERVED_HAND_BACK_SECONDS = 1;
+const unservedPause = () => sleep(Math.floor(Math.random() * 1_000));
 
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? (() => new Date());
@@ -60,7 +79,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
     }
   };
 
-  return async function handleRequest(message: QueueMessage, context: { stopRequested: AbortSignal }): Promise<void> {
+  return async function handleRequest(message: QueueMessage, _context: { stopRequested: AbortSignal }): Promise<HandlerVerdict> {
     const opened = openRequest(message.body, deps.policy.keys);
     if (!opened.ok) return refuse(message, opened);
     const { request, keyId } = opened;
@@ -78,7 +97,6 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       return;
     }
 
-    let release: RecordedRelease;
     let occasion: 'new' | 'redelivered' = 'redelivered';
     if (known) {
       if (isFinal(known.status)) {
@@ -86,29 +104,43 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
         await deps.queue.acknowledge(message);
         return;
       }
-      log.warn({ found: whereItStands(known), receiveCount: message.receiveCount }, 'request of a release already under way: carried on from its record, not judged again');
-      release = new RecordedRelease(deps.store, known);
+      log.info({ found: whereItStands(known), receiveCount: message.receiveCount }, 'request of a release already known: carried on from its record, not judged again');
     } else {
-      const verdict = judgeNewRequest(request, keyId, deps.policy, now());
-      if (!verdict.ok) return refuse(message, verdict);
+      const verdict = judgeNewRequest(request, keyId, deps.policy, message.sentAt ?? now());
+      if (!verdict.ok) {
+        if (verdict.code === 'unknown-target' && message.receiveCount < deps.unservedDeliveries) {
+          log.warn({ reason: verdict.reason, receiveCount: message.receiveCount, unservedDeliveries: deps.unservedDeliveries }, 'request for a target this worker does not serve: handed back for a worker that does');
+          await unservedPause();
+          return { handBackSeconds: UNSERVED_HAND_BACK_SECONDS };
+        }
+        return refuse(message, verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict);
+      }
       const { deployment } = verdict.release;
       const target = `${request.target.stack}/${request.target.release}/${deployment}`;
       const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target, deployment, now: now(), worker: deps.workerId }));
-      if (!claimed.claimed && isFinal(claimed.record.status)) {
+      if (claimed.claimed) {
+        occasion = 'new';
+        log.info({ requestedBy: request.requestedBy, source: request.source, deployment, receiveCount: message.receiveCount }, 'request accepted');
+      } else if (isFinal(claimed.record.status)) {
         log.info({ status: claimed.record.status }, 'release already done; duplicate delivery acknowledged without a rollout');
         await deps.queue.acknowledge(message);
         return;
       }
-      if (claimed.claimed) {
-        occasion = 'new';
-        log.info({ requestedBy: request.requestedBy, source: request.source, deployment, receiveCount: message.receiveCount }, 'request accepted');
-      }
-      release = new RecordedRelease(deps.store, claimed.record);
     }
 
-    const outcome: RolloutOutcome | undefined = await carryRelease(release, { rollout: deps.rollout, releases: deps.policy.releases, logger: log, stopRequested: context.stopRequested, occasion });
-    // Stopped at a safe point, or not carried to an end: the message stays for the next worker (or this one, restarted).
-    if (!outcome || outcome.status === 'stopped') return;
-    await deps.queue.acknowledge(message);
+    const taken = await deps.scheduler.take(request.releaseId, log, occasion);
+    switch (taken.status) {
+      case 'busy':
+        if (taken.sameRelease) log.info({ receiveCount: message.receiveCount }, 'release under way on this worker; duplicate delivery acknowledged');
+        else log.info({ reason: taken.reason }, 'request waits: its target is busy; the release state holds it until the target is free');
+        await deps.queue.acknowledge(message);
+        return;
+      case 'unfinished':
+        // Stopped at a safe point or taken over by another worker: the message stays for whoever carries it on.
+        return;
+      case 'ended':
+        await deps.queue.acknowledge(message);
+        return;
+    }
   };
 }

@@ -1,38 +1,41 @@
-import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { describeTarget } from '../request/release-request.js';
-import type { Rollout } from '../rollout/rollout.js';
 import { whereItStands } from '../state/release-record.js';
-import { RecordedRelease } from '../state/recorded-release.js';
 import type { ReleaseStore } from '../state/release-store.js';
-import { carryRelease } from './carry-release.js';
+import type { ReleaseScheduler } from './release-scheduler.js';
 
-// Repair at start: before taking a new request, every release the store holds unfinished (the worker
-// was killed, or stopped at a safe point) is carried to its end by the same rollout as any other:
-// each host made whole, exactly what the release suspended and muted put back, and the release
-// continued if it can and rolled back if not.
+// Repair: every release the store holds unfinished (a worker was killed, or stopped at a safe point,
+// or a request waits for its target) is handed to the scheduler, which carries each to its end when
+// its target's lease is free: each host made whole, exactly what the release suspended and muted put
+// back, the release continued if it can and rolled back if not. At start this runs before the worker
+// takes a new request; then again every lease period, which is how a dead worker's release is taken
+// over by another once its lease has expired.
 
 export interface RepairDeps {
   readonly store: ReleaseStore;
-  readonly rollout: Rollout;
-  readonly releases: readonly ReleaseConfig[];
+  readonly scheduler: ReleaseScheduler;
   readonly logger: Logger;
-  readonly stopRequested: AbortSignal;
 }
 
-export async function repairUnfinished(deps: RepairDeps): Promise<void> {
+export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'): Promise<void> {
   const unfinished = await deps.store.unfinished();
-  if (unfinished.length === 0) {
-    deps.logger.info('no unfinished release found at start');
-    return;
+  if (when === 'start') {
+    if (unfinished.length === 0) deps.logger.info('no unfinished release found at start');
+    else {
+      deps.logger.warn(
+        { count: unfinished.length, releases: unfinished.map((r) => ({ releaseId: r.releaseId, target: r.target, image: r.request.image, found: whereItStands(r) })) },
+        'unfinished releases found at start: carrying each to its end before taking new requests',
+      );
+    }
   }
-  deps.logger.warn(
-    { count: unfinished.length, releases: unfinished.map((r) => ({ releaseId: r.releaseId, target: r.target, image: r.request.image, found: whereItStands(r) })) },
-    'unfinished releases found at start: carrying each to its end before taking new requests',
+  await Promise.all(
+    unfinished.map(async (record) => {
+      const logger = deps.logger.child({ releaseId: record.releaseId, target: describeTarget(record.request.target), image: record.request.image });
+      const taken = await deps.scheduler.take(record.releaseId, logger, 'repair').catch((error: unknown) => {
+        logger.error({ err: error }, 'taking up an unfinished release failed; the next sweep tries again');
+        return undefined;
+      });
+      if (taken?.status === 'busy') logger.debug({ reason: taken.reason }, 'unfinished release not taken up now');
+    }),
   );
-  for (const record of unfinished) {
-    if (deps.stopRequested.aborted) break;
-    const logger = deps.logger.child({ releaseId: record.releaseId, target: describeTarget(record.request.target), image: record.request.image });
-    await carryRelease(new RecordedRelease(deps.store, record), { rollout: deps.rollout, releases: deps.releases, logger, stopRequested: deps.stopRequested, occasion: 'repair' });
-  }
 }

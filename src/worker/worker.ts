@@ -13,12 +13,17 @@ import { loadWorkerKeys } from '../secrets/signing-keys.js';
 import { FileReleaseStore } from '../state/file-release-store.js';
 import type { DamageReport, ReleaseStore } from '../state/release-store.js';
 import { lockStateDirectory, type StateDirectoryLock } from '../state/state-directory-lock.js';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoReleaseStore } from '../state/dynamodb-release-store.js';
 import { createRequestHandler, type RefusalNotice } from './handle-request.js';
+import { ReleaseScheduler } from './release-scheduler.js';
 import { repairUnfinished } from './repair.js';
 
 // Assembles a worker from its configuration. Effects (the rollout, chat, the store) are injected so
 // the same assembly runs in production, in the local fleet and in tests. A worker first carries every
-// unfinished release in its store to its end (repair), then takes requests from the queue.
+// unfinished release in its store to its end (repair), then takes requests from the queue, several
+// at once (one release per target, `parallelReleases` in all), and sweeps the store for unfinished
+// releases every lease period (a dead worker's, once its lease has expired).
 
 export interface WorkerParts {
   readonly rollout: Rollout;
@@ -54,18 +59,38 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     log.error({ releaseId: report.releaseId, file: report.where, problem: report.problem, recovered: report.recovered }, 'release record damaged');
     parts.chat?.post(damagedRecord(report));
   };
-  const usesFiles = parts.store === undefined;
-  const store = parts.store ?? new FileReleaseStore(config.stateDirectory, { onDamage });
+  const usesFiles = parts.store === undefined && config.state.store === 'file';
+  let dynamo: DynamoDBClient | undefined;
+  let store: ReleaseStore;
+  if (parts.store) store = parts.store;
+  else if (config.state.store === 'dynamodb') {
+    dynamo = new DynamoDBClient(clientOptions(config.aws));
+    store = new DynamoReleaseStore({ client: dynamo, table: config.state.table, retentionDays: config.state.retentionDays, logger: log.child({ component: 'state' }) });
+  } else store = new FileReleaseStore(config.stateDirectory, { onDamage });
   const sqs = new SQSClient(clientOptions(config.aws));
   // A refused message the dead-letter queue cannot take is kept here (and acknowledged), never looped.
   const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, log, { undeliverableDirectory: join(config.stateDirectory, 'undeliverable') });
+  const stopController = new AbortController();
+  const scheduler = new ReleaseScheduler({
+    store,
+    rollout: parts.rollout,
+    releases: config.releases,
+    logger: log,
+    workerId,
+    leaseMs: config.leaseSeconds * 1000,
+    parallel: config.parallelReleases,
+    stopRequested: stopController.signal,
+    ...(parts.chat ? { chat: parts.chat } : {}),
+    onTargetFree: () => sweepSoon(),
+  });
   const handler = createRequestHandler({
     queue,
     policy: { keys, releases: config.releases, maxAgeSeconds: config.signing.maxAgeSeconds },
-    rollout: parts.rollout,
+    scheduler,
     store,
     logger: log,
     workerId,
+    unservedDeliveries: config.queue.unservedDeliveries,
     ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
     onUnreadable: (error) => parts.chat?.post(needsAttention({ what: `release ${error.releaseId}`, reason: `its record cannot be read (${error.problem}); nothing was done to its target` })),
   });
@@ -76,22 +101,46 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
       waitSeconds: config.queue.waitSeconds,
       visibilityTimeoutSeconds: config.queue.visibilityTimeoutSeconds,
       heartbeatSeconds: heartbeatSeconds(config.queue),
+      // Room beyond the release slots, so refusals, duplicates and busy targets never wait behind releases.
+      maxInFlight: config.parallelReleases + 2,
       ...(parts.backoffMinMs !== undefined ? { backoffMinMs: parts.backoffMinMs } : {}),
     },
     log,
   );
-  const stopController = new AbortController();
   let lock: StateDirectoryLock | undefined;
+  const repair = { logger: log, store, scheduler };
+  // One sweep at a time; a sweep asked for while one runs runs again right after it.
+  let sweeping: Promise<void> | undefined;
+  let again = false;
+  const sweepSoon = () => {
+    if (stopController.signal.aborted) return;
+    if (sweeping) {
+      again = true;
+      return;
+    }
+    sweeping = repairUnfinished(repair, 'sweep')
+      .catch((error: unknown) => log.error({ err: error }, 'sweeping for unfinished releases failed'))
+      .finally(() => {
+        sweeping = undefined;
+        if (again) {
+          again = false;
+          sweepSoon();
+        }
+      });
+  };
   return {
     consumer,
     store,
     async run() {
       if (usesFiles) lock = await lockStateDirectory(config.stateDirectory);
+      const sweeper = setInterval(sweepSoon, config.leaseSeconds * 1000);
       try {
-        log.info({ worker: workerId, store: store.description }, 'worker starting');
-        await repairUnfinished({ store, rollout: parts.rollout, releases: config.releases, logger: log, stopRequested: stopController.signal });
+        log.info({ worker: workerId, store: store.description, parallelReleases: config.parallelReleases }, 'worker starting');
+        await repairUnfinished(repair, 'start');
         if (!stopController.signal.aborted) await consumer.run();
       } finally {
+        clearInterval(sweeper);
+        while (sweeping) await sweeping;
         await lock?.release();
       }
     },
@@ -102,7 +151,10 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     get stopping() {
       return stopController.signal.aborted;
     },
-    close: () => sqs.destroy(),
+    close: () => {
+      sqs.destroy();
+      dynamo?.destroy();
+    },
   };
 }
 

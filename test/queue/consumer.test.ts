@@ -8,14 +8,14 @@ import { capturingLogger, eventually } from '../support/worker-fixtures.js';
 class ScriptedQueue implements WorkQueue {
   receives = 0;
   constructor(private readonly script: Array<Error | QueueMessage | undefined>) {}
-  async receive(options: { signal: AbortSignal }) {
+  async receive(options: { signal: AbortSignal }): Promise<QueueMessage[]> {
     this.receives += 1;
     const next = this.script.shift();
     if (next instanceof Error) throw next;
-    if (next) return next;
+    if (next) return [next];
     // An empty long poll: wait until aborted.
-    return new Promise<undefined>((resolve, reject) => {
-      const timer = setTimeout(() => resolve(undefined), 50);
+    return new Promise<QueueMessage[]>((resolve, reject) => {
+      const timer = setTimeout(() => resolve([]), 50);
       options.signal.addEventListener('abort', () => {
         clearTimeout(timer);
         reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
@@ -24,6 +24,10 @@ class ScriptedQueue implements WorkQueue {
   }
   async extendVisibility() {}
   async acknowledge() {}
+  readonly handedBack: Array<[string, number]> = [];
+  async handBack(m: QueueMessage, seconds: number) {
+    this.handedBack.push([m.id, seconds]);
+  }
   async deadLetter() {
     return { deadLettered: true } as const;
   }

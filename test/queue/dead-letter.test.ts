@@ -21,7 +21,7 @@ describe('a refused message the dead-letter queue cannot take (moto)', () => {
 
   async function receiveOne(queue: SqsWorkQueue): Promise<QueueMessage> {
     for (let attempt = 0; attempt < 5; attempt += 1) {
-      const message = await queue.receive({ waitSeconds: 1, visibilityTimeoutSeconds: 30, signal: new AbortController().signal });
+      const [message] = await queue.receive({ waitSeconds: 1, visibilityTimeoutSeconds: 30, signal: new AbortController().signal });
       if (message) return message;
     }
     throw new Error('no message received');
@@ -154,7 +154,7 @@ describe('a refused message the dead-letter queue takes (moto)', () => {
     const { logger } = capturingLogger();
     const directory = join(mkdtempSync(join(tmpdir(), 'harbormaster-state-')), 'undeliverable');
     const queue = new SqsWorkQueue(suite.sqs, { queue: queues.url, deadLetter: queues.deadLetterUrl }, logger, { undeliverableDirectory: directory });
-    const message = await queue.receive({ waitSeconds: 1, visibilityTimeoutSeconds: 30, signal: new AbortController().signal });
+    const [message] = await queue.receive({ waitSeconds: 1, visibilityTimeoutSeconds: 30, signal: new AbortController().signal });
     assert.ok(message);
     // A reason built elsewhere without care: the queue still escapes what SQS would refuse.
     const result = await queue.deadLetter(message, { code: 'invalid', reason: `bad \u0007\u001b[2J\ud800 image user:hunter2@reg/app:1 ${'x'.repeat(2_000)}` });

@@ -93,19 +93,32 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     assert.equal(rollout.releases.length, 1);
   });
 
-  it("takes a target's requests from a FIFO queue in the order they were enqueued", async () => {
+  it("releases only the newest of a target's requests waiting together on a FIFO queue, never an older one after a newer; the others are superseded", async () => {
     const queues = await createQueues(suite.sqs, { fifo: true });
+    const tags = ['v1', 'v2', 'v3', 'v4'];
     const ids: string[] = [];
-    for (const tag of ['v1', 'v2', 'v3', 'v4']) {
+    for (const tag of tags) {
       ids.push(await enqueueWithCli(queues.url, ['--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:${tag}`, '--requested-by', 'ci']));
     }
     const rollout = new RecordingRollout(300);
-    await withWorker(workerConfig(suite.moto.endpoint, queues), { rollout, logger: capturingLogger().logger, store: new MemoryReleaseStore() }, async () => {
-      await rollout.until(4);
-      await eventually('the queue to be emptied', emptied(queues.url));
+    const store = new MemoryReleaseStore();
+    const config = workerConfig(suite.moto.endpoint, queues, { queue: { url: queues.url, deadLetterUrl: queues.deadLetterUrl, waitSeconds: 1, visibilityTimeoutSeconds: 30 } });
+    const { logger, lines } = capturingLogger();
+    await withWorker(config, { rollout, logger, store }, async () => {
+      await eventually('the queue to be emptied', emptied(queues.url), 30_000);
     });
-    assert.deepEqual(rollout.releases.map((r) => r.request.releaseId), ids);
-    assert.deepEqual(rollout.releases.map((r) => r.request.image.split(':').pop()), ['v1', 'v2', 'v3', 'v4']);
+    const handed = rollout.releases.map((r) => r.request.image.split(':').pop()!);
+    assert.equal(handed.at(-1), 'v4', `released: ${handed.join(', ')}`);
+    assert.deepEqual(handed, [...handed].sort(), 'never an older release after a newer one');
+    for (const [index, id] of ids.entries()) {
+      const record = (await store.get(id))!;
+      if (handed.includes(tags[index]!)) assert.equal(record.status, 'succeeded');
+      else {
+        assert.equal(record.status, 'superseded', `${tags[index]}: ${record.status}`);
+        assert.match(record.reason!, /^a newer release of data\/ingest\/staging \(.*\) came first/);
+      }
+    }
+    assert.ok(lines.some((l) => l.msg === 'release superseded'));
   });
 
   it('enqueue exits non-zero with one line when the queue is unreachable, the key missing or the image bad', async () => {

@@ -22,7 +22,7 @@ export interface TestQueues {
 let counter = 0;
 
 /** A request queue with its dead-letter queue, as ops would create them. */
-export async function createQueues(sqs: SQSClient, options: { fifo?: boolean; visibilityTimeoutSeconds?: number } = {}): Promise<TestQueues> {
+export async function createQueues(sqs: SQSClient, options: { fifo?: boolean; visibilityTimeoutSeconds?: number; maxReceiveCount?: number } = {}): Promise<TestQueues> {
   const suffix = `${process.pid}-${++counter}${options.fifo ? '.fifo' : ''}`;
   const fifoAttributes = options.fifo ? { FifoQueue: 'true' } : {};
   const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `releases-dlq-${suffix}`, Attributes: fifoAttributes }));
@@ -33,7 +33,7 @@ export async function createQueues(sqs: SQSClient, options: { fifo?: boolean; vi
       Attributes: {
         ...fifoAttributes,
         VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 30),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 }),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: options.maxReceiveCount ?? 5 }),
       },
     }),
   );

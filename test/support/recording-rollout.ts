@@ -16,14 +16,26 @@ export interface HandedRelease {
 export class RecordingRollout implements Rollout {
   readonly releases: HandedRelease[] = [];
   private waiters: Array<() => void> = [];
+  /** Releases running now, by target; the most at once, in all and for one target. */
+  private readonly active = new Map<string, number>();
+  maxActive = 0;
+  maxActivePerTarget = 0;
 
-  constructor(private readonly durationMs = 0) {}
+  constructor(private readonly durationMs: number | ((release: RecordedRelease) => number) = 0) {}
 
   async run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
-    const { request, keyId, deployment } = release.record;
+    const { request, keyId, deployment, target } = release.record;
     this.releases.push({ request, keyId, deployment, releaseConfig: context.releaseConfig, occasion: context.occasion });
+    this.active.set(target, (this.active.get(target) ?? 0) + 1);
+    this.maxActive = Math.max(this.maxActive, [...this.active.values()].reduce((a, b) => a + b, 0));
+    this.maxActivePerTarget = Math.max(this.maxActivePerTarget, this.active.get(target)!);
     this.waiters.splice(0).forEach((wake) => wake());
-    if (this.durationMs > 0) await sleep(this.durationMs);
+    try {
+      const duration = typeof this.durationMs === 'function' ? this.durationMs(release) : this.durationMs;
+      if (duration > 0) await sleep(duration);
+    } finally {
+      this.active.set(target, this.active.get(target)! - 1);
+    }
     context.logger.info('recording rollout done');
     return { status: 'succeeded', hosts: 0 };
   }

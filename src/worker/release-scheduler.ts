@@ -1,0 +1,140 @@
+import * as say from '../chat/release-messages.js';
+import type { Chat } from '../chat/chat.js';
+import type { ReleaseConfig } from '../config/worker-config.js';
+import type { Logger } from '../log/logger.js';
+import type { Rollout, RolloutOutcome } from '../rollout/rollout.js';
+import { isFinal, type ReleaseRecord } from '../state/release-record.js';
+import { RecordedRelease } from '../state/recorded-release.js';
+import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
+import { carryRelease } from './carry-release.js';
+
+// Who runs which release, when. Releases to different targets run side by side (at most `parallel`
+// on this worker); one target has one release at a time, across every worker, by its lease in the
+// store: taken before the release starts, renewed by heartbeat, given up at the end. A worker that
+// cannot renew stops acting at once (its writes are fenced by the lease, and it writes before it
+// acts); another takes the lease once it expires and carries the release on from its record.
+//
+// Newest wins: before a release that has not started yet takes its target, it is compared with every
+// other release of the target the store knows, by the request's signed creation time (then id). If a
+// newer one exists (waiting, running or done), this one is ended as superseded and changes nothing.
+
+export type TakeResult =
+  /** Not now: the release itself already runs here, its target is busy (here or on another worker), or every slot is taken. */
+  | { readonly status: 'busy'; readonly reason: string; readonly sameRelease?: boolean }
+  /** Ended (or already ended): succeeded, rolled back, failed, refused or superseded. */
+  | { readonly status: 'ended'; readonly outcome: RolloutOutcome }
+  /** Stopped at a safe point, lost its lease, or broke off: its record says where it stands. */
+  | { readonly status: 'unfinished'; readonly reason: string };
+
+export interface SchedulerDeps {
+  readonly store: ReleaseStore;
+  readonly rollout: Rollout;
+  readonly releases: readonly ReleaseConfig[];
+  readonly logger: Logger;
+  readonly workerId: string;
+  readonly leaseMs: number;
+  readonly parallel: number;
+  /** Aborted when the worker is asked to stop: releases reach their next safe point. */
+  readonly stopRequested: AbortSignal;
+  readonly chat?: Chat;
+  /** Told when a target frees up on this worker: releases waiting for it can be taken up at once. */
+  readonly onTargetFree?: (target: string) => void;
+}
+
+const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: string; releaseId: string }) =>
+  a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.releaseId > b.releaseId);
+
+function outcomeOf(record: ReleaseRecord): RolloutOutcome {
+  const reason = record.reason ?? record.status;
+  if (record.status === 'succeeded') return { status: 'succeeded', hosts: Object.keys(record.hosts).length };
+  if (record.status === 'rolled-back' || record.status === 'failed' || record.status === 'refused' || record.status === 'superseded') return { status: record.status, reason };
+  return { status: 'stopped', reason };
+}
+
+export class ReleaseScheduler {
+  /** Targets with a release running on this worker. */
+  private readonly running = new Map<string, string>();
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  get active(): number {
+    return this.running.size;
+  }
+
+  /** Runs the release to its end if its target and a slot are free; says why not otherwise. */
+  async take(releaseId: string, logger: Logger, occasion: 'new' | 'redelivered' | 'repair'): Promise<TakeResult> {
+    const { store } = this.deps;
+    if (this.deps.stopRequested.aborted) return { status: 'busy', reason: 'this worker is stopping' };
+    const record = await store.get(releaseId);
+    if (!record) throw new Error(`release ${releaseId} is not in the store`);
+    if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
+    const target = record.target;
+    const here = this.running.get(target);
+    if (here === releaseId) return { status: 'busy', reason: 'this release already runs on this worker', sameRelease: true };
+    if (here !== undefined) return { status: 'busy', reason: `another release of ${target} runs on this worker` };
+    if (this.running.size >= this.deps.parallel) return { status: 'busy', reason: `${this.deps.parallel} release(s) already run on this worker` };
+    this.running.set(target, releaseId);
+    try {
+      const lease = await store.acquireLease(target, this.deps.workerId, this.deps.leaseMs);
+      if (!lease) return { status: 'busy', reason: `another worker holds ${target}` };
+      return await this.underLease(releaseId, lease, logger, occasion);
+    } finally {
+      this.running.delete(target);
+      this.deps.onTargetFree?.(target);
+    }
+  }
+
+  private async underLease(releaseId: string, lease: TargetLease, logger: Logger, occasion: 'new' | 'redelivered' | 'repair'): Promise<TakeResult> {
+    const { store } = this.deps;
+    const lost = new AbortController();
+    let held = lease;
+    const renewal = setInterval(() => {
+      store.renewLease(held, this.deps.leaseMs).then(
+        (renewed) => (held = renewed),
+        (error: unknown) => {
+          if (lost.signal.aborted) return;
+          logger.error({ err: error, target: lease.target }, error instanceof LeaseLostError ? 'lease lost: this worker stops acting on the target' : 'renewing the lease failed; retrying');
+          if (error instanceof LeaseLostError) lost.abort(error);
+        },
+      );
+    }, Math.max(500, Math.floor(this.deps.leaseMs / 3)));
+    try {
+      // Read again under the lease: the release may have moved while this worker waited for it.
+      const record = await store.get(releaseId);
+      if (!record) throw new Error(`release ${releaseId} is not in the store`);
+      if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
+      const release = new RecordedRelease(store, record, { lease });
+      if (record.status === 'accepted') {
+        const overtaken = await this.newerThan(record);
+        if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
+      }
+      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal });
+      if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };
+      if (outcome.status === 'stopped') return { status: 'unfinished', reason: outcome.reason };
+      return { status: 'ended', outcome };
+    } finally {
+      clearInterval(renewal);
+      if (!lost.signal.aborted) await store.releaseLease(held).catch((error: unknown) => logger.warn({ err: error }, 'giving the lease up failed; it expires on its own'));
+    }
+  }
+
+  /** The newest release of the same target that is newer than this one and not itself refused or superseded. */
+  private async newerThan(record: ReleaseRecord): Promise<TargetRelease | undefined> {
+    const mine = { createdAt: record.request.createdAt, releaseId: record.releaseId };
+    const others = (await this.deps.store.releasesOf(record.target)).filter((other) => other.releaseId !== record.releaseId && other.status !== 'refused' && other.status !== 'superseded' && newer(other, mine));
+    return others.sort((a, b) => (newer(a, b) ? -1 : 1))[0];
+  }
+
+  private async supersede(release: RecordedRelease, by: TargetRelease, logger: Logger): Promise<RolloutOutcome> {
+    const newerRecord = await this.deps.store.get(by.releaseId).catch(() => undefined);
+    const reason = `a newer release of ${release.record.target} (${by.releaseId}, requested at ${by.createdAt}${newerRecord ? `, ${newerRecord.request.image}` : ''}) came first`;
+    await release.update((draft) => {
+      draft.status = 'superseded';
+      draft.reason = reason;
+      draft.finishedAt = new Date().toISOString();
+    });
+    logger.warn({ newer: by.releaseId, newerCreatedAt: by.createdAt, newerStatus: by.status }, 'release superseded');
+    this.deps.chat?.post(say.releaseSuperseded({ target: release.record.target, image: release.record.request.image, releaseId: release.releaseId, newer: { releaseId: by.releaseId, createdAt: by.createdAt, ...(newerRecord ? { image: newerRecord.request.image } : {}) } }));
+    return { status: 'superseded', reason };
+  }
+}

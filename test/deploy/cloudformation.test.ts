@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse, type Tags } from 'yaml';
+import { releaseTableDefinition, releaseTableTimeToLive } from '../../src/state/dynamodb-release-table.js';
+
+// deploy/cloudformation.yml checked without AWS: the table is the one the store's code defines, the
+// queue has its dead-letter queue, and the worker's IAM policy allows exactly the AWS calls the worker's
+// code makes (found by scanning src/ for `new XxxCommand(`), with no wildcard actions.
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+// ---- the template, with CloudFormation's short-form tags read as their long forms ----
+
+const INTRINSICS = ['Ref', 'GetAtt', 'Sub', 'Join', 'Select', 'Split', 'If', 'Equals', 'Not', 'And', 'Or', 'FindInMap', 'Base64', 'Cidr', 'GetAZs', 'ImportValue', 'Condition'];
+const longName = (name: string) => (name === 'Ref' || name === 'Condition' ? name : `Fn::${name}`);
+const cloudFormationTags: Tags = INTRINSICS.flatMap((name) => [
+  { tag: `!${name}`, resolve: (value: string) => ({ [longName(name)]: name === 'GetAtt' ? value.split('.') : value }) },
+  { tag: `!${name}`, collection: 'seq' as const, resolve: (seq: { toJSON(): unknown }) => ({ [longName(name)]: seq.toJSON() }) },
+  { tag: `!${name}`, collection: 'map' as const, resolve: (map: { toJSON(): unknown }) => ({ [longName(name)]: map.toJSON() }) },
+]);
+
+interface Resource {
+  Type: string;
+  Properties: Record<string, any>;
+  DeletionPolicy?: string;
+}
+interface Template {
+  Parameters: Record<string, { Type: string; Default?: unknown }>;
+  Resources: Record<string, Resource>;
+  Outputs: Record<string, { Value: unknown }>;
+}
+
+const template = parse(readFileSync(join(root, 'deploy/cloudformation.yml'), 'utf8'), { customTags: cloudFormationTags }) as Template;
+
+const resourcesOfType = (type: string) => Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
+
+interface Statement {
+  Sid?: string;
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  NotAction?: unknown;
+  NotResource?: unknown;
+  Condition?: unknown;
+}
+const statementsOf = (policy: string): Statement[] => template.Resources[policy]!.Properties.PolicyDocument.Statement as Statement[];
+const list = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+const actionsOf = (policy: string) => new Set(statementsOf(policy).flatMap((statement) => list(statement.Action)));
+const statementWith = (policy: string, action: string) => statementsOf(policy).find((statement) => list(statement.Action).includes(action));
+
+// ---- the AWS calls the code makes ----
+
+/** The IAM prefix of each AWS SDK client package the code uses. */
+const SERVICE_OF_PACKAGE: Record<string, string> = {
+  '@aws-sdk/client-sqs': 'sqs',
+  '@aws-sdk/client-ec2': 'ec2',
+  '@aws-sdk/client-elastic-load-balancing': 'elasticloadbalancing',
+  '@aws-sdk/client-elastic-load-balancing-v2': 'elasticloadbalancing',
+  '@aws-sdk/client-auto-scaling': 'autoscaling',
+  '@aws-sdk/client-cloudwatch': 'cloudwatch',
+  '@aws-sdk/client-dynamodb': 'dynamodb',
+};
+
+/** lib-dynamodb's document commands and the DynamoDB operations they are. */
+const DOCUMENT_COMMANDS: Record<string, string> = {
+  GetCommand: 'GetItem',
+  PutCommand: 'PutItem',
+  UpdateCommand: 'UpdateItem',
+  DeleteCommand: 'DeleteItem',
+  QueryCommand: 'Query',
+  ScanCommand: 'Scan',
+  BatchGetCommand: 'BatchGetItem',
+  BatchWriteCommand: 'BatchWriteItem',
+  TransactGetCommand: 'TransactGetItems',
+  TransactWriteCommand: 'TransactWriteItems',
+};
+
+/** Modules whose `new XxxCommand(` is not an AWS call. */
+const NOT_AWS = new Set(['commander']);
+
+/** Code in src/ whose AWS calls are not the worker's, and who makes them instead. */
+const NOT_THE_WORKER: Record<string, string> = {
+  'src/cli/enqueue.ts': 'CI enqueues release requests: the CI policy',
+  'src/state/dynamodb-release-table.ts': 'creates the table for tests and the local fleet; in AWS this template does',
+};
+
+function sourceFiles(directory: string): string[] {
+  return readdirSync(directory, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(directory, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+/**
+ * The IAM actions one operation needs. A transaction needs those of the items it holds (DynamoDB
+ * authorises each: PutItem, UpdateItem, DeleteItem, ConditionCheckItem), read from the file's
+ * TransactItems keys.
+ */
+function iamActions(service: string, operation: string, source: string): string[] {
+  if (operation === 'TransactWriteItems') {
+    const kinds = new Set([...source.matchAll(/\b(ConditionCheck|Put|Update|Delete)\s*:/g)].map((match) => match[1]!));
+    assert.ok(kinds.size > 0, 'a transaction whose items the scan cannot find');
+    return [...kinds].map((kind) => `dynamodb:${kind === 'ConditionCheck' ? 'ConditionCheckItem' : `${kind}Item`}`);
+  }
+  if (operation === 'TransactGetItems') return ['dynamodb:GetItem'];
+  return [`${service}:${operation}`];
+}
+
+interface Call {
+  readonly file: string;
+  readonly command: string;
+  readonly actions: string[];
+}
+
+function awsCalls(): Call[] {
+  const calls: Call[] = [];
+  for (const path of sourceFiles(join(root, 'src'))) {
+    const source = readFileSync(path, 'utf8');
+    const file = relative(root, path);
+    const origin = new Map<string, string>();
+    for (const match of source.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*'([^']+)'/g)) {
+      for (const name of match[1]!.split(',')) {
+        const local = name.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()!.trim();
+        if (local) origin.set(local, match[2]!);
+      }
+    }
+    for (const match of source.matchAll(/new\s+([A-Za-z0-9]*Command)\s*\(/g)) {
+      const command = match[1]!;
+      const module = origin.get(command);
+      assert.ok(module, `${file}: new ${command}( comes from no import the scan can see`);
+      if (NOT_AWS.has(module)) continue;
+      let actions: string[];
+      if (module === '@aws-sdk/lib-dynamodb') {
+        const operation = DOCUMENT_COMMANDS[command];
+        assert.ok(operation, `${file}: lib-dynamodb's ${command} is not in DOCUMENT_COMMANDS`);
+        actions = iamActions('dynamodb', operation, source);
+      } else {
+        const service = SERVICE_OF_PACKAGE[module];
+        assert.ok(service, `${file}: ${command} from ${module}: add the package's IAM prefix to SERVICE_OF_PACKAGE`);
+        actions = iamActions(service, command.replace(/Command$/, ''), source);
+      }
+      calls.push({ file, command, actions });
+    }
+  }
+  return calls;
+}
+
+const calls = awsCalls();
+const actionsNeeded = (files: (file: string) => boolean) => new Set(calls.filter((call) => files(call.file)).flatMap((call) => call.actions));
+const sorted = (set: Set<string>) => [...set].sort();
+
+describe('deploy/cloudformation.yml', () => {
+  it('declares the release table exactly as createReleaseTable makes it: keys, indexes, billing, TTL', () => {
+    const [[, table]] = resourcesOfType('AWS::DynamoDB::Table') as [[string, Resource]];
+    const definition = releaseTableDefinition('unused');
+    const byName = <T extends { AttributeName?: string; IndexName?: string }>(items: T[]) => [...items].sort((a, b) => (a.AttributeName ?? a.IndexName)!.localeCompare((b.AttributeName ?? b.IndexName)!));
+    assert.deepEqual(table.Properties.TableName, { Ref: 'TableName' });
+    assert.equal(template.Parameters.TableName?.Type, 'String');
+    assert.equal(table.Properties.BillingMode, definition.BillingMode);
+    assert.deepEqual(table.Properties.KeySchema, definition.KeySchema);
+    assert.deepEqual(byName(table.Properties.AttributeDefinitions), byName(definition.AttributeDefinitions!));
+    assert.deepEqual(byName(table.Properties.GlobalSecondaryIndexes), byName(definition.GlobalSecondaryIndexes!));
+    assert.deepEqual(table.Properties.TimeToLiveSpecification, releaseTableTimeToLive);
+    assert.equal(table.DeletionPolicy, 'Retain', 'deleting the stack never deletes release state');
+  });
+
+  it('gives the release queue a dead-letter queue through a redrive policy', () => {
+    const queue = template.Resources.ReleaseQueue!;
+    const deadLetter = template.Resources.DeadLetterQueue!;
+    assert.equal(queue.Type, 'AWS::SQS::Queue');
+    assert.equal(deadLetter.Type, 'AWS::SQS::Queue');
+    assert.deepEqual(queue.Properties.RedrivePolicy, { deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }, maxReceiveCount: { Ref: 'MaxReceiveCount' } });
+    assert.ok(Number(template.Parameters.MaxReceiveCount?.Default) >= 1);
+    // SQS keeps a dead-lettered message only until its first enqueue time plus the DLQ's retention.
+    assert.equal(deadLetter.Properties.MessageRetentionPeriod, 1209600);
+    assert.ok(Number(template.Parameters.MessageRetentionSeconds?.Default) <= 1209600);
+  });
+
+  it('gives the worker exactly the AWS calls its code makes', () => {
+    const worker = actionsNeeded((file) => !(file in NOT_THE_WORKER));
+    for (const expected of ['sqs:ReceiveMessage', 'ec2:DescribeInstances', 'dynamodb:PutItem', 'dynamodb:ConditionCheckItem', 'cloudwatch:PutAlarmMuteRule']) {
+      assert.ok(worker.has(expected), `the scan finds ${expected}: it reads the code`);
+    }
+    const granted = actionsOf('WorkerPolicy');
+    const missing = sorted(worker).filter((action) => !granted.has(action));
+    const unused = sorted(granted).filter((action) => !worker.has(action));
+    assert.deepEqual({ missing, unused }, { missing: [], unused: [] }, 'the worker policy allows exactly what src/ calls');
+  });
+
+  it('gives CI what the enqueue command calls, and reading a release\'s result', () => {
+    const ci = actionsNeeded((file) => file === 'src/cli/enqueue.ts');
+    assert.deepEqual(sorted(ci), ['sqs:SendMessage']);
+    assert.deepEqual(sorted(actionsOf('CiPolicy')), sorted(new Set([...ci, 'dynamodb:GetItem'])));
+    assert.deepEqual(statementWith('CiPolicy', 'sqs:SendMessage')!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] }, 'CI sends to the request queue only');
+    const read = statementWith('CiPolicy', 'dynamodb:GetItem')!;
+    assert.deepEqual(read.Resource, { 'Fn::GetAtt': ['ReleaseTable', 'Arn'] });
+    assert.deepEqual(read.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['release#*'] } }, 'release items only, not the leases');
+  });
+
+  it('scopes the worker\'s queue and table calls to the stack\'s own queues and table', () => {
+    for (const action of ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage']) {
+      assert.deepEqual(statementWith('WorkerPolicy', action)!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] }, action);
+    }
+    assert.deepEqual(statementWith('WorkerPolicy', 'sqs:SendMessage')!.Resource, { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }, 'the worker sends only refusals, to the DLQ');
+    for (const action of [...actionsOf('WorkerPolicy')].filter((a) => a.startsWith('dynamodb:'))) {
+      assert.deepEqual(statementWith('WorkerPolicy', action)!.Resource, [{ 'Fn::GetAtt': ['ReleaseTable', 'Arn'] }, { 'Fn::Sub': '${ReleaseTable.Arn}/index/*' }], action);
+    }
+  });
+
+  it('allows no wildcard action, and only Allow statements with Action and Resource', () => {
+    for (const [name] of resourcesOfType('AWS::IAM::ManagedPolicy')) {
+      for (const statement of statementsOf(name)) {
+        assert.equal(statement.Effect, 'Allow', `${name} ${statement.Sid}`);
+        assert.equal(statement.NotAction, undefined);
+        assert.equal(statement.NotResource, undefined);
+        assert.ok(statement.Resource !== undefined, `${name} ${statement.Sid} names its resources`);
+        for (const action of list(statement.Action)) assert.match(action, /^[a-z0-9-]+:[A-Za-z0-9]+$/, `${name} ${statement.Sid}: ${action}`);
+      }
+    }
+    assert.deepEqual(resourcesOfType('AWS::IAM::ManagedPolicy').map(([name]) => name).sort(), ['CiPolicy', 'WorkerPolicy']);
+  });
+
+  it('refers only to its own parameters and resources, and outputs what the worker\'s and CI\'s configuration need', () => {
+    const known = new Set([...Object.keys(template.Parameters), ...Object.keys(template.Resources)]);
+    const unknown: string[] = [];
+    const visit = (value: unknown): void => {
+      if (Array.isArray(value)) return value.forEach(visit);
+      if (value === null || typeof value !== 'object') return;
+      for (const [key, inner] of Object.entries(value)) {
+        if (key === 'Ref' && typeof inner === 'string' && !inner.startsWith('AWS::') && !known.has(inner)) unknown.push(inner);
+        if (key === 'Fn::GetAtt' && !known.has(String((inner as string[])[0]))) unknown.push(String((inner as string[])[0]));
+        if (key === 'Fn::Sub' && typeof inner === 'string') {
+          for (const [, name] of inner.matchAll(/\$\{([^}!]+)\}/g)) if (!name!.startsWith('AWS::') && !known.has(name!.split('.')[0]!)) unknown.push(name!);
+        }
+        visit(inner);
+      }
+    };
+    visit(template.Resources);
+    visit(template.Outputs);
+    assert.deepEqual(unknown, []);
+    assert.deepEqual(Object.keys(template.Outputs).sort(), [
+      'CiPolicyArn',
+      'DeadLetterQueueArn',
+      'DeadLetterQueueUrl',
+      'QueueArn',
+      'QueueUrl',
+      'ReleaseTableArn',
+      'ReleaseTableName',
+      'WorkerPolicyArn',
+    ]);
+    assert.deepEqual(template.Outputs.QueueUrl!.Value, { Ref: 'ReleaseQueue' }, 'Ref of a queue is its URL');
+    assert.deepEqual(template.Outputs.ReleaseTableName!.Value, { Ref: 'ReleaseTable' });
+  });
+});
