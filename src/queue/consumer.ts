@@ -23,6 +23,13 @@ export type HandlerVerdict = void | { readonly handBackSeconds: number };
 
 export type MessageHandler = (message: QueueMessage, context: { stopRequested: AbortSignal }) => Promise<HandlerVerdict>;
 
+/**
+ * An optional first, quick pass over every message of one receive, before any is handled: whether it
+ * still needs handling. The worker judges and records each request here, so that of several requests
+ * for one target received together, each is known before any of them starts (newest wins).
+ */
+export type MessageAdmission = (message: QueueMessage) => Promise<'handle' | 'done'>;
+
 const isAbort = (error: unknown) => error instanceof Error && error.name === 'AbortError';
 
 export class QueueConsumer {
@@ -36,6 +43,7 @@ export class QueueConsumer {
     private readonly handle: MessageHandler,
     private readonly settings: ConsumerSettings,
     private readonly logger: Logger,
+    private readonly admit?: MessageAdmission,
   ) {}
 
   /** Starts the loop; the promise settles once the loop has stopped and every message in hand is done. */
@@ -90,7 +98,8 @@ export class QueueConsumer {
         await sleep(delay, undefined, { signal: stop }).catch(() => undefined);
         continue;
       }
-      for (const message of messages) {
+      const admitted = this.admit ? await this.admitAll(messages) : messages;
+      for (const message of admitted) {
         const handling = this.handleWithHeartbeat(message, stop).finally(() => {
           this.inFlight.delete(handling);
           this.slotFreed?.();
@@ -101,6 +110,19 @@ export class QueueConsumer {
     }
     await Promise.all([...this.inFlight]);
     this.logger.info('stopped polling');
+  }
+
+  /** Every message of a receive through admission, side by side; a failed admission leaves its message for redelivery. */
+  private async admitAll(messages: QueueMessage[]): Promise<QueueMessage[]> {
+    const verdicts = await Promise.all(
+      messages.map((message) =>
+        this.admit!(message).catch((error: unknown) => {
+          this.logger.error({ err: error, messageId: message.id }, 'handling the message failed; it will be delivered again');
+          return 'done' as const;
+        }),
+      ),
+    );
+    return messages.filter((_, index) => verdicts[index] === 'handle');
   }
 
   private async handleWithHeartbeat(message: QueueMessage, stop: AbortSignal): Promise<void> {

@@ -8,11 +8,13 @@ import { isFinal, newReleaseRecord, whereItStands, type ReleaseRecord } from '..
 import { DamagedRecordError, type ReleaseStore } from '../state/release-store.js';
 import type { ReleaseScheduler } from './release-scheduler.js';
 
-// What the worker does with one message. An unauthentic or malformed message is refused into the
+// What the worker does with one message, in two passes. Admission, quick and run for every message of
+// one receive before any is handled: an unauthentic or malformed message is refused into the
 // dead-letter queue. A request whose release the store already knows is never judged again as if it
 // were new: a finished one is acknowledged, an unfinished one is carried on from its record (whatever
 // its age). Only a request seen for the first time is judged (its age when the queue received it, the
-// target, the image), then claimed in the store. The scheduler runs it at once if its target and a
+// target, the image), then claimed in the store. So several requests for one target received together
+// are all known before any starts. Then handling: the scheduler runs the release if its target and a
 // slot are free (newest wins). Once claimed, the release state holds the request: if its target is
 // busy, the message is acknowledged and the release waits in the state, to be taken up when the
 // target is free (by this worker when its release of the target ends, or by any worker's sweep).
@@ -79,9 +81,20 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
     }
   };
 
-  return async function handleRequest(message: QueueMessage, _context: { stopRequested: AbortSignal }): Promise<HandlerVerdict> {
+  /** What admission learnt of a message that still needs handling. */
+  const admitted = new WeakMap<QueueMessage, { releaseId: string; log: Logger; occasion: 'new' | 'redelivered' }>();
+  const handedBack = new WeakMap<QueueMessage, HandlerVerdict>();
+
+  /**
+   * The quick pass: authenticated, judged if new, and claimed in the store, or acknowledged or refused
+   * at once. Run for every message of a receive before any of them is handled.
+   */
+  async function admit(message: QueueMessage): Promise<'handle' | 'done'> {
     const opened = openRequest(message.body, deps.policy.keys);
-    if (!opened.ok) return refuse(message, opened);
+    if (!opened.ok) {
+      await refuse(message, opened);
+      return 'done';
+    }
     const { request, keyId } = opened;
     const log = deps.logger.child({ releaseId: request.releaseId, target: describeTarget(request.target), image: request.image });
 
@@ -94,41 +107,57 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       log.error({ err: error }, 'the record of this release cannot be read: the request is acknowledged and its target left as it is');
       deps.onUnreadable?.(error);
       await deps.queue.acknowledge(message);
-      return;
+      return 'done';
     }
 
-    let occasion: 'new' | 'redelivered' = 'redelivered';
     if (known) {
       if (isFinal(known.status)) {
         log.info({ status: known.status, finishedAt: known.finishedAt, receiveCount: message.receiveCount }, 'release already done; duplicate delivery acknowledged without a rollout');
         await deps.queue.acknowledge(message);
-        return;
+        return 'done';
       }
       log.info({ found: whereItStands(known), receiveCount: message.receiveCount }, 'request of a release already known: carried on from its record, not judged again');
-    } else {
-      const verdict = judgeNewRequest(request, keyId, deps.policy, message.sentAt ?? now());
-      if (!verdict.ok) {
-        if (verdict.code === 'unknown-target' && message.receiveCount < deps.unservedDeliveries) {
-          log.warn({ reason: verdict.reason, receiveCount: message.receiveCount, unservedDeliveries: deps.unservedDeliveries }, 'request for a target this worker does not serve: handed back for a worker that does');
-          await unservedPause();
-          return { handBackSeconds: UNSERVED_HAND_BACK_SECONDS };
-        }
-        return refuse(message, verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict);
-      }
-      const { deployment } = verdict.release;
-      const target = `${request.target.stack}/${request.target.release}/${deployment}`;
-      const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target, deployment, now: now(), worker: deps.workerId }));
-      if (claimed.claimed) {
-        occasion = 'new';
-        log.info({ requestedBy: request.requestedBy, source: request.source, deployment, receiveCount: message.receiveCount }, 'request accepted');
-      } else if (isFinal(claimed.record.status)) {
-        log.info({ status: claimed.record.status }, 'release already done; duplicate delivery acknowledged without a rollout');
-        await deps.queue.acknowledge(message);
-        return;
-      }
+      admitted.set(message, { releaseId: request.releaseId, log, occasion: 'redelivered' });
+      return 'handle';
     }
+    const verdict = judgeNewRequest(request, keyId, deps.policy, message.sentAt ?? now());
+    if (!verdict.ok) {
+      if (verdict.code === 'unknown-target' && message.receiveCount < deps.unservedDeliveries) {
+        log.warn({ reason: verdict.reason, receiveCount: message.receiveCount, unservedDeliveries: deps.unservedDeliveries }, 'request for a target this worker does not serve: handed back for a worker that does');
+        handedBack.set(message, { handBackSeconds: UNSERVED_HAND_BACK_SECONDS });
+        return 'handle';
+      }
+      await refuse(message, verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict);
+      return 'done';
+    }
+    const { deployment } = verdict.release;
+    const target = `${request.target.stack}/${request.target.release}/${deployment}`;
+    const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target, deployment, now: now(), worker: deps.workerId }));
+    if (!claimed.claimed && isFinal(claimed.record.status)) {
+      log.info({ status: claimed.record.status }, 'release already done; duplicate delivery acknowledged without a rollout');
+      await deps.queue.acknowledge(message);
+      return 'done';
+    }
+    if (claimed.claimed) log.info({ requestedBy: request.requestedBy, source: request.source, deployment, receiveCount: message.receiveCount }, 'request accepted');
+    admitted.set(message, { releaseId: request.releaseId, log, occasion: claimed.claimed ? 'new' : 'redelivered' });
+    return 'handle';
+  }
 
-    const taken = await deps.scheduler.take(request.releaseId, log, occasion);
+  /** The long pass: the release run to its end when its target and a slot are free. */
+  async function handle(message: QueueMessage): Promise<HandlerVerdict> {
+    const back = handedBack.get(message);
+    if (back) {
+      await unservedPause();
+      return back;
+    }
+    const entry = admitted.get(message);
+    if (!entry) {
+      // Handled without admission (a caller that skips it): admit now.
+      if ((await admit(message)) === 'done') return;
+      return handle(message);
+    }
+    const { releaseId, log, occasion } = entry;
+    const taken = await deps.scheduler.take(releaseId, log, occasion);
     switch (taken.status) {
       case 'busy':
         if (taken.sameRelease) log.info({ receiveCount: message.receiveCount }, 'release under way on this worker; duplicate delivery acknowledged');
@@ -142,5 +171,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
         await deps.queue.acknowledge(message);
         return;
     }
-  };
+  }
+
+  return { admit, handle };
 }

@@ -96,7 +96,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   });
   const consumer = new QueueConsumer(
     queue,
-    handler,
+    handler.handle,
     {
       waitSeconds: config.queue.waitSeconds,
       visibilityTimeoutSeconds: config.queue.visibilityTimeoutSeconds,
@@ -106,6 +106,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
       ...(parts.backoffMinMs !== undefined ? { backoffMinMs: parts.backoffMinMs } : {}),
     },
     log,
+    handler.admit,
   );
   let lock: StateDirectoryLock | undefined;
   const repair = { logger: log, store, scheduler };

@@ -77,6 +77,21 @@ describe('scheduling releases', () => {
     assert.deepEqual(await queueDepth(suite.sqs, queues.deadLetterUrl), { visible: 0, inFlight: 0 });
   });
 
+  it('releases only the newest of a burst of five requests to one target; the four others are superseded', async () => {
+    const queues = await createQueues(suite.sqs);
+    const made = Date.now() - 5_000;
+    const tags = ['v1', 'v2', 'v3', 'v4', 'v5'];
+    // Sent out of order: which is newest is the signed creation time, not the order of arrival.
+    for (const index of [2, 0, 4, 1, 3]) await sendRaw(suite.sqs, queues.url, request('staging', tags[index]!, new Date(made + index * 100)));
+    const rollout = new RecordingRollout();
+    const { logger, lines } = capturingLogger();
+    await withWorker(configFor(queues), { rollout, logger, store: new MemoryReleaseStore() }, async () => {
+      await eventually('the queue to be emptied', emptied(queues.url), 20_000);
+    });
+    assert.deepEqual(rollout.releases.map((r) => r.request.image.split(':').pop()), ['v5']);
+    assert.equal(lines.filter((l) => l.msg === 'release superseded').length, 4);
+  });
+
   it('supersedes a request older than the target\'s last release: it changes nothing', async () => {
     const queues = await createQueues(suite.sqs);
     const rollout = new RecordingRollout();
