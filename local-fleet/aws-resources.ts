@@ -9,6 +9,8 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing';
 import { CreateTargetGroupCommand, ElasticLoadBalancingV2Client, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createReleaseTable } from '../src/state/dynamodb-release-table.js';
 import { MOTO_CREDENTIALS, MOTO_REGION } from './moto.js';
 import { APP_PORT } from './live-container.js';
 
@@ -24,6 +26,8 @@ const AMI = 'ami-12c6146b';
 const INSTANCE_TYPE = 't3.micro';
 const ALARM_ACTION = 'arn:aws:sns:us-west-2:123456789012:harbormaster-fleet-pager';
 export const QUEUE_NAME = 'releases';
+/** The release state of workers that share it (state.store: dynamodb). */
+export const RELEASE_TABLE_NAME = 'harbormaster-releases';
 export const DEAD_LETTER_QUEUE_NAME = 'releases-dlq';
 
 export interface AwsEndpoint {
@@ -56,6 +60,7 @@ export interface AwsResources {
   readonly targets: Record<string, TargetResources>;
   readonly queueUrl: string;
   readonly deadLetterUrl: string;
+  readonly releaseTable: string;
 }
 
 export function awsEndpoint(endpoint: string): AwsEndpoint {
@@ -160,6 +165,7 @@ export async function createAwsResources(aws: AwsEndpoint, instances: InstanceSp
     cloudwatch: new CloudWatchClient(config),
   };
   const sqs = new SQSClient(config);
+  const dynamo = new DynamoDBClient(config);
   try {
     const vpcId = (await clients.ec2.send(new CreateVpcCommand({ CidrBlock: '10.77.0.0/16' }))).Vpc!.VpcId!;
     const subnetId = (
@@ -209,8 +215,9 @@ export async function createAwsResources(aws: AwsEndpoint, instances: InstanceSp
       )
     ).QueueUrl!;
 
-    return { vpcId, subnetId, instanceIds, targets, queueUrl, deadLetterUrl };
+    await createReleaseTable(dynamo, RELEASE_TABLE_NAME);
+    return { vpcId, subnetId, instanceIds, targets, queueUrl, deadLetterUrl, releaseTable: RELEASE_TABLE_NAME };
   } finally {
-    for (const client of [...Object.values(clients), sqs]) client.destroy();
+    for (const client of [...Object.values(clients), sqs, dynamo]) client.destroy();
   }
 }

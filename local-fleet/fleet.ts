@@ -86,10 +86,15 @@ export interface Fleet {
 export interface FleetUpOptions {
   /** Number of hosts, 1..20; default 3. */
   hosts?: number;
+  /**
+   * The deployment tag of each host, in order (one entry per host; one of them must be staging). By
+   * default hosts 1..N-1 are staging and host N is personal-alice (with 3 hosts or more).
+   */
+  deployments?: readonly string[];
   log?: (line: string) => void;
 }
 
-function deploymentOf(index: number, count: number): string {
+function defaultDeployment(index: number, count: number): string {
   return count >= 3 && index === count ? PERSONAL : STAGING;
 }
 
@@ -128,6 +133,10 @@ let current: { fleet: Fleet; moto: MotoServer; hostCount: number } | undefined;
 export async function fleetUp(options: FleetUpOptions = {}): Promise<Fleet> {
   const count = options.hosts ?? DEFAULT_HOSTS;
   if (!Number.isInteger(count) || count < 1 || count > MAX_HOSTS) throw new Error(`hosts must be 1..${MAX_HOSTS}, not ${count}`);
+  if (options.deployments && (options.deployments.length !== count || !options.deployments.includes(STAGING))) {
+    throw new Error(`deployments must name one deployment per host (${count}), staging among them`);
+  }
+  const deploymentOf = (index: number, total: number) => options.deployments?.[index - 1] ?? defaultDeployment(index, total);
   assertPrerequisites();
   const log = options.log ?? (() => undefined);
   const started = Date.now();

@@ -19,6 +19,12 @@ export interface FleetWorkerOptions {
   /** Merged into the rollout policy. */
   readonly policy?: Record<string, unknown>;
   readonly logLevel?: string;
+  /** The fixed deployments served; default staging. */
+  readonly deployments?: readonly string[];
+  /** Release records and leases in the fleet's DynamoDB table (several workers), rather than files. */
+  readonly sharedState?: boolean;
+  readonly leaseSeconds?: number;
+  readonly parallelReleases?: number;
 }
 
 export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOptions) {
@@ -28,6 +34,9 @@ export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOption
     queue: { url: aws.queueUrl, deadLetterUrl: aws.deadLetterUrl, waitSeconds: 1, visibilityTimeoutSeconds: 60 },
     signing: { keys: [options.signingKey], maxAgeSeconds: 600 },
     stateDirectory: options.stateDirectory,
+    ...(options.sharedState ? { state: { store: 'dynamodb', table: aws.releaseTable } } : {}),
+    ...(options.leaseSeconds !== undefined ? { leaseSeconds: options.leaseSeconds } : {}),
+    ...(options.parallelReleases !== undefined ? { parallelReleases: options.parallelReleases } : {}),
     log: { level: options.logLevel ?? 'info' },
     ssh: { user: fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath, connectTimeoutSeconds: 5 },
     chat: { webhook: { env: FLEET_SECRET_ENV.chatWebhook }, retryWindowSeconds: 120 },
@@ -35,7 +44,7 @@ export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOption
       {
         stack: 'data',
         release: 'ingest',
-        deployments: ['staging'],
+        deployments: [...(options.deployments ?? ['staging'])],
         personal: { users: ['alice'], deployment: 'personal-{user}' },
         images: { allowedRepositories: [`${fleet.registry.address}/data/ingest`] },
         rollout: {

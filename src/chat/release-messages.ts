@@ -212,14 +212,14 @@ export interface ReleaseResumedInput {
   readonly releaseId: string;
   /** Where the record says it stands: "running, 1 of 3 host(s) released, h2 at stop-old". */
   readonly found: string;
-  /** repair: found at the worker's start; redelivered: its request came again. */
-  readonly occasion: 'repair' | 'redelivered';
+  /** repair: found at the worker's start; redelivered: its request came again; takeover: found by a later sweep. */
+  readonly occasion: 'repair' | 'redelivered' | 'takeover';
 }
 
 /** A release found unfinished: what was found, and that it is being carried to its end. */
 export function releaseResumed(input: ReleaseResumedInput): ChatMessage {
   const target = targetName(input.target);
-  const when = input.occasion === 'repair' ? 'when the worker started' : 'when its request came again';
+  const when = { repair: 'when the worker started', redelivered: 'when its request came again', takeover: 'after its worker stopped holding it' }[input.occasion];
   return {
     text: `Found the release of ${shortImage(input.image)} to ${target} unfinished ${when} (${untrusted(input.found, 200)}); carrying it to its end`,
     fields: [

@@ -177,10 +177,11 @@ export class ReleaseRunner implements Rollout {
     const steps = createStepLog(log, this.effects.journal);
     if (isFinal(release.record.status)) return outcomeOf(release.record);
     const { request } = release.record;
-    if (context.occasion !== 'new' || release.record.status !== 'accepted') {
+    // A release that a worker had already taken up is resumed; one that only waited for its target starts now.
+    if (release.record.status !== 'accepted' || release.record.attempts > 0) {
       const found = whereItStands(release.record);
       log.warn({ found, occasion: context.occasion, attempts: release.record.attempts, damaged: release.record.damaged }, 'resuming an unfinished release');
-      this.effects.chat.post(say.releaseResumed({ target: release.record.target, image: request.image, releaseId: release.releaseId, found, occasion: context.occasion === 'repair' ? 'repair' : 'redelivered' }));
+      this.effects.chat.post(say.releaseResumed({ target: release.record.target, image: request.image, releaseId: release.releaseId, found, occasion: context.occasion === 'new' ? 'redelivered' : context.occasion }));
     }
     await release.update((draft) => {
       draft.attempts += 1;

@@ -15,8 +15,12 @@ export interface RolloutContext {
   readonly stopRequested: AbortSignal;
   /** The release as this worker's configuration serves it now; undefined when it no longer does. */
   readonly releaseConfig: ReleaseConfig | undefined;
-  /** new: first acceptance; redelivered: a known release whose request came again; repair: found unfinished by this worker. */
-  readonly occasion: 'new' | 'redelivered' | 'repair';
+  /**
+   * new: first acceptance; redelivered: a known release whose request came again; repair: found
+   * unfinished when this worker started; takeover: found unfinished by a later sweep of the store (its
+   * worker died, or it waited for its target).
+   */
+  readonly occasion: 'new' | 'redelivered' | 'repair' | 'takeover';
   /** Aborted when this worker lost the target's lease: it must stop acting at once (another worker carries on). */
   readonly leaseLost?: AbortSignal;
 }

@@ -22,7 +22,7 @@ export interface CarryDeps {
   readonly releases: readonly ReleaseConfig[];
   readonly logger: Logger;
   readonly stopRequested: AbortSignal;
-  readonly occasion: 'new' | 'redelivered' | 'repair';
+  readonly occasion: 'new' | 'redelivered' | 'repair' | 'takeover';
   readonly leaseLost?: AbortSignal;
 }
 

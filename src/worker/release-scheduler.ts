@@ -62,7 +62,7 @@ export class ReleaseScheduler {
   }
 
   /** Runs the release to its end if its target and a slot are free; says why not otherwise. */
-  async take(releaseId: string, logger: Logger, occasion: 'new' | 'redelivered' | 'repair'): Promise<TakeResult> {
+  async take(releaseId: string, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
     const { store } = this.deps;
     if (this.deps.stopRequested.aborted) return { status: 'busy', reason: 'this worker is stopping' };
     const record = await store.get(releaseId);
@@ -84,7 +84,7 @@ export class ReleaseScheduler {
     }
   }
 
-  private async underLease(releaseId: string, lease: TargetLease, logger: Logger, occasion: 'new' | 'redelivered' | 'repair'): Promise<TakeResult> {
+  private async underLease(releaseId: string, lease: TargetLease, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
     const { store } = this.deps;
     const lost = new AbortController();
     let held = lease;

@@ -31,7 +31,7 @@ export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'
   await Promise.all(
     unfinished.map(async (record) => {
       const logger = deps.logger.child({ releaseId: record.releaseId, target: describeTarget(record.request.target), image: record.request.image });
-      const taken = await deps.scheduler.take(record.releaseId, logger, 'repair').catch((error: unknown) => {
+      const taken = await deps.scheduler.take(record.releaseId, logger, when === 'start' ? 'repair' : 'takeover').catch((error: unknown) => {
         logger.error({ err: error }, 'taking up an unfinished release failed; the next sweep tries again');
         return undefined;
       });
