@@ -4,13 +4,19 @@
 export interface AwsSettings {
   readonly region: string;
   readonly endpoint?: string;
+  /** Deadline of a call; default 30 s. */
+  readonly requestTimeoutSeconds?: number;
 }
 
-export function clientOptions(settings: AwsSettings) {
+/** `extraSeconds`: added to the deadline for calls that wait on purpose (an SQS long poll). */
+export function clientOptions(settings: AwsSettings, extraSeconds = 0) {
+  const requestTimeout = ((settings.requestTimeoutSeconds ?? 30) + extraSeconds) * 1000;
   return {
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     // Retries are ours (withRetry), with logging; the SDK's own would hide them.
     maxAttempts: 1,
+    // Every call has a deadline: no AWS call waits for ever.
+    requestHandler: { connectionTimeout: Math.min(10_000, requestTimeout), requestTimeout },
   };
 }

@@ -104,8 +104,19 @@ const rolloutSettings = z
         /** Previous containers kept per host for rollback. */
         keepOldContainers: z.number().int().min(1).max(10).default(2),
         pullConcurrency: z.number().int().min(1).max(64).default(8),
-        /** Seconds the new image runs beside the live container at preflight to show it starts; 0 skips. */
-        startCheckSeconds: z.number().min(0).max(60).default(2),
+        /**
+         * Seconds the new image runs at preflight on the first host, beside the live container (no
+         * ports, no network, no volumes, no restart), to show it does not exit at start; 0 (the default)
+         * skips it. It runs the image's entrypoint with the configured environment: opt in only for
+         * images whose start has no side effects (migrations, queue consumers).
+         */
+        startCheckSeconds: z.number().min(0).max(60).default(0),
+        /** Going forward, how long a host that cannot be reached (or whose engine does not answer) is tried again before it fails. */
+        hostRetrySeconds: seconds('hostRetrySeconds', 0, 3600).default(60),
+        /** Going back, how long a host's failing step is tried again before the host is left for a person. */
+        rollbackRetrySeconds: seconds('rollbackRetrySeconds', 10, 86_400).default(600),
+        /** Past this, the release stops going forward: the hosts in progress go back and it ends rolled back. */
+        releaseTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(120),
       })
       .strict()
       .default({}),
@@ -145,6 +156,8 @@ export const workerConfigSchema = z
         region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'region must look like us-west-2'),
         /** Only for AWS-compatible servers (moto, LocalStack); unset on AWS. */
         endpoint: z.string().url().optional(),
+        /** Deadline of every AWS call (a long poll gets its wait on top). */
+        requestTimeoutSeconds: seconds('requestTimeoutSeconds', 1, 300).default(30),
       })
       .strict(),
     queue: z
@@ -206,6 +219,11 @@ export const workerConfigSchema = z
         knownHostsFile: z.string().startsWith('/'),
         port: z.number().int().min(1).max(65535).default(22),
         connectTimeoutSeconds: seconds('connectTimeoutSeconds', 1, 300).default(10),
+        /** Deadline of any engine call (a stop gets the container's stop timeout on top). */
+        callTimeoutSeconds: seconds('callTimeoutSeconds', 1, 600).default(30),
+        /** Deadline of a whole pull, and of a pull that gets no progress from the registry. */
+        pullTimeoutSeconds: seconds('pullTimeoutSeconds', 10, 7200).default(600),
+        pullStallSeconds: seconds('pullStallSeconds', 5, 3600).default(120),
       })
       .strict()
       .optional(),

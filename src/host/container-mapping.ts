@@ -53,6 +53,7 @@ export function createOptionsFor(spec: ContainerSpec): ContainerCreateOptions {
       PortBindings: portBindings,
       Binds: spec.volumes.map(checkVolume),
       RestartPolicy: { Name: spec.restartPolicy === 'no' ? '' : spec.restartPolicy },
+      ...(spec.network === 'none' ? { NetworkMode: 'none' } : {}),
     },
   };
 }

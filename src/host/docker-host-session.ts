@@ -3,7 +3,7 @@ import type { Client } from 'ssh2';
 import type { Logger } from 'pino';
 import { createOptionsFor, containerInfoFrom, labelFilter, STATES } from './container-mapping.js';
 import type { EngineSocket } from './engine-socket.js';
-import { ContainerNotFoundError, EngineError, HostUnreachableError, PullError } from './host-errors.js';
+import { ContainerNotFoundError, EngineError, EngineTimeoutError, HostUnreachableError, PullError } from './host-errors.js';
 import type { ContainerInfo, ContainerSpec, ContainerSummary, HostSession, RegistryAuth } from './host-session.js';
 import { classifyPullFailure, progressEventError } from './pull-failure.js';
 import { ForwardOpenError, StreamLocalAgent } from './stream-local-agent.js';
@@ -20,6 +20,18 @@ interface EngineHttpError extends Error {
 
 /** How long close() waits for the server to acknowledge the disconnect before dropping the socket. */
 const CLOSE_GRACE_MS = 2_000;
+
+/** Deadlines of the engine calls: every call has one, so a wedged engine never holds a release. */
+export interface EngineDeadlines {
+  /** Any call; a stop gets the container's own stop timeout on top. Default 30 s. */
+  readonly callMs: number;
+  /** A whole pull. Default 10 min. */
+  readonly pullMs: number;
+  /** A pull with no progress from the registry for this long is abandoned. Default 2 min. */
+  readonly pullStallMs: number;
+}
+
+export const DEFAULT_ENGINE_DEADLINES: EngineDeadlines = { callMs: 30_000, pullMs: 600_000, pullStallMs: 120_000 };
 
 function engineMessage(error: unknown): string {
   const { json, message } = error as EngineHttpError;
@@ -48,6 +60,7 @@ export class DockerHostSession implements HostSession {
     /** Where the engine listens on the host, and how that was learnt. */
     readonly engineSocket: EngineSocket,
     private readonly log: Logger | undefined,
+    private readonly deadlines: EngineDeadlines = DEFAULT_ENGINE_DEADLINES,
   ) {
     this.agent = new StreamLocalAgent(client, engineSocket.path);
     // docker-modem honours `agent` (its typings in dockerode omit it). `host` only names the engine in
@@ -79,15 +92,36 @@ export class DockerHostSession implements HostSession {
     return new EngineError(this.address, operation, engineMessage(error), statusOf(error), error);
   }
 
-  private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+  /** The connection is gone (lost or closed): a new session is needed. */
+  get broken(): boolean {
+    return this.ended || this.lost !== undefined || this.closing !== undefined;
+  }
+
+  /**
+   * One Docker call, under a deadline: past it the request is aborted (its channel closed) and the
+   * call fails with EngineTimeoutError.
+   */
+  private async call<T>(operation: string, work: (signal: AbortSignal) => Promise<T>, timeoutMs = this.deadlines.callMs): Promise<T> {
     if (this.closing) throw new HostUnreachableError(this.address, `session closed (docker ${operation} not done)`);
     if (this.lost) throw new HostUnreachableError(this.address, `SSH connection lost: ${this.lost.message}`);
     const started = performance.now();
+    const deadline = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        deadline.abort();
+        reject(new EngineTimeoutError(this.address, operation, timeoutMs));
+      }, timeoutMs);
+    });
     try {
-      return await work();
+      // The race is the deadline's guarantee: a request that ignores the abort still stops being waited for.
+      return await Promise.race([work(deadline.signal), expired]);
     } catch (error) {
+      if (error instanceof EngineTimeoutError) throw error;
+      if (deadline.signal.aborted) throw new EngineTimeoutError(this.address, operation, timeoutMs);
       throw this.failure(operation, error);
     } finally {
+      clearTimeout(timer);
       this.log?.debug({ operation, ms: Math.round(performance.now() - started) }, 'docker call');
     }
   }
@@ -96,9 +130,9 @@ export class DockerHostSession implements HostSession {
    * A call on a named container. `done` lists engine statuses that mean the wanted state already holds
    * (resolves undefined); any other 404 becomes ContainerNotFoundError.
    */
-  private async onContainer<T>(operation: string, nameOrId: string, work: () => Promise<T>, done: readonly number[] = []): Promise<T | undefined> {
+  private async onContainer<T>(operation: string, nameOrId: string, work: (signal: AbortSignal) => Promise<T>, done: readonly number[] = [], timeoutMs?: number): Promise<T | undefined> {
     try {
-      return await this.call(operation, work);
+      return await this.call(operation, work, timeoutMs);
     } catch (error) {
       if (!(error instanceof EngineError) || error.statusCode === undefined) throw error;
       if (done.includes(error.statusCode)) return undefined;
@@ -108,7 +142,7 @@ export class DockerHostSession implements HostSession {
   }
 
   async ping(): Promise<{ engineId: string }> {
-    const info = (await this.call('info', () => this.docker.info())) as { ID?: string };
+    const info = (await this.call('info', (abortSignal) => (this.docker as unknown as { info(opts: { abortSignal: AbortSignal }): Promise<unknown> }).info({ abortSignal }))) as { ID?: string };
     if (!info.ID) throw new EngineError(this.address, 'info', 'the engine did not report its ID');
     return { engineId: info.ID };
   }
@@ -117,7 +151,7 @@ export class DockerHostSession implements HostSession {
     const authconfig = auth ? { username: auth.username, password: auth.password, serveraddress: auth.serveraddress } : undefined;
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.call('pull', () => this.docker.pull(image, authconfig ? { authconfig } : {}));
+      stream = await this.call('pull', (abortSignal) => this.docker.pull(image, { ...(authconfig ? { authconfig } : {}), abortSignal }));
     } catch (error) {
       // The engine asks the registry before it starts streaming: an error status carries the registry's answer.
       if (error instanceof EngineError && error.statusCode !== undefined) {
@@ -130,38 +164,61 @@ export class DockerHostSession implements HostSession {
     if (failure) throw failure;
   }
 
-  /** Reads the progress stream to its end; resolves with the failure it reported, if any. */
+  /**
+   * Reads the progress stream to its end; resolves with the failure it reported, if any. A pull that
+   * goes past its deadline, or that gets no progress for pullStallMs (a stalled registry), is
+   * abandoned: its stream is destroyed and it fails.
+   */
   private followPull(image: string, stream: NodeJS.ReadableStream): Promise<Error | undefined> {
     return new Promise((resolve) => {
       let reported: string | undefined;
+      let settled = false;
+      let lastProgress = Date.now();
+      const started = Date.now();
+      const finish = (result: Error | undefined) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watchdog);
+        resolve(result);
+      };
+      const watchdog = setInterval(() => {
+        const now = Date.now();
+        const stalled = now - lastProgress >= this.deadlines.pullStallMs;
+        const late = now - started >= this.deadlines.pullMs;
+        if (!stalled && !late) return;
+        const why = late ? `the pull took longer than ${Math.round(this.deadlines.pullMs / 1000)} s` : `no progress from the registry for ${Math.round(this.deadlines.pullStallMs / 1000)} s`;
+        (stream as NodeJS.ReadableStream & { destroy?: (error?: Error) => void }).destroy?.();
+        finish(new PullError(this.address, image, 'interrupted', why));
+      }, Math.min(1_000, this.deadlines.pullStallMs));
       const onProgress = (event: unknown) => {
+        lastProgress = Date.now();
         reported ??= progressEventError(event);
       };
       const onFinished = (error: Error | null) => {
-        if (reported !== undefined) return resolve(new PullError(this.address, image, classifyPullFailure(reported), reported));
-        if (error) return resolve(this.failure('pull', error));
+        if (reported !== undefined) return finish(new PullError(this.address, image, classifyPullFailure(reported), reported));
+        if (error) return finish(this.failure('pull', error));
         // followProgress treats a stream cut short (connection lost) as finished: an incomplete body is no pull.
         if ((stream as { complete?: boolean }).complete === false) {
-          return resolve(this.lost ? this.failure('pull', this.lost) : new PullError(this.address, image, 'interrupted', 'the engine stopped sending progress before the end'));
+          return finish(this.lost ? this.failure('pull', this.lost) : new PullError(this.address, image, 'interrupted', 'the engine stopped sending progress before the end'));
         }
-        resolve(undefined);
+        finish(undefined);
       };
       try {
         this.docker.modem.followProgress(stream, onFinished, onProgress);
       } catch (error) {
-        resolve(this.failure('pull', error));
+        finish(this.failure('pull', error));
       }
     });
   }
 
   async inspect(nameOrId: string): Promise<ContainerInfo | undefined> {
     // 404 is the answer "no such container", not a failure.
-    const info = await this.onContainer('inspect', nameOrId, () => this.docker.getContainer(nameOrId).inspect(), [404]);
+    const info = await this.onContainer('inspect', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).inspect({ abortSignal }), [404]);
     return info && containerInfoFrom(info);
   }
 
   async list(labels: Readonly<Record<string, string>>): Promise<ContainerInfo[]> {
-    const summaries = await this.call('list', () => this.docker.listContainers({ all: true, filters: labelFilter(labels) }));
+    const summaries = await this.call('list', (abortSignal) => this.docker.listContainers({ all: true, filters: labelFilter(labels), abortSignal }));
     // Inspect each for health and exit code, which the list summary only has as prose. One that was
     // removed in between is simply not there any more.
     const infos = await Promise.all(summaries.map((summary) => this.inspect(summary.Id)));
@@ -169,7 +226,7 @@ export class DockerHostSession implements HostSession {
   }
 
   async summaries(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]> {
-    const summaries = await this.call('list', () => this.docker.listContainers({ all: true, filters: labelFilter(labels) }));
+    const summaries = await this.call('list', (abortSignal) => this.docker.listContainers({ all: true, filters: labelFilter(labels), abortSignal }));
     return summaries.map((summary) => ({
       id: summary.Id,
       name: (summary.Names[0] ?? '').replace(/^\//, ''),
@@ -179,27 +236,28 @@ export class DockerHostSession implements HostSession {
   }
 
   async rename(nameOrId: string, newName: string): Promise<void> {
-    await this.onContainer('rename', nameOrId, () => this.docker.getContainer(nameOrId).rename({ name: newName }));
+    await this.onContainer('rename', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).rename({ name: newName, abortSignal }));
   }
 
   async stop(nameOrId: string, timeoutSeconds: number): Promise<void> {
     // 304: already stopped, which is what was asked.
-    await this.onContainer('stop', nameOrId, () => this.docker.getContainer(nameOrId).stop({ t: timeoutSeconds }), [304]);
+    // The container's own stop timeout is part of the call: the engine waits it out before SIGKILL.
+    await this.onContainer('stop', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).stop({ t: timeoutSeconds, abortSignal }), [304], this.deadlines.callMs + timeoutSeconds * 1000);
   }
 
   async start(nameOrId: string): Promise<void> {
     // 304: already running.
-    await this.onContainer('start', nameOrId, () => this.docker.getContainer(nameOrId).start(), [304]);
+    await this.onContainer('start', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).start({ abortSignal }), [304]);
   }
 
   async run(spec: ContainerSpec): Promise<string> {
     const options = createOptionsFor(spec);
-    const container = await this.call('create', () => this.docker.createContainer(options));
+    const container = await this.call('create', (abortSignal) => this.docker.createContainer({ ...options, abortSignal } as typeof options));
     try {
-      await this.call('start', () => container.start());
+      await this.call('start', (abortSignal) => container.start({ abortSignal }));
     } catch (error) {
       // A created-but-never-started container would hold the name and block the next attempt.
-      await this.call('remove', () => container.remove({ force: true, v: true })).catch((cleanup: unknown) =>
+      await this.call('remove', (abortSignal) => container.remove({ force: true, v: true, abortSignal })).catch((cleanup: unknown) =>
         this.log?.warn({ err: cleanup, container: spec.name }, 'could not remove the container that failed to start'),
       );
       throw error;
@@ -209,7 +267,7 @@ export class DockerHostSession implements HostSession {
 
   async remove(nameOrId: string): Promise<void> {
     // 404: already gone, which is what was asked (a repair after a crash may remove twice).
-    await this.onContainer('remove', nameOrId, () => this.docker.getContainer(nameOrId).remove({ force: true, v: true }), [404]);
+    await this.onContainer('remove', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).remove({ force: true, v: true, abortSignal }), [404]);
   }
 
   /** Ends the SSH connection (and with it any call in flight); resolves once its socket is closed. */

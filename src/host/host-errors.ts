@@ -60,6 +60,15 @@ export class EngineError extends HostError {
   }
 }
 
+/** The engine did not answer a call within its deadline: wedged, overloaded, or the host cut off. */
+export class EngineTimeoutError extends EngineError {
+  readonly timeoutMs: number;
+  constructor(address: string, operation: string, timeoutMs: number) {
+    super(address, operation, `no answer within ${Math.round(timeoutMs / 1000)} s (engine wedged, or the host cut off?)`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 /** stop/start/rename of a container that does not exist (404). */
 export class ContainerNotFoundError extends EngineError {
   readonly container: string;

@@ -22,6 +22,8 @@ export interface ContainerSpec {
   readonly restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';
   readonly labels: Readonly<Record<string, string>>;
   readonly stopTimeoutSeconds: number;
+  /** none: no network at all (the start check); default the engine's default bridge. */
+  readonly network?: 'none';
 }
 
 export interface ContainerInfo {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { DockerHostSession } from './docker-host-session.js';
+import { DockerHostSession, type EngineDeadlines } from './docker-host-session.js';
 import { discoverEngineSocket, type EngineSocket } from './engine-socket.js';
 import { HostUnreachableError } from './host-errors.js';
 import type { HostConnector } from './host-session.js';
@@ -18,12 +18,19 @@ import { openSshConnection } from './ssh-connection.js';
 // Host keys: only a key that `knownHosts` lists for the address (`[address]:port` when the port is not
 // 22; plain, hashed and wildcard names) is accepted; an unknown host or a different key is refused with
 // HostKeyError naming the address and the presented key's SHA256 fingerprint. No trust on first use.
+// known_hosts is read again for every connection: a host that Auto Scaling launched, or whose key
+// was changed, is reached as soon as provisioning has written its key there, without a restart.
 
 export interface SshHostConnectorOptions {
   readonly user: string;
   readonly privateKey: Buffer | string;
-  /** The contents of an OpenSSH known_hosts file (not its path). */
-  readonly knownHosts: string;
+  /**
+   * The OpenSSH known_hosts the host keys are checked against: its contents, or a function that reads
+   * them, called for every connection (so a file that provisioning keeps current is read anew).
+   */
+  readonly knownHosts: string | (() => string);
+  /** Deadlines of the engine calls made over the connection. */
+  readonly deadlines?: EngineDeadlines;
   /** SSH port; default 22. */
   readonly port?: number;
   /** TCP connect, handshake and authentication together; default 10 s. */
@@ -39,14 +46,21 @@ const KEEPALIVE_INTERVAL_MS = 10_000;
 const KEEPALIVE_COUNT_MAX = 3;
 
 export class SshHostConnector implements HostConnector {
-  private readonly knownHosts: KnownHosts;
+  private parsed: { readonly text: string; readonly hosts: KnownHosts } | undefined;
   private readonly port: number;
   private readonly connectTimeoutMs: number;
 
   constructor(private readonly options: SshHostConnectorOptions) {
-    this.knownHosts = KnownHosts.parse(options.knownHosts);
+    this.knownHostsNow();
     this.port = options.port ?? 22;
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  }
+
+  /** known_hosts as it is now; parsed again only when its text changed. */
+  private knownHostsNow(): KnownHosts {
+    const text = typeof this.options.knownHosts === 'string' ? this.options.knownHosts : this.options.knownHosts();
+    if (this.parsed?.text !== text) this.parsed = { text, hosts: KnownHosts.parse(text) };
+    return this.parsed.hosts;
   }
 
   async connect(address: string, signal?: AbortSignal): Promise<DockerHostSession> {
@@ -57,7 +71,7 @@ export class SshHostConnector implements HostConnector {
       port: this.port,
       user: this.options.user,
       privateKey: this.options.privateKey,
-      knownHosts: this.knownHosts,
+      knownHosts: this.knownHostsNow(),
       connectTimeoutMs: this.connectTimeoutMs,
       keepaliveIntervalMs: KEEPALIVE_INTERVAL_MS,
       keepaliveCountMax: KEEPALIVE_COUNT_MAX,
@@ -85,7 +99,7 @@ export class SshHostConnector implements HostConnector {
       client.removeListener('error', onError);
       client.removeListener('close', onClose);
     }
-    const session = new DockerHostSession(address, client, engineSocket, log);
+    const session = new DockerHostSession(address, client, engineSocket, log, this.options.deadlines);
     log?.info({ ms: Math.round(performance.now() - started), engineSocket: engineSocket.path, engineSocketFrom: engineSocket.source, note: engineSocket.note }, 'SSH session open');
     return session;
   }

@@ -13,7 +13,8 @@ import { createWebhookChat } from '../chat/webhook-chat.js';
 import { ConfigError, type WorkerConfig } from '../config/worker-config.js';
 import { readSecret } from '../config/secret-source.js';
 import { SshHostConnector } from '../host/ssh-host-connector.js';
-import type { RegistryAuth } from '../host/host-session.js';
+import { ReconnectingConnector } from '../host/reconnecting-session.js';
+import type { HostConnector, RegistryAuth } from '../host/host-session.js';
 import { AwsLoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
 import { parseImageReference } from '../request/image-reference.js';
@@ -52,22 +53,29 @@ export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, 
   for (const release of config.releases) {
     if (release.rollout?.registry) registryPasswords.set(`${release.stack}/${release.release}`, readSecret(release.rollout.registry.password, env));
   }
-  let connector: SshHostConnector | undefined;
+  let connector: HostConnector | undefined;
   if (config.ssh) {
-    let knownHosts: string;
+    const ssh = config.ssh;
+    const readKnownHosts = () => readFileSync(ssh.knownHostsFile, 'utf8');
     try {
-      knownHosts = readFileSync(config.ssh.knownHostsFile, 'utf8');
+      readKnownHosts();
     } catch (error) {
-      throw new ConfigError(`ssh.knownHostsFile: cannot read ${config.ssh.knownHostsFile}: ${(error as Error).message}`);
+      throw new ConfigError(`ssh.knownHostsFile: cannot read ${ssh.knownHostsFile}: ${(error as Error).message}`);
     }
-    connector = new SshHostConnector({
-      user: config.ssh.user,
-      privateKey: readSecret(config.ssh.privateKey, env),
-      knownHosts,
-      port: config.ssh.port,
-      connectTimeoutMs: config.ssh.connectTimeoutSeconds * 1000,
-      logger: logger.child({ component: 'ssh' }),
-    });
+    const sshLogger = logger.child({ component: 'ssh' });
+    // Read again for every connection: provisioning keeps it current as hosts come and go.
+    connector = new ReconnectingConnector(
+      new SshHostConnector({
+        user: ssh.user,
+        privateKey: readSecret(ssh.privateKey, env),
+        knownHosts: readKnownHosts,
+        port: ssh.port,
+        connectTimeoutMs: ssh.connectTimeoutSeconds * 1000,
+        deadlines: { callMs: ssh.callTimeoutSeconds * 1000, pullMs: ssh.pullTimeoutSeconds * 1000, pullStallMs: ssh.pullStallSeconds * 1000 },
+        logger: sshLogger,
+      }),
+      { logger: sshLogger },
+    );
   }
   const effects: RolloutEffects = {
     instances: new Ec2InstanceFinder(clients.ec2, logger),

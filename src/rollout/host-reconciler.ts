@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpCheck, ProbeResult } from '../health/http-probe.js';
-import { ContainerNotFoundError } from '../host/host-errors.js';
+import { isTransient } from '../aws/transient.js';
+import { ContainerNotFoundError, EngineTimeoutError, HostUnreachableError } from '../host/host-errors.js';
 import type { ContainerInfo, HostSession } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
@@ -40,6 +41,10 @@ export interface HostReconcilerContext {
   readonly pollMs: number;
   /** Going back, how long a failing effect is tried again before the host is left for a person. */
   readonly rollbackRetryMs: number;
+  /** Going forward, how long a transient failure (host unreachable, engine not answering, AWS throttling) is tried again before the host fails. */
+  readonly hostRetryMs: number;
+  /** Going forward, past this (epoch ms) the host fails with `deadline`: the release turns back. */
+  readonly deadline?: number;
   /** The bastion's HTTP check of a host (health, smoke). */
   readonly probe: (address: string, check: HttpCheck) => Promise<ProbeResult>;
   /** Aborted when this worker must stop acting on the release (it lost the release to another writer). */
@@ -53,6 +58,11 @@ const hostLabel = (host: HostRecord) => host.name ?? host.address;
 
 class SmokeFailed extends Error {
   override name = 'SmokeFailed';
+}
+
+/** A failure that may pass by itself: the host or its engine out of reach for a moment, AWS throttling. */
+function isPassing(error: unknown): boolean {
+  return error instanceof HostUnreachableError || error instanceof EngineTimeoutError || isTransient(error);
 }
 
 function refOf(plan: RecordedPlan, key: string): LoadBalancerRef {
@@ -170,13 +180,17 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     if (waiting.step === 'wait-healthy') timings.healthyMs += durationMs;
     waiting = undefined;
   };
-  /** A failure of this turn: going forward it fails the host; going back it is tried again for a while. */
-  const trouble = async (step: string, reason: string): Promise<HostResult | undefined> => {
-    if (!back) return { status: 'failed', step, reason };
+  /**
+   * A failure of this turn. Going back, anything is tried again for a while before the host is left
+   * for a person; going forward, only what may pass by itself (a lost connection, an engine that does
+   * not answer, throttling), and anything else fails the host at once.
+   */
+  const trouble = async (step: string, reason: string, error?: unknown): Promise<HostResult | undefined> => {
+    const window = back ? ctx.rollbackRetryMs : isPassing(error) ? ctx.hostRetryMs : 0;
     troubleSince ??= Date.now();
-    if (Date.now() - troubleSince >= ctx.rollbackRetryMs) return { status: 'attention', step, reason };
-    ctx.log.warn({ host: label, step, reason }, 'putting the host back failed for now; trying again');
-    await sleep(Math.min(5_000, ctx.pollMs * 4));
+    if (Date.now() - troubleSince >= window) return back ? { status: 'attention', step, reason } : { status: 'failed', step, reason };
+    ctx.log.warn({ host: label, step, reason, retryingForMs: window - (Date.now() - troubleSince) }, back ? 'putting the host back failed for now; trying again' : 'the host cannot be reached or does not answer for now; trying again');
+    await sleep(Math.min(5_000, Math.max(250, ctx.pollMs * 4)));
     return undefined;
   };
   const finish = async (result: HostResult): Promise<HostResult> => {
@@ -190,14 +204,20 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
 
   for (;;) {
     ctx.signal?.throwIfAborted();
+    if (!back && ctx.deadline !== undefined && Date.now() > ctx.deadline) {
+      const reason = `the release went past its deadline (policy.releaseTimeoutMinutes) before this host was done`;
+      await write((h) => void (h.failure = { step: 'deadline', reason }));
+      return finish({ status: 'failed', step: 'deadline', reason });
+    }
     const host = ctx.release.record.hosts[instanceId]!;
     let observed: HostObservation;
     try {
       const ahead = prefetched;
       prefetched = {};
       observed = await observeHost(ctx, host, session, ahead);
+      troubleSince = undefined;
     } catch (error) {
-      const outcome = await trouble(waiting?.step ?? 'observe', `cannot observe the host: ${(error as Error).message}`);
+      const outcome = await trouble(waiting?.step ?? 'observe', `cannot observe the host: ${(error as Error).message}`, error);
       if (outcome) return finish(outcome);
       continue;
     }
@@ -282,7 +302,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       await span.failed(reason, error instanceof SmokeFailed ? undefined : error);
       const failedAt = new Date().toISOString();
       await write((h) => void (h.outcome = { action: action.step, at: failedAt, ok: false, error: reason }));
-      const result = await trouble(action.step, reason);
+      const result = await trouble(action.step, reason, error);
       if (result) {
         if (result.status === 'failed') await write((h) => void (h.failure = { step: action.step, reason }));
         return finish(result);

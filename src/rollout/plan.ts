@@ -46,11 +46,17 @@ export function hostsFor(value: number | string, total: number): number {
   return Math.ceil((Number(value.slice(0, -1)) / 100) * total);
 }
 
+/** Hosts that must stay in service for a target of `total` hosts: the configured count or share, or all but one batch. */
+export function minHealthyFor(policy: Pick<PlanPolicy, 'batchSize' | 'minHealthy'>, total: number): number {
+  const wanted = Math.max(1, hostsFor(policy.batchSize, total));
+  return policy.minHealthy === undefined ? Math.max(0, total - wanted) : hostsFor(policy.minHealthy, total);
+}
+
 export function planRelease(facts: PlanFacts, policy: PlanPolicy): PlanResult {
   const total = facts.hosts.length;
   if (total === 0) return { ok: false, reason: 'no running instance carries the target tags' };
   const wanted = Math.max(1, hostsFor(policy.batchSize, total));
-  const minHealthy = policy.minHealthy === undefined ? Math.max(0, total - wanted) : hostsFor(policy.minHealthy, total);
+  const minHealthy = minHealthyFor(policy, total);
   if (minHealthy >= total) {
     return { ok: false, reason: `minHealthy ${minHealthy} of ${total} host(s) leaves no host to take out of service: lower policy.minHealthy` };
   }

@@ -17,7 +17,7 @@ import type { InstanceFinder, TargetInstance } from '../target/target-instances.
 import { containerSpec } from './container-spec.js';
 import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
 import { reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
-import { planRelease, type ReleasePlan } from './plan.js';
+import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
 import type { Rollout, RolloutContext, RolloutOutcome } from './rollout.js';
 import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
 import { createStepLog, StepFailure, type StepJournal, type StepLog, type StepRunner } from './step-runner.js';
@@ -45,6 +45,8 @@ export interface RolloutEffects extends ScalingEffects {
   readonly restoreBackoff?: { readonly minMs: number; readonly maxMs: number };
   /** Overrides the configured mute window (tests). */
   readonly muteWindowMs?: number;
+  /** Overrides policy.releaseTimeoutMinutes (tests). */
+  readonly releaseTimeoutMs?: number;
   /** This worker's name, recorded as the release's owner. */
   readonly workerId?: string;
   /** The bastion's HTTP check of a host; tests with simulated hosts answer it themselves. */
@@ -82,6 +84,12 @@ async function bounded<T, R>(items: readonly T[], limit: number, work: (item: T)
   });
   await Promise.all(lanes);
   return results;
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += Math.max(1, size)) chunks.push(items.slice(i, i + Math.max(1, size)));
+  return chunks;
 }
 
 function outcomeOf(record: ReleaseRecord): RolloutOutcome {
@@ -227,6 +235,14 @@ export class ReleaseRunner implements Rollout {
       });
       const open = sessions;
       const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
+      // Counted from what the load balancers report, not from the instance count: a host already out
+      // of service (unhealthy, in standby, drained by hand) does not serve.
+      const serving = (await Promise.all(hosts.map((host) => this.inService(host, plan.loadBalancers)))).filter(Boolean).length;
+      if (plan.loadBalancers.length > 0 && serving - plan.minHealthy < 1 && hosts.some((host) => host.before.registeredIn.length > 0)) {
+        throw new Refusal(
+          `only ${serving} of ${hosts.length} host(s) are in service now: taking one out would leave fewer than policy.minHealthy (${plan.minHealthy}) serving; put the others back in service first, or lower policy.minHealthy`,
+        );
+      }
       const timings = await Promise.all(plan.loadBalancers.map((lb) => this.effects.loadBalancers.timings(lb)));
       const recordedPlan: RecordedPlan = {
         settings,
@@ -249,6 +265,7 @@ export class ReleaseRunner implements Rollout {
           draft.alarms = { mode, names: resolved.alarms.map((a) => a.name), disable: mode === 'disable-actions' ? [...plan.muteAlarms] : [], phase: 'planned' };
         }
         draft.status = 'running';
+        draft.startedAt = new Date().toISOString();
       });
     } catch (error) {
       if (sessions) await Promise.all([...sessions.values()].map((s) => s.close().catch(() => undefined)));
@@ -283,6 +300,14 @@ export class ReleaseRunner implements Rollout {
       before: { registeredIn, live: live ? { id: live.id, name: live.name, image: live.image } : null },
       progress: 'pending',
     };
+  }
+
+  /** In service in every load balancer it was registered in before the release (false if it was in none). */
+  private async inService(host: HostRecord, loadBalancers: readonly LoadBalancerRef[]): Promise<boolean> {
+    const wanted = loadBalancers.filter((lb) => host.before.registeredIn.includes(loadBalancerKey(lb)));
+    if (wanted.length === 0) return false;
+    const readings = await Promise.all(wanted.map((lb) => this.effects.loadBalancers.membership(lb, host.instanceId)));
+    return readings.every((m) => m === 'in-service');
   }
 
   /** Sessions for a release taken up again; going forward, the image pulled again where a host still needs it. */
@@ -342,7 +367,9 @@ export class ReleaseRunner implements Rollout {
       steps,
       log: context.logger,
       pollMs: this.effects.pollMs ?? 500,
-      rollbackRetryMs: this.effects.rollbackRetryMs ?? 120_000,
+      rollbackRetryMs: this.effects.rollbackRetryMs ?? plan.settings.policy.rollbackRetrySeconds * 1000,
+      hostRetryMs: plan.settings.policy.hostRetrySeconds * 1000,
+      ...(release.record.startedAt ? { deadline: Date.parse(release.record.startedAt) + (this.effects.releaseTimeoutMs ?? plan.settings.policy.releaseTimeoutMinutes * 60_000) } : {}),
       probe: this.effects.probe ?? probeHttp,
       ...(signal ? { signal } : {}),
     };
@@ -405,10 +432,11 @@ export class ReleaseRunner implements Rollout {
     );
 
     const record = release.record;
-    const total = Object.keys(record.hosts).length;
+    const present = Object.values(record.hosts).filter((h) => h.progress !== 'gone');
+    const total = present.length;
     const image = record.request.image;
     if (interrupted) {
-      const released = Object.values(record.hosts).filter((h) => h.progress === 'released').length;
+      const released = present.filter((h) => h.progress === 'released').length;
       const reason = `stopped on request at a safe point: ${released} of ${total} host(s) released`;
       await release.update((draft) => {
         draft.status = 'interrupted';
@@ -426,7 +454,7 @@ export class ReleaseRunner implements Rollout {
         draft.finishedAt = new Date().toISOString();
         delete draft.reason;
       });
-      chat.post(say.releaseSucceeded({ target: record.target, image, hosts: Object.values(record.hosts).map(hostLabel), durationMs }));
+      chat.post(say.releaseSucceeded({ target: record.target, image, hosts: present.map(hostLabel), durationMs }));
       return { status: 'succeeded', hosts: total };
     }
     const failure = record.failure ?? { step: 'unknown', reason: 'the release turned back' };
@@ -442,45 +470,143 @@ export class ReleaseRunner implements Rollout {
     return { status, reason };
   }
 
-  /** Batch by batch towards the new image; resolves early when the release turns back or is asked to stop. */
+  /**
+   * Batch by batch towards the new image; resolves early when the release turns back or is asked to
+   * stop. Before each step of a batch the hosts in service are counted from the load balancers, and a
+   * batch is cut down so that never fewer than policy.minHealthy serve. Once every batch is done the
+   * target is looked at again: hosts that joined meanwhile are released too, hosts that left are dropped.
+   */
   private async forward(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, hostCtx: HostReconcilerContext, reports: Array<{ host: string } & HostTimings>): Promise<'done' | 'turned-back' | 'interrupted'> {
-    const plan = release.record.plan!;
-    const total = Object.keys(release.record.hosts).length;
-    for (const batch of plan.batches) {
-      const todo = batch.filter((id) => release.record.hosts[id] && release.record.hosts[id]!.progress !== 'released');
-      if (todo.length === 0) continue;
-      // A safe point: every host is whole. A batch caught half-way (after a crash) is finished first.
-      if (context.stopRequested.aborted && todo.every((id) => release.record.hosts[id]!.progress === 'pending')) return 'interrupted';
-      const results = await Promise.all(
-        todo.map(async (id): Promise<HostResult> => {
-          const session = sessions.get(id);
-          if (!session) return { status: 'failed', step: 'connect', reason: 'the host cannot be reached' };
-          return reconcileHost(hostCtx, id, session, 'new');
-        }),
-      );
-      const failed: Array<{ id: string; step: string; reason: string }> = [];
-      results.forEach((result, index) => {
-        const id = todo[index]!;
-        const host = release.record.hosts[id]!;
-        if (result.status === 'done') {
-          reports.push({ host: hostLabel(host), ...result.timings });
-          context.logger.info({ host: hostLabel(host), ...result.timings }, 'host released');
-          const released = Object.values(release.record.hosts).filter((h) => h.progress === 'released').length;
-          this.effects.chat.post(say.hostProgress({ target: release.record.target, host: hostLabel(host), index: released, total, durationMs: result.timings.outOfServiceMs, outOfServiceMs: result.timings.outOfServiceMs }));
-        } else {
-          failed.push({ id, step: result.step, reason: result.reason });
-        }
-      });
-      if (failed.length > 0) {
-        const first = failed[0]!;
-        await release.update((draft) => {
-          draft.direction = 'back';
-          draft.failure = { host: hostLabel(draft.hosts[first.id]!), step: first.step, reason: first.reason };
-        });
-        return 'turned-back';
+    for (let round = 0; round < 3; round += 1) {
+      for (const batch of release.record.plan!.batches) {
+        const outcome = await this.forwardBatch(release, batch, sessions, context, hostCtx, reports);
+        if (outcome !== 'done') return outcome;
       }
+      // The fleet may have changed while the release ran (Launch is not suspended by default).
+      if (!(await this.takeInNewcomers(release, sessions, context))) return 'done';
     }
     return 'done';
+  }
+
+  private async forwardBatch(
+    release: RecordedRelease,
+    batch: readonly string[],
+    sessions: Map<string, HostSession>,
+    context: RolloutContext,
+    hostCtx: HostReconcilerContext,
+    reports: Array<{ host: string } & HostTimings>,
+  ): Promise<'done' | 'turned-back' | 'interrupted'> {
+    const plan = release.record.plan!;
+    const log = context.logger;
+    let todo = batch.filter((id) => release.record.hosts[id] && !['released', 'gone'].includes(release.record.hosts[id]!.progress));
+    let waitedSince: number | undefined;
+    while (todo.length > 0) {
+      // A safe point: every host is whole. A batch caught half-way (after a crash) is finished first.
+      if (context.stopRequested.aborted && todo.every((id) => release.record.hosts[id]!.progress === 'pending')) return 'interrupted';
+      const hosts = Object.values(release.record.hosts).filter((h) => h.progress !== 'gone');
+      const serving = new Set((await Promise.all(hosts.map(async (h) => ((await this.inService(h, plan.loadBalancers)) ? h.instanceId : undefined)))).filter((id): id is string => id !== undefined));
+      // From the policy and the target as it is now: hosts may have joined or left since the plan.
+      const minHealthy = minHealthyFor(plan.settings.policy, hosts.length);
+      const room = serving.size - minHealthy;
+      const leaving = todo.filter((id) => serving.has(id));
+      const now = leaving.length <= room ? todo : [...todo.filter((id) => !serving.has(id)), ...leaving.slice(0, Math.max(0, room))];
+      if (now.length === 0) {
+        // Every host of the batch serves and none may leave: wait for the others to come back, a while.
+        waitedSince ??= Date.now();
+        if (Date.now() - waitedSince > plan.inServiceTimeoutMs) {
+          const reason = `only ${serving.size} host(s) are in service: taking another out would leave fewer than policy.minHealthy (${minHealthy}) serving`;
+          await release.update((draft) => {
+            draft.direction = 'back';
+            draft.failure = { step: 'min-healthy', reason };
+          });
+          return 'turned-back';
+        }
+        log.warn({ serving: serving.size, minHealthy }, 'waiting: a host out now would leave fewer than policy.minHealthy in service');
+        await sleep(hostCtx.pollMs * 4);
+        continue;
+      }
+      waitedSince = undefined;
+      if (now.length < todo.length) log.info({ now: now.map((id) => hostLabel(release.record.hosts[id]!)), serving: serving.size, minHealthy }, 'batch cut down to keep policy.minHealthy in service');
+      const outcome = await this.releaseHosts(release, now, sessions, context, hostCtx, reports);
+      if (outcome !== 'done') return outcome;
+      todo = todo.filter((id) => !now.includes(id));
+    }
+    return 'done';
+  }
+
+  /** Some hosts forward, side by side; a host that left the target meanwhile is dropped, not failed. */
+  private async releaseHosts(release: RecordedRelease, ids: readonly string[], sessions: Map<string, HostSession>, context: RolloutContext, hostCtx: HostReconcilerContext, reports: Array<{ host: string } & HostTimings>): Promise<'done' | 'turned-back'> {
+    const total = () => Object.values(release.record.hosts).filter((h) => h.progress !== 'gone').length;
+    const results = await Promise.all(
+      ids.map(async (id): Promise<HostResult> => {
+        const session = sessions.get(id);
+        if (!session) return { status: 'failed', step: 'connect', reason: 'the host cannot be reached' };
+        return reconcileHost(hostCtx, id, session, 'new');
+      }),
+    );
+    const failed: Array<{ id: string; step: string; reason: string }> = [];
+    for (const [index, result] of results.entries()) {
+      const id = ids[index]!;
+      const host = release.record.hosts[id]!;
+      if (result.status === 'done') {
+        reports.push({ host: hostLabel(host), ...result.timings });
+        context.logger.info({ host: hostLabel(host), ...result.timings }, 'host released');
+        const released = Object.values(release.record.hosts).filter((h) => h.progress === 'released').length;
+        this.effects.chat.post(say.hostProgress({ target: release.record.target, host: hostLabel(host), index: released, total: total(), durationMs: result.timings.outOfServiceMs, outOfServiceMs: result.timings.outOfServiceMs }));
+      } else if (await this.left(release, id)) {
+        context.logger.warn({ host: hostLabel(host) }, 'host left the target during the release (terminated or untagged): dropped from it');
+        await release.update((draft) => void (draft.hosts[id]!.progress = 'gone'));
+      } else {
+        failed.push({ id, step: result.step, reason: result.reason });
+      }
+    }
+    if (failed.length === 0) return 'done';
+    const first = failed[0]!;
+    await release.update((draft) => {
+      draft.direction = 'back';
+      draft.failure = { host: hostLabel(draft.hosts[first.id]!), step: first.step, reason: first.reason };
+    });
+    return 'turned-back';
+  }
+
+  /** The host is no longer a running instance of the target. */
+  private async left(release: RecordedRelease, instanceId: string): Promise<boolean> {
+    const { request, deployment } = release.record;
+    const running = await this.effects.instances.find({ stack: request.target.stack, release: request.target.release, deployment }).catch(() => undefined);
+    return running !== undefined && !running.some((h) => h.instanceId === instanceId);
+  }
+
+  /** Hosts that joined the target since the release began: recorded and added as a batch. True if any. */
+  private async takeInNewcomers(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext): Promise<boolean> {
+    const { request, deployment } = release.record;
+    const plan = release.record.plan!;
+    let running: TargetInstance[];
+    try {
+      running = await this.effects.instances.find({ stack: request.target.stack, release: request.target.release, deployment });
+    } catch (error) {
+      context.logger.warn({ err: error }, 'looking at the target again failed; hosts that joined meanwhile (if any) are not released');
+      return false;
+    }
+    const newcomers = running.filter((h) => !release.record.hosts[h.instanceId]);
+    for (const gone of Object.values(release.record.hosts).filter((h) => h.progress === 'pending' && !running.some((r) => r.instanceId === h.instanceId))) {
+      context.logger.warn({ host: hostLabel(gone) }, 'host left the target during the release: dropped from it');
+      await release.update((draft) => void (draft.hosts[gone.instanceId]!.progress = 'gone'));
+    }
+    if (newcomers.length === 0) return false;
+    context.logger.info({ hosts: newcomers.map(hostLabel) }, 'hosts joined the target during the release: releasing them too');
+    const joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run }).catch((error: Error) => {
+      context.logger.warn({ err: error }, 'hosts that joined during the release cannot be reached: they are left as they are');
+      this.effects.chat.post(say.needsAttention({ target: release.record.target, what: `releasing ${newcomers.map(hostLabel).join(', ')} (joined during the release)`, reason: error.message }));
+      return undefined;
+    });
+    if (!joined) return false;
+    const records = await Promise.all(newcomers.map((host) => this.observeBefore(host, joined.get(host.instanceId)!, plan.spec, plan.loadBalancers, release.record.target)));
+    for (const [id, session] of joined) sessions.set(id, session);
+    await release.update((draft) => {
+      for (const record of records) draft.hosts[record.instanceId] = record;
+      draft.plan = { ...draft.plan!, batches: [...draft.plan!.batches, ...chunk(records.map((r) => r.instanceId), draft.plan!.batchSize)] };
+    });
+    return true;
   }
 
   /**
@@ -491,6 +617,7 @@ export class ReleaseRunner implements Rollout {
     const plan = release.record.plan!;
     const order = plan.batches.flat();
     const midway = order.filter((id) => ['in-progress', 'attention'].includes(release.record.hosts[id]?.progress ?? 'pending'));
+    // (Hosts that left the target, 'gone', are neither here nor in `released`.)
     const released = order.filter((id) => ['released', 'kept'].includes(release.record.hosts[id]?.progress ?? 'pending')).reverse();
     const goalOf = (id: string): 'new' | 'old' => (midway.includes(id) || plan.onFailure === 'all' ? 'old' : 'new');
     const settle = async (id: string) => {
@@ -529,11 +656,14 @@ export class ReleaseRunner implements Rollout {
 }
 
 /**
- * The new image started once beside the live container (no ports, no restart, its own name) and
- * watched for a few seconds: an image that exits at start is refused before any host leaves service.
+ * The new image started once beside the live container and watched for a few seconds, when opted in
+ * (policy.startCheckSeconds): an image that exits at start is refused before any host leaves service.
+ * It has its own name, no ports, no network, no volumes and no restart, so it cannot serve, reach a
+ * database or write to shared files; it still runs the image's entrypoint with the configured
+ * environment. A start check a dead worker left behind is removed by the reconciler (START_CHECK_LABEL).
  */
 function startCheckSpec(spec: ContainerSpec, releaseId: string): ContainerSpec {
-  return { ...spec, name: `${spec.name}-start-check-${releaseId.slice(0, 8)}`, ports: [], restartPolicy: 'no', labels: { ...spec.labels, [START_CHECK_LABEL]: 'true' } };
+  return { ...spec, name: `${spec.name}-start-check-${releaseId.slice(0, 8)}`, ports: [], volumes: [], network: 'none', restartPolicy: 'no', labels: { ...spec.labels, [START_CHECK_LABEL]: 'true' } };
 }
 
 async function startCheck(session: HostSession, spec: ContainerSpec, seconds: number): Promise<void> {

@@ -32,7 +32,7 @@ const FINAL: ReadonlySet<ReleaseStatus> = new Set(['succeeded', 'rolled-back', '
 export const isFinal = (status: ReleaseStatus) => FINAL.has(status);
 
 /** How far one host got, as the release last recorded it (observation decides what is true). */
-export type HostProgress = 'pending' | 'in-progress' | 'released' | 'restored' | 'kept' | 'attention';
+export type HostProgress = 'pending' | 'in-progress' | 'released' | 'restored' | 'kept' | 'attention' | 'gone';
 
 export interface LiveContainerRecord {
   readonly id: string;
@@ -120,6 +120,8 @@ export interface ReleaseRecord {
   /** forward: towards the new image; back: the release failed and is putting hosts back. */
   direction: 'forward' | 'back';
   readonly acceptedAt: string;
+  /** When it first changed something (its overall deadline counts from here). */
+  startedAt?: string;
   updatedAt: string;
   finishedAt?: string;
   /** How many times a worker took the release up. */

@@ -67,7 +67,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     dynamo = new DynamoDBClient(clientOptions(config.aws));
     store = new DynamoReleaseStore({ client: dynamo, table: config.state.table, retentionDays: config.state.retentionDays, logger: log.child({ component: 'state' }) });
   } else store = new FileReleaseStore(config.stateDirectory, { onDamage });
-  const sqs = new SQSClient(clientOptions(config.aws));
+  const sqs = new SQSClient(clientOptions(config.aws, config.queue.waitSeconds));
   // A refused message the dead-letter queue cannot take is kept here (and acknowledged), never looped.
   const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, log, { undeliverableDirectory: join(config.stateDirectory, 'undeliverable') });
   const stopController = new AbortController();

@@ -71,7 +71,7 @@ async function httpGet(url: string): Promise<{ status: number; text: string } | 
 
 describe('SshHostConnector on the local fleet', () => {
   let fleet: Fleet;
-  let options: SshHostConnectorOptions;
+  let options: SshHostConnectorOptions & { knownHosts: string };
   let connector: SshHostConnector;
   let h1: FleetHost;
   let h2: FleetHost;

@@ -180,6 +180,7 @@ describe('releases on the local fleet', () => {
   });
 
   for (const [name, tag, fault, reason] of [
+    // The start check is opt-in (policy.startCheckSeconds), on for this case.
     ['an image that crashes at start', 'crash', undefined, /exits at start with code/],
     ['an image that cannot be pulled', 'v404', undefined, /preflight failed, nothing was changed: .*h1: /],
     ['a host whose SSH is down', 'v2', 'ssh', /preflight failed, nothing was changed: h2: /],
@@ -187,7 +188,7 @@ describe('releases on the local fleet', () => {
     it(`refuses ${name} at preflight: nothing leaves service`, async () => {
       const before = await stateBefore();
       if (fault === 'ssh') await fleet.faults.stopSsh('h2');
-      const run = await release(tag);
+      const run = await release(tag, tag === 'crash' ? { policy: { startCheckSeconds: 2 } } : {});
       if (fault === 'ssh') await fleet.faults.startSsh('h2');
       assert.equal(run.outcome.status, 'refused');
       assert.match((run.outcome as { reason: string }).reason, reason);

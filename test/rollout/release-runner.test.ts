@@ -8,6 +8,7 @@ import type { Chat, ChatMessage } from '../../src/chat/chat.js';
 import { parseWorkerConfig } from '../../src/config/worker-config.js';
 import type { ReleaseRequest } from '../../src/request/release-request.js';
 import { ReleaseRunner } from '../../src/rollout/release-runner.js';
+import { HostUnreachableError } from '../../src/host/host-errors.js';
 import type { RolloutOutcome } from '../../src/rollout/rollout.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { RecordedRelease } from '../../src/state/recorded-release.js';
@@ -23,6 +24,7 @@ import { capturingLogger, workerConfigObject } from '../support/worker-fixtures.
 // the local fleet.
 
 interface HarnessOptions {
+  readonly releaseTimeoutMs?: number;
   readonly hosts?: number;
   readonly rollout?: Record<string, unknown>;
   readonly groups?: Record<string, string[]>;
@@ -109,8 +111,10 @@ function harness(options: HarnessOptions = {}) {
   const chat: Chat = { post: (m) => void posted.push(m), flush: async () => undefined };
   const store = new MemoryReleaseStore();
   const { logger, lines } = capturingLogger();
+  // The target's running instances, as EC2 would list them now; tests add and remove hosts.
+  const running = new Set(hosts.keys());
   const runner = new ReleaseRunner({
-    instances: { find: async () => [...hosts.keys()].map((address, i) => ({ instanceId: `i-${i + 1}`, address, name: `h${i + 1}` })) },
+    instances: { find: async () => [...hosts.keys()].filter((a) => running.has(a)).map((address) => ({ instanceId: `i-${address.split('.').pop()}`, address, name: `h${address.split('.').pop()}` })) },
     loadBalancers: lbs,
     autoScaling,
     alarms,
@@ -123,6 +127,7 @@ function harness(options: HarnessOptions = {}) {
     rollbackRetryMs: 500,
     restoreBackoff: { minMs: 50, maxMs: 200 },
     muteWindowMs: 60_000,
+    ...(options.releaseTimeoutMs !== undefined ? { releaseTimeoutMs: options.releaseTimeoutMs } : {}),
   });
 
   async function release(tag: string, options: { stopRequested?: AbortSignal; runner?: ReleaseRunner; record?: RecordedRelease } = {}): Promise<{ outcome: RolloutOutcome; recorded: RecordedRelease }> {
@@ -138,6 +143,13 @@ function harness(options: HarnessOptions = {}) {
 
   return {
     hosts,
+    running,
+    /** A host that joins the target (Auto Scaling launched it, say). */
+    addHost(i: number) {
+      const address = `10.0.0.${i}`;
+      hosts.set(address, new SimulatedHost(address, { image: '127.0.0.1:5000/data/ingest:v1', name: 'ingest', labels: { 'harbormaster.target': 'data/ingest/staging' } }));
+      running.add(address);
+    },
     host: (i: number) => hosts.get(`10.0.0.${i}`)!,
     lbs,
     calls,
@@ -323,6 +335,75 @@ describe('the release runner', () => {
     for (const i of [1, 2, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.ok(h.posted.some((m) => /^Found the release of ingest:v2 to data\/ingest\/staging unfinished when its request came again \(interrupted, 1 of 3 host\(s\) released\)/.test(m.text)));
     assert.equal(h.mutes.filter((m) => m.name === h.mutes[0]!.name).length, 2, 'muted again for the rest of the release');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+  });
+
+  it('counts the hosts in service from the load balancers and cuts a batch down so that never fewer than minHealthy serve', async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, batchSize: 2, minHealthy: 1 } } });
+    // h3 was taken out by hand before the release: it does not serve, and stays out.
+    h.lbs.startOut('i-3');
+    const { outcome, recorded } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 3 });
+    assert.equal(h.lbs.fewestInService, 1, 'one host in service at the least, never none');
+    assert.ok(h.lines.some((l) => l.msg === 'batch cut down to keep policy.minHealthy in service'));
+    assert.deepEqual(recorded.record.hosts['i-3']!.before.registeredIn, []);
+    assert.ok(!h.lbs.calls.some((c) => c.endsWith(' i-3')), 'the host drained by hand is released, and never registered by the release');
+    assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+  });
+
+  it('refuses a release that could not take a host out without going below minHealthy, before changing anything', async () => {
+    const h = harness({ hosts: 3 });
+    h.lbs.startOut('i-3');
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'refused');
+    assert.match((outcome as { reason: string }).reason, /only 2 of 3 host\(s\) are in service now: taking one out would leave fewer than policy.minHealthy \(2\) serving/);
+    assert.deepEqual(h.calls, [], 'Auto Scaling untouched');
+    assert.deepEqual(h.lbs.calls, []);
+  });
+
+  it('releases a host that joined the target during the release too', async () => {
+    const h = harness({ hosts: 2 });
+    let joined = false;
+    h.lbs.afterRegister = () => {
+      if (!joined) {
+        joined = true;
+        h.addHost(3);
+      }
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 3 });
+    assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.equal(recorded.record.hosts['i-3']!.progress, 'released');
+    assert.ok(h.lines.some((l) => l.msg === 'hosts joined the target during the release: releasing them too'));
+    assert.match(h.posted.at(-1)!.text, /^Released ingest:v2 to data\/ingest\/staging: 3 hosts in /);
+  });
+
+  it('drops a host that left the target during the release, without failing it', async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, hostRetrySeconds: 0 } } });
+    h.lbs.afterRegister = () => {
+      // While h1 comes back, h2 is terminated: gone from EC2, and unreachable.
+      h.running.delete('10.0.0.2');
+      h.host(2).inspect = async () => {
+        throw new HostUnreachableError('10.0.0.2', 'connect ECONNREFUSED');
+      };
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    assert.equal(recorded.record.hosts['i-2']!.progress, 'gone');
+    assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.ok(h.lines.some((l) => /host left the target during the release/.test(String(l.msg))));
+  });
+
+  it('turns back when the release goes past its deadline, and ends rolled back with every host whole', async () => {
+    const h = harness({ hosts: 2, releaseTimeoutMs: 1_500, rollout: { policy: { startCheckSeconds: 0 }, health: { port: 8080, intervalMs: 50, timeoutSeconds: 60 } } });
+    h.host(1).behaviour = (image) => (image.endsWith(':v2') ? 'never-ready' : 'healthy');
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'rolled-back');
+    assert.match((outcome as { reason: string }).reason, /^h1: deadline: the release went past its deadline/);
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    assert.deepEqual(effectCalls(h.host(2)), []);
     assert.deepEqual(h.suspended, { 'asg-a': [] });
   });
 });

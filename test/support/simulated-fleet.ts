@@ -137,6 +137,23 @@ export class SimulatedConnector implements HostConnector {
 export class SimulatedLoadBalancers implements LoadBalancers {
   readonly calls: string[] = [];
   private readonly scripts = new Map<string, Membership[]>();
+  /** Fewest instances in service in every load balancer at once, over the test (updated on each call). */
+  fewestInService = Number.POSITIVE_INFINITY;
+  private readonly serving = new Set<string>();
+  private readonly known = new Set<string>();
+
+  /** Says how an instance starts: in service (the default) or out of every load balancer. */
+  startOut(instanceId: string) {
+    this.known.add(instanceId);
+    this.scripts.set(`*|${instanceId}`, ['out']);
+  }
+
+  private track(instanceId: string, inService: boolean) {
+    this.known.add(instanceId);
+    if (inService) this.serving.add(instanceId);
+    else this.serving.delete(instanceId);
+    this.fewestInService = Math.min(this.fewestInService, this.serving.size);
+  }
   afterDeregister: () => Membership[] = () => ['out'];
   afterRegister: () => Membership[] = () => ['in-service'];
   timingsFor = { drainingSeconds: 0, healthCheckSeconds: 1 };
@@ -151,10 +168,13 @@ export class SimulatedLoadBalancers implements LoadBalancers {
   async deregister(lb: LoadBalancerRef, instanceId: string) {
     this.calls.push(`deregister ${lb.id} ${instanceId}`);
     this.scripts.set(this.key(lb, instanceId), this.afterDeregister());
+    this.track(instanceId, false);
   }
   async membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership> {
-    const script = this.scripts.get(this.key(lb, instanceId)) ?? ['in-service'];
-    return script.length > 1 ? script.shift()! : script[0]!;
+    const script = this.scripts.get(this.key(lb, instanceId)) ?? this.scripts.get(`*|${instanceId}`) ?? ['in-service'];
+    const reading = script.length > 1 ? script.shift()! : script[0]!;
+    if (!this.known.has(instanceId) || reading === 'in-service') this.track(instanceId, reading === 'in-service');
+    return reading;
   }
   async timings() {
     return this.timingsFor;

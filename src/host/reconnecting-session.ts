@@ -1,0 +1,130 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../log/logger.js';
+import { EngineTimeoutError, HostUnreachableError } from './host-errors.js';
+import type { ContainerInfo, ContainerSpec, ContainerSummary, HostConnector, HostSession, RegistryAuth } from './host-session.js';
+
+// A host session that outlives its SSH connection. A dropped connection (a network blip, sshd or the
+// engine restarted) is opened again on the next call, a few times with backoff; a call that timed out
+// drops the connection too, since a cut-off host looks the same. Reads (ping, inspect, list) are safe
+// to repeat and are tried once more on a fresh connection; an effect that failed is not repeated here:
+// the reconciler looks at the host again and decides what is still to do.
+
+export interface ReconnectOptions {
+  /** Attempts to open a new connection before a call fails with the last reason. Default 3. */
+  readonly attempts?: number;
+  /** Backoff before the second attempt, doubled after each. Default 1 s. */
+  readonly backoffMs?: number;
+  readonly logger?: Logger;
+}
+
+type Broken = { readonly broken?: boolean };
+
+const isLoss = (error: unknown) => error instanceof HostUnreachableError || error instanceof EngineTimeoutError;
+
+export class ReconnectingHostSession implements HostSession {
+  private current: (HostSession & Broken) | undefined;
+  private opening: Promise<HostSession & Broken> | undefined;
+  private closed = false;
+
+  constructor(
+    readonly address: string,
+    first: HostSession,
+    private readonly connector: HostConnector,
+    private readonly options: ReconnectOptions = {},
+  ) {
+    this.current = first;
+  }
+
+  private async session(): Promise<HostSession & Broken> {
+    if (this.closed) throw new HostUnreachableError(this.address, 'session closed');
+    if (this.current && !this.current.broken) return this.current;
+    this.opening ??= this.reopen().finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  private async reopen(): Promise<HostSession & Broken> {
+    const stale = this.current;
+    this.current = undefined;
+    await stale?.close().catch(() => undefined);
+    const attempts = this.options.attempts ?? 3;
+    let delay = this.options.backoffMs ?? 1_000;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= attempts; attempt += 1) {
+      try {
+        this.current = (await this.connector.connect(this.address)) as HostSession & Broken;
+        this.options.logger?.info({ host: this.address, attempt }, 'SSH session opened again');
+        return this.current;
+      } catch (error) {
+        lastError = error;
+        this.options.logger?.warn({ host: this.address, attempt, attempts, err: error }, 'opening the SSH session again failed');
+        if (attempt < attempts) await sleep(delay);
+        delay *= 2;
+      }
+    }
+    throw lastError;
+  }
+
+  /** Runs a call; on a lost connection drops it, and repeats the call once more if it is safe to. */
+  private async use<T>(work: (session: HostSession) => Promise<T>, repeatable: boolean): Promise<T> {
+    const session = await this.session();
+    try {
+      return await work(session);
+    } catch (error) {
+      if (!isLoss(error)) throw error;
+      if (this.current === session) {
+        this.current = undefined;
+        void session.close().catch(() => undefined);
+      }
+      if (!repeatable) throw error;
+      return work(await this.session());
+    }
+  }
+
+  ping() {
+    return this.use((s) => s.ping(), true);
+  }
+  pull(image: string, auth?: RegistryAuth) {
+    return this.use((s) => s.pull(image, auth), true);
+  }
+  inspect(nameOrId: string): Promise<ContainerInfo | undefined> {
+    return this.use((s) => s.inspect(nameOrId), true);
+  }
+  list(labels: Readonly<Record<string, string>>) {
+    return this.use((s) => s.list(labels), true);
+  }
+  summaries(labels: Readonly<Record<string, string>>): Promise<ContainerSummary[]> {
+    return this.use((s) => s.summaries(labels), true);
+  }
+  rename(nameOrId: string, newName: string) {
+    return this.use((s) => s.rename(nameOrId, newName), false);
+  }
+  stop(nameOrId: string, timeoutSeconds: number) {
+    return this.use((s) => s.stop(nameOrId, timeoutSeconds), false);
+  }
+  start(nameOrId: string) {
+    return this.use((s) => s.start(nameOrId), false);
+  }
+  run(spec: ContainerSpec) {
+    return this.use((s) => s.run(spec), false);
+  }
+  remove(nameOrId: string) {
+    return this.use((s) => s.remove(nameOrId), false);
+  }
+  async close() {
+    this.closed = true;
+    await this.current?.close();
+  }
+}
+
+/** Connects as `connector` does; the sessions it gives open their connection again when it is lost. */
+export class ReconnectingConnector implements HostConnector {
+  constructor(
+    private readonly connector: HostConnector,
+    private readonly options: ReconnectOptions = {},
+  ) {}
+
+  async connect(address: string, signal?: AbortSignal): Promise<HostSession> {
+    const first = await this.connector.connect(address, signal);
+    return new ReconnectingHostSession(address, first, this.connector, this.options);
+  }
+}
