@@ -1,9 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { BRIDGE_ADDRESS, BUILDER, CGROUP_PARENT, FLEET_FILE, hostLayout, MAX_HOSTS, REGISTRY_ADDRESS, RUN_DIR, SSH, STATE_DIR, type HostLayout } from './layout.js';
+import { BRIDGE_ADDRESS, BUILDER, CGROUP_PARENT, FLEET_FILE, hostLayout, MAX_HOSTS, REGISTRY, REGISTRY_ADDRESS, RUN_DIR, SSH, STATE_DIR, type HostLayout } from './layout.js';
+import { livePid } from './processes.js';
 import { assertPrerequisites } from './prerequisites.js';
 import { ensureBridge, fleetLinks, fleetNamespaces, releaseNamespaceDirectory, removeBridge, setHostLink } from './network.js';
 import { bringUpHost, hostFromName, tearDownHost } from './hosts.js';
-import { ensureClientKey, writeKnownHosts } from './ssh-keys.js';
+import { ensureClientKey, rotateHostKey, writeKnownHosts } from './ssh-keys.js';
 import { startRegistry, stopRegistry, type RegistryCredentials } from './registry.js';
 import { ensureTestImages, imageRefs, type ImageRefs } from './test-images.js';
 import { stopEngine, startEngine } from './engine.js';
@@ -13,7 +14,7 @@ import { awsEndpoint, createAwsResources, RELEASE, STACK, type AwsEndpoint, type
 import { ensureMoto, stopMoto } from './moto-process.js';
 import type { MotoServer } from './moto.js';
 import { startChatServer, type ChatServer } from './chat-server.js';
-import { clearCgroups, unmountFleetMounts } from './leftovers.js';
+import { clearCgroups, killNamespaceProgram, unmountFleetMounts } from './leftovers.js';
 
 // The local fleet as one object: bring it up with fleetUp(), take it down with fleetDown(). Both are
 // idempotent and both repair what a killed run left behind. See local-fleet/README.md.
@@ -58,6 +59,19 @@ export interface FleetFaults {
   restoreNetwork(host: HostRef): Promise<void>;
   /** on: the registry is restarted with a password file that refuses the fleet's user (401); off: normal again. */
   registryRefuse(on: boolean): Promise<void>;
+  /** Kills the host's sshd, its listener and every open connection (as a crash or a package upgrade would), then starts it again. */
+  restartSsh(host: HostRef): Promise<void>;
+  /** Freezes the host's engine (SIGSTOP): its socket still accepts, nothing answers; containers keep running. */
+  pauseDocker(host: HostRef): Promise<void>;
+  resumeDocker(host: HostRef): Promise<void>;
+  /** Freezes the registry (SIGSTOP): pulls stall without an error. */
+  pauseRegistry(): Promise<void>;
+  resumeRegistry(): Promise<void>;
+  /**
+   * Gives the host a new SSH host key and restarts its sshd. publish: the new key is written into the
+   * fleet's known_hosts (what provisioning does); otherwise known_hosts still has the old one.
+   */
+  rotateHostKey(host: HostRef, options: { publish: boolean }): Promise<void>;
 }
 
 export interface Fleet {
@@ -109,6 +123,12 @@ function flattenAws(endpoint: AwsEndpoint, resources: AwsResources): FleetAws {
     alarmNames: staging.alarmNames,
     stagingInstanceIds: staging.instanceIds,
   };
+}
+
+/** Sends a signal to one of the fleet's daemons, found by its PID file; nothing if it is not running. */
+function signalDaemon(pidFile: string, executable: string, signal: NodeJS.Signals): void {
+  const pid = livePid(pidFile, executable);
+  if (pid !== undefined) process.kill(pid, signal);
 }
 
 function resolveHost(layouts: HostLayout[], ref: HostRef): HostLayout {
@@ -192,6 +212,22 @@ export async function fleetUp(options: FleetUpOptions = {}): Promise<Fleet> {
     cutNetwork: (ref) => setHostLink(resolveHost(layouts, ref), false),
     restoreNetwork: (ref) => setHostLink(resolveHost(layouts, ref), true),
     registryRefuse: async (on) => void (await startRegistry({ refusing: on })),
+    restartSsh: async (ref) => {
+      const host = resolveHost(layouts, ref);
+      await killNamespaceProgram(host.namespace, 'sshd');
+      await startSshd(host);
+    },
+    pauseDocker: async (ref) => signalDaemon(resolveHost(layouts, ref).dockerPidFile, 'dockerd', 'SIGSTOP'),
+    resumeDocker: async (ref) => signalDaemon(resolveHost(layouts, ref).dockerPidFile, 'dockerd', 'SIGCONT'),
+    pauseRegistry: async () => signalDaemon(REGISTRY.pidFile, 'docker-registry', 'SIGSTOP'),
+    resumeRegistry: async () => signalDaemon(REGISTRY.pidFile, 'docker-registry', 'SIGCONT'),
+    rotateHostKey: async (ref, { publish }) => {
+      const host = resolveHost(layouts, ref);
+      await rotateHostKey(host);
+      await stopSshd(host);
+      await startSshd(host);
+      if (publish) writeKnownHosts(layouts);
+    },
   };
 
   const deployments: Record<string, string[]> = {};
@@ -222,9 +258,13 @@ export async function fleetUp(options: FleetUpOptions = {}): Promise<Fleet> {
       return currentAws;
     },
     async resetHosts() {
+      signalDaemon(REGISTRY.pidFile, 'docker-registry', 'SIGCONT');
       await startRegistry();
+      // known_hosts as the hosts' keys are now (a test may have rotated one without publishing it).
+      writeKnownHosts(layouts);
       await Promise.all(
         layouts.map(async (host) => {
+          signalDaemon(host.dockerPidFile, 'dockerd', 'SIGCONT');
           await setHostLink(host, true);
           await startEngine(host, { namespacePath: host.namespacePath, cgroupParent: host.cgroupParent });
           await startSshd(host);

@@ -1,9 +1,8 @@
 import { readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RUN_DIR, STATE_DIR } from './layout.js';
-import { run } from './processes.js';
 import { fleetNamespaces, namespacePids } from './network.js';
-import { isAlive } from './processes.js';
+import { executableOf, isAlive, run } from './processes.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 // What a fleet can leave behind when a run is killed or an engine dies hard: processes still inside
@@ -44,6 +43,11 @@ export async function unmountFleetMounts(only?: (mountPoint: string) => boolean)
 /** SIGKILLs every process left in a fleet namespace and waits until they are gone. */
 export async function killNamespaceProcesses(namespace: string): Promise<void> {
   await killUntilGone(() => namespacePids(namespace));
+}
+
+/** SIGKILLs every process of one program in a fleet namespace (sshd: its listener and every connection). */
+export async function killNamespaceProgram(namespace: string, executable: string): Promise<void> {
+  await killUntilGone(async () => (await namespacePids(namespace)).filter((pid) => executableOf(pid)?.endsWith(executable)));
 }
 
 /** SIGKILLs what `listPids` finds until it finds nothing (a few rounds: killing can reveal children). */

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SSH, type HostLayout } from './layout.js';
 import { run } from './processes.js';
@@ -15,6 +15,13 @@ async function ensureKey(path: string, comment: string): Promise<void> {
 export async function ensureClientKey(): Promise<void> {
   await ensureKey(SSH.clientKey, 'harbormaster-fleet-worker');
   writeFileSync(SSH.authorizedKeys, readFileSync(`${SSH.clientKey}.pub`), { mode: 0o600 });
+}
+
+/** A new host key for the host (its sshd must be restarted to present it). */
+export async function rotateHostKey(host: HostLayout): Promise<void> {
+  rmSync(host.sshHostKey, { force: true });
+  rmSync(`${host.sshHostKey}.pub`, { force: true });
+  await ensureKey(host.sshHostKey, `harbormaster-fleet-${host.name}-rotated`);
 }
 
 export async function ensureHostKey(host: HostLayout): Promise<void> {

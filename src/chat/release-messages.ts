@@ -324,3 +324,31 @@ export function releaseSuperseded(input: ReleaseSupersededInput): ChatMessage {
     severity: 'info',
   };
 }
+
+export interface HostTroubleInput {
+  readonly target: RequestTarget | string;
+  readonly host: string;
+  readonly step: string;
+  readonly reason: string;
+  /** How long it is tried again before the host fails (going forward) or is left for a person (going back). */
+  readonly retryingForMs: number;
+  readonly goingBack: boolean;
+}
+
+/** A host that does not answer for now: said once per episode, while the release keeps trying. */
+export function hostTrouble(input: HostTroubleInput): ChatMessage {
+  const host = untrusted(input.host, 100);
+  const what = input.goingBack ? 'putting it back' : 'trying again';
+  return {
+    text: `${targetName(input.target)}: ${host} does not answer for now at ${untrusted(input.step, 80)} (${untrusted(input.reason, 200)}); ${what} for up to ${formatDuration(input.retryingForMs)}`,
+    severity: 'warning',
+  };
+}
+
+/** A host's SSH connection lost: open again after some attempts, or not (the release then retries or fails the host). */
+export function hostReconnect(input: { readonly address: string; readonly ok: boolean; readonly attempts: number; readonly reason: string }): ChatMessage {
+  const host = untrusted(input.address, 100);
+  return input.ok
+    ? { text: `${host}: the SSH connection was lost (${untrusted(input.reason, 200)}) and is open again after ${plural(input.attempts, 'attempt')}`, severity: 'warning' }
+    : { text: `${host}: the SSH connection was lost and ${plural(input.attempts, 'attempt')} to open it again failed (${untrusted(input.reason, 200)})`, severity: 'warning' };
+}

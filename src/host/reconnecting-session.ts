@@ -15,6 +15,8 @@ export interface ReconnectOptions {
   /** Backoff before the second attempt, doubled after each. Default 1 s. */
   readonly backoffMs?: number;
   readonly logger?: Logger;
+  /** Told when a lost connection is open again after failed attempts, or is given up on (chat). */
+  readonly onReconnect?: (event: { address: string; ok: boolean; attempts: number; reason: string }) => void;
 }
 
 type Broken = { readonly broken?: boolean };
@@ -53,6 +55,7 @@ export class ReconnectingHostSession implements HostSession {
       try {
         this.current = (await this.connector.connect(this.address)) as HostSession & Broken;
         this.options.logger?.info({ host: this.address, attempt }, 'SSH session opened again');
+        if (attempt > 1) this.options.onReconnect?.({ address: this.address, ok: true, attempts: attempt, reason: (lastError as Error).message });
         return this.current;
       } catch (error) {
         lastError = error;
@@ -61,6 +64,7 @@ export class ReconnectingHostSession implements HostSession {
         delay *= 2;
       }
     }
+    this.options.onReconnect?.({ address: this.address, ok: false, attempts, reason: (lastError as Error).message });
     throw lastError;
   }
 

@@ -14,6 +14,7 @@ import { ConfigError, type WorkerConfig } from '../config/worker-config.js';
 import { readSecret } from '../config/secret-source.js';
 import { SshHostConnector } from '../host/ssh-host-connector.js';
 import { ReconnectingConnector } from '../host/reconnecting-session.js';
+import { hostReconnect } from '../chat/release-messages.js';
 import type { HostConnector, RegistryAuth } from '../host/host-session.js';
 import { AwsLoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
@@ -74,7 +75,7 @@ export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, 
         deadlines: { callMs: ssh.callTimeoutSeconds * 1000, pullMs: ssh.pullTimeoutSeconds * 1000, pullStallMs: ssh.pullStallSeconds * 1000 },
         logger: sshLogger,
       }),
-      { logger: sshLogger },
+      { logger: sshLogger, onReconnect: (event) => chat.post(hostReconnect(event)) },
     );
   }
   const effects: RolloutEffects = {

@@ -49,6 +49,8 @@ export interface HostReconcilerContext {
   readonly probe: (address: string, check: HttpCheck) => Promise<ProbeResult>;
   /** Aborted when this worker must stop acting on the release (it lost the release to another writer). */
   readonly signal?: AbortSignal;
+  /** Told once when a host starts failing for a while (chat): what, and for how long it is tried again. */
+  readonly onTrouble?: (event: { host: string; step: string; reason: string; retryingForMs: number; goingBack: boolean }) => void;
 }
 
 /** The same effect decided again and again means it does not take: stop rather than loop. */
@@ -159,7 +161,10 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
   const label = hostLabel(ctx.release.record.hosts[instanceId]!);
   let waiting: OpenStep | undefined;
   let repeated = { key: '', count: 0 };
+  // Since when this host has been failing, and at what: a look, or an effect. The window resets only
+  // when that kind of step succeeds, so an effect that fails after every good look still runs out.
   let troubleSince: number | undefined;
+  let troubleFrom: 'observe' | 'effect' | undefined;
   let prefetched: { containers?: Promise<ContainerSide>; balancers?: Promise<BalancerSide> } = {};
   const back = goal === 'old';
   // The outcome of an effect is written with the host's next write (an intent, or its end) rather
@@ -187,6 +192,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
    */
   const trouble = async (step: string, reason: string, error?: unknown): Promise<HostResult | undefined> => {
     const window = back ? ctx.rollbackRetryMs : isPassing(error) ? ctx.hostRetryMs : 0;
+    if (troubleSince === undefined && window > 0) ctx.onTrouble?.({ host: label, step, reason, retryingForMs: window, goingBack: back });
     troubleSince ??= Date.now();
     if (Date.now() - troubleSince >= window) return back ? { status: 'attention', step, reason } : { status: 'failed', step, reason };
     ctx.log.warn({ host: label, step, reason, retryingForMs: window - (Date.now() - troubleSince) }, back ? 'putting the host back failed for now; trying again' : 'the host cannot be reached or does not answer for now; trying again');
@@ -215,8 +221,9 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       const ahead = prefetched;
       prefetched = {};
       observed = await observeHost(ctx, host, session, ahead);
-      troubleSince = undefined;
+      if (troubleFrom === 'observe') troubleSince = troubleFrom = undefined;
     } catch (error) {
+      troubleFrom = 'observe';
       const outcome = await trouble(waiting?.step ?? 'observe', `cannot observe the host: ${(error as Error).message}`, error);
       if (outcome) return finish(outcome);
       continue;
@@ -260,6 +267,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     const key = `${action.kind}:${action.step}:${'container' in action ? action.container : ''}`;
     repeated = repeated.key === key ? { key, count: repeated.count + 1 } : { key, count: 1 };
     if (repeated.count > MAX_REPEATS) {
+      troubleFrom = 'effect';
       const outcome = await trouble(action.step, `${action.step} did not take effect after ${MAX_REPEATS} attempts`);
       if (outcome) return finish(outcome);
       repeated = { key, count: 0 };
@@ -300,6 +308,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       prefetched = {};
       const reason = (error as Error).message;
       await span.failed(reason, error instanceof SmokeFailed ? undefined : error);
+      troubleFrom = 'effect';
       const failedAt = new Date().toISOString();
       await write((h) => void (h.outcome = { action: action.step, at: failedAt, ok: false, error: reason }));
       const result = await trouble(action.step, reason, error);
@@ -312,7 +321,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     const durationMs = await span.done();
     if (action.kind === 'stop-old') timings.stopMs += durationMs;
     if (action.kind === 'start-new') timings.startMs += durationMs;
-    troubleSince = undefined;
+    troubleSince = troubleFrom = undefined;
     const doneAt = new Date().toISOString();
     outcome = (draft) => {
       const h = draft.hosts[instanceId]!;

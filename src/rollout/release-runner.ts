@@ -372,6 +372,7 @@ export class ReleaseRunner implements Rollout {
       ...(release.record.startedAt ? { deadline: Date.parse(release.record.startedAt) + (this.effects.releaseTimeoutMs ?? plan.settings.policy.releaseTimeoutMinutes * 60_000) } : {}),
       probe: this.effects.probe ?? probeHttp,
       ...(signal ? { signal } : {}),
+      onTrouble: (event) => this.effects.chat.post(say.hostTrouble({ target: release.record.target, ...event })),
     };
   }
 

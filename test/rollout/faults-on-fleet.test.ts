@@ -1,0 +1,268 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeregisterInstancesFromLoadBalancerCommand, RegisterInstancesWithLoadBalancerCommand } from '@aws-sdk/client-elastic-load-balancing';
+import { DeregisterTargetsCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import Docker from 'dockerode';
+import { stringify } from 'yaml';
+import { fleetUp, type Fleet } from '../../local-fleet/fleet.js';
+import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
+import { parseWorkerConfig } from '../../src/config/worker-config.js';
+import { createChat, createRollout } from '../../src/rollout/create-rollout.js';
+import type { RolloutOutcome } from '../../src/rollout/rollout.js';
+import type { StepJournal } from '../../src/rollout/step-runner.js';
+import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
+import { RecordedRelease } from '../../src/state/recorded-release.js';
+import { newReleaseRecord } from '../../src/state/release-record.js';
+import { servedRelease } from '../../src/request/acceptance.js';
+import { newReleaseRequest } from '../../src/request/release-request.js';
+import { fleetWorkerEnvironment } from '../support/fleet-release.js';
+import { answer, FleetObserver } from '../support/fleet-observer.js';
+import { capturingLogger, TEST_KEY, TEST_KEY_ENV } from '../support/worker-fixtures.js';
+
+// Faults where they happen for real on the local fleet: an engine that stops answering mid-swap, a
+// host cut off during its health wait, sshd restarted between two steps, a registry that stalls during
+// the pull, a host already out of service, a host that joins during the release, a host's first
+// release under a failing release, a host whose SSH key changes. Each ends with the fleet whole,
+// within the deadlines, and chat saying what happened. The engine runs in this process (its steps
+// drive the faults through a journal), against the fleet's real engines, SSH servers and moto.
+
+/** Short deadlines, so that the faults are noticed quickly. */
+const CALL_TIMEOUT_SECONDS = 3;
+const PULL_STALL_SECONDS = 5;
+
+describe('faults on the local fleet', () => {
+  let fleet: Fleet;
+  let observer: FleetObserver;
+
+  before(async () => {
+    fleet = await fleetUp({ hosts: 4 });
+    observer = new FleetObserver(fleet);
+  });
+  after(async () => {
+    observer?.close();
+    await fleet?.resetHosts();
+    fleet?.chat.stop();
+  });
+  beforeEach(async () => {
+    await fleet.resetHosts();
+    await fleet.resetAws();
+    fleet.chat.recover();
+    fleet.chat.clear();
+  });
+
+  function configFor(policy: Record<string, unknown> = {}) {
+    const object: Record<string, any> = fleetWorkerConfigObject(fleet, {
+      signingKey: { id: TEST_KEY.id, env: TEST_KEY_ENV },
+      stateDirectory: mkdtempSync(join(tmpdir(), 'harbormaster-faults-')),
+      policy: { hostRetrySeconds: 60, ...policy },
+      logLevel: 'debug',
+    });
+    object.ssh = { ...object.ssh, callTimeoutSeconds: CALL_TIMEOUT_SECONDS, pullStallSeconds: PULL_STALL_SECONDS, connectTimeoutSeconds: 3 };
+    return parseWorkerConfig(stringify(object));
+  }
+
+  /** One worker's engine, as `harbormaster worker` wires it: released one request after another. */
+  function engine(options: { journal?: StepJournal; policy?: Record<string, unknown> } = {}) {
+    const config = configFor(options.policy);
+    const env = fleetWorkerEnvironment(fleet);
+    const { logger, lines } = capturingLogger();
+    const chat = createChat(config, logger, env);
+    const wiring = createRollout(config, logger, chat, env, { pollMs: 100, ...(options.journal ? { journal: options.journal } : {}) });
+    const store = new MemoryReleaseStore();
+    return {
+      lines,
+      close: () => wiring.close(),
+      async release(tag: string) {
+        const built = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment: 'staging' }, image: `${fleet.registry.address}/data/ingest:${tag}`, requestedBy: 'ci-bot', source: {} });
+        assert.ok(built.ok);
+        const served = servedRelease(built.value, config.releases);
+        assert.ok(served.ok);
+        const { record } = await store.claim(newReleaseRecord({ request: built.value, keyId: 'test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
+        const recorded = new RecordedRelease(store, record);
+        const started = Date.now();
+        const outcome = await wiring.runner.run(recorded, { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
+        await chat.flush(5_000);
+        return { outcome, lines, recorded, durationMs: Date.now() - started, texts: fleet.chat.messages().map((m) => m.text) };
+      },
+    };
+  }
+
+  /** A release of `tag` to staging, carried out in this process; `journal` injects the fault. */
+  async function release(tag: string, options: { journal?: StepJournal; policy?: Record<string, unknown> } = {}) {
+    const worker = engine(options);
+    try {
+      return await worker.release(tag);
+    } finally {
+      worker.close();
+    }
+  }
+
+  /** Runs `fault` once, when the release reaches `step` on `host` (begin or end). */
+  function at(host: string, step: string, edge: 'begin' | 'end', fault: () => Promise<void>): StepJournal {
+    let done = false;
+    const fire = async (entry: { host?: string; step: string }, which: 'begin' | 'end') => {
+      if (done || which !== edge || entry.host !== host || entry.step !== step) return;
+      done = true;
+      await fault();
+    };
+    return { begin: (entry) => fire(entry, 'begin'), end: (entry) => fire(entry, 'end') };
+  }
+
+  const staging = () => observer.stagingHosts.map((h) => h.instanceId).sort();
+
+  async function assertWhole(versions: Record<string, string>, registered = staging()) {
+    assert.deepEqual(await observer.versions(), versions);
+    assert.deepEqual(await observer.liveContainers(), Object.fromEntries(Object.keys(versions).map((h) => [h, ['ingest']])), 'exactly one live container on each host');
+    assert.deepEqual(await observer.classicMembers(), registered);
+    assert.deepEqual(await observer.targetGroupMembers(), registered);
+    assert.deepEqual(await observer.suspendedProcesses(), [], 'Auto Scaling processes as before');
+    assert.ok(Object.values(await observer.alarmActions()).every(Boolean), 'alarm actions as before');
+    assert.deepEqual(await observer.muteRules(), [], 'no mute rule left');
+  }
+
+  it('waits out an engine that stops answering mid-swap, within its deadlines, and finishes the release', async () => {
+    const run = await release('v2', {
+      journal: at('h2', 'stop-old', 'end', async () => {
+        await fleet.faults.pauseDocker('h2');
+        setTimeout(() => void fleet.faults.resumeDocker('h2'), 10_000);
+      }),
+    });
+    assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
+    await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+    const timeouts = run.lines.filter((l) => l.msg === 'the host cannot be reached or does not answer for now; trying again' && l.host === 'h2');
+    assert.ok(timeouts.length > 0, 'the frozen engine was noticed');
+    assert.match(String(timeouts[0]!.reason), new RegExp(`no answer within ${CALL_TIMEOUT_SECONDS} s`));
+    assert.ok(run.texts.some((t) => /^data\/ingest\/staging: h2 does not answer for now at .*no answer within 3 s.*; trying again for up to 1 min$/.test(t)), run.texts.join('\n'));
+    assert.match(run.texts.at(-1)!, /^Released ingest:v2 to data\/ingest\/staging: 3 hosts/);
+  });
+
+  it('carries on when a host cut off during its health wait comes back', async () => {
+    const run = await release('v2', {
+      journal: at('h2', 'start-new', 'end', async () => {
+        await fleet.faults.cutNetwork('h2');
+        setTimeout(() => void fleet.faults.restoreNetwork('h2'), 8_000);
+      }),
+    });
+    assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
+    await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+    // The calls on the cut-off host timed out; its connection was opened again once it was back.
+    assert.ok(run.lines.some((l) => l.msg === 'opening the SSH session again failed' && l.host === fleet.hosts[1]!.address), 'the cut was noticed');
+    assert.ok(run.texts.some((t) => /^10\.77\.0\.12: the SSH connection was lost \(.*\) and is open again after \d attempts$/.test(t)), run.texts.join('\n'));
+  });
+
+  it('opens the SSH session again when sshd is restarted between two steps of a swap', async () => {
+    const run = await release('v2', {
+      journal: at('h2', 'deregister', 'end', async () => {
+        await fleet.faults.restartSsh('h2');
+      }),
+    });
+    assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
+    await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+    assert.ok(run.lines.some((l) => l.msg === 'SSH session opened again' && l.host === fleet.hosts[1]!.address), 'the dropped connection was opened again');
+    assert.ok(run.lines.some((l) => l.msg === 'SSH connection lost' && l.host === fleet.hosts[1]!.address), 'the restart dropped the connection');
+  });
+
+  it('refuses the release when the registry stalls during the pull, within the stall deadline, with nothing changed', async () => {
+    const run = await release('v3', {
+      journal: at('h1', 'pull', 'begin', async () => {
+        await fleet.faults.pauseRegistry();
+      }),
+    });
+    await fleet.faults.resumeRegistry();
+    assert.equal(run.outcome.status, 'refused');
+    assert.match((run.outcome as { reason: string }).reason, /preflight failed, nothing was changed: .*no progress from the registry for 5 s|preflight failed, nothing was changed: .*no answer within 3 s/);
+    assert.ok(run.durationMs < 60_000, `refused within the deadlines (${run.durationMs} ms)`);
+    await assertWhole({ h1: 'v1', h2: 'v1', h3: 'v1' });
+    assert.match(run.texts.at(-1)!, /refused before any change/);
+  });
+
+  it('never has fewer than the minimum in service when a host is already out (deregistered by hand), and leaves that host out', async () => {
+    const h3 = fleet.hosts[2]!;
+    await observer.elb.send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: fleet.aws.classicLoadBalancer, Instances: [{ InstanceId: h3.instanceId }] }));
+    await observer.elbv2.send(new DeregisterTargetsCommand({ TargetGroupArn: fleet.aws.targetGroupArn, Targets: [{ Id: h3.instanceId }] }));
+    let fewest = 3;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [classic, v2] = await Promise.all([observer.classicMembers(), observer.targetGroupMembers()]);
+        fewest = Math.min(fewest, classic.filter((id) => v2.includes(id)).length);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    const run = await release('v2', { policy: { batchSize: 2, minHealthy: 1 } });
+    sampling = false;
+    await sampler;
+    assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
+    assert.equal(fewest, 1, 'one host in service at the least');
+    await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' }, staging().filter((id) => id !== h3.instanceId));
+    assert.ok(run.lines.some((l) => l.msg === 'batch cut down to keep policy.minHealthy in service'));
+    await observer.elb.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: fleet.aws.classicLoadBalancer, Instances: [{ InstanceId: h3.instanceId }] }));
+    await observer.elbv2.send(new RegisterTargetsCommand({ TargetGroupArn: fleet.aws.targetGroupArn, Targets: [{ Id: h3.instanceId }] }));
+  });
+
+  it('releases a host that joined the target during the release too', async () => {
+    const h4 = fleet.hosts[3]!;
+    const ec2 = new EC2Client({ endpoint: fleet.aws.endpoint, region: fleet.aws.region, credentials: fleet.aws.credentials, maxAttempts: 1 });
+    try {
+      const run = await release('v2', {
+        // h4 (alice's) is tagged into staging while h1 is on its way back: as if Auto Scaling launched it.
+        journal: at('h1', 'register', 'end', async () => {
+          await ec2.send(new CreateTagsCommand({ Resources: [h4.instanceId], Tags: [{ Key: 'deployment', Value: 'staging' }] }));
+        }),
+      });
+      assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 4 });
+      assert.equal(await answer(`http://${h4.address}:8080/version`), 'v2');
+      assert.ok(run.lines.some((l) => l.msg === 'hosts joined the target during the release: releasing them too'));
+      assert.match(run.texts.at(-1)!, /^Released ingest:v2 to data\/ingest\/staging: 4 hosts/);
+      assert.equal(run.recorded.record.hosts[h4.instanceId]?.progress, 'released');
+    } finally {
+      await ec2.send(new CreateTagsCommand({ Resources: [h4.instanceId], Tags: [{ Key: 'deployment', Value: 'personal-alice' }] }));
+      ec2.destroy();
+    }
+  });
+
+  it("keeps a host on its first release in service when another host fails and every host is rolled back", async () => {
+    // h1 has never had a container of the release: this is its first.
+    const h1 = new Docker({ socketPath: fleet.hosts[0]!.dockerSocket });
+    await h1.getContainer('ingest').remove({ force: true });
+    const breakH2 = at('h1', 'register', 'end', async () => {
+      const docker = new Docker({ socketPath: fleet.hosts[1]!.dockerSocket });
+      const auth = { username: fleet.registry.username, password: fleet.registry.password, serveraddress: fleet.registry.address };
+      const stream = await docker.pull(fleet.images.broken, { authconfig: auth });
+      await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined))));
+      await docker.getImage(fleet.images.broken).tag({ repo: `${fleet.registry.address}/data/ingest`, tag: 'v2' });
+    });
+    const run = await release('v2', { journal: breakH2, policy: { onFailure: 'all' } });
+    assert.equal(run.outcome.status, 'rolled-back');
+    assert.match((run.outcome as { reason: string }).reason, /^h2: wait-healthy: /);
+    // h1 had nothing to go back to: it stays on what it runs, healthy, in service; h2 is back on v1.
+    await assertWhole({ h1: 'v2', h2: 'v1', h3: 'v1' });
+    assert.equal(run.recorded.record.hosts[fleet.hosts[0]!.instanceId]!.progress, 'kept');
+    assert.match(run.texts.find((t) => t.startsWith('Release of'))!, /failed on h2 at wait-healthy: .*; rolled back 1 host$/);
+  });
+
+  it("reaches a host whose SSH key changed once provisioning has written the new key into known_hosts, and refuses it until then", async () => {
+    // One worker for both releases: nothing is restarted between them.
+    const worker = engine();
+    try {
+      await fleet.faults.rotateHostKey('h2', { publish: false });
+      const refused = await worker.release('v2');
+      assert.equal(refused.outcome.status, 'refused');
+      assert.match((refused.outcome as { reason: string }).reason, /host key of 10\.77\.0\.12 does not match known_hosts: it presented ssh-ed25519 SHA256:/);
+      await assertWhole({ h1: 'v1', h2: 'v1', h3: 'v1' });
+
+      // The documented way: provisioning writes the new key into ssh.knownHostsFile; the worker reads
+      // it for every connection.
+      await fleet.faults.rotateHostKey('h2', { publish: true });
+      const released = await worker.release('v2');
+      assert.deepEqual(released.outcome, { status: 'succeeded', hosts: 3 });
+    } finally {
+      worker.close();
+    }
+    await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+  });
+});
