@@ -72,7 +72,7 @@ try {
       process.stdout.write(`    ${pretty(line)}\n`);
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
-        if (typeof entry.msg === 'string' && /^release (succeeded|failed|refused)$/.test(entry.msg)) resolve(entry);
+        if (typeof entry.msg === 'string' && /^release (succeeded|rolled-back|failed|refused|superseded)$/.test(entry.msg)) resolve(entry);
       } catch {
         /* not JSON */
       }

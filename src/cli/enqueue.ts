@@ -62,7 +62,8 @@ export function messageGroupId(target: RequestTarget): string {
   return isPersonal(target) ? `${target.stack}.${target.release}.~${target.personal.user}` : `${target.stack}.${target.release}.${target.deployment}`;
 }
 
-export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): Promise<ReleaseRequest> {
+/** Sends the request; resolves with it, and where it was sent (for `--wait`). */
+export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): Promise<{ request: ReleaseRequest; region: string; endpoint?: string }> {
   const queueUrl = options.queueUrl ?? env.HARBORMASTER_QUEUE_URL;
   if (!queueUrl) throw new UsageError('--queue-url (or HARBORMASTER_QUEUE_URL) is required');
   const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? regionOfQueue(queueUrl);
@@ -97,7 +98,7 @@ export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): 
   } finally {
     sqs.destroy();
   }
-  return request;
+  return { request, region, ...(endpoint ? { endpoint } : {}) };
 }
 
 function regionOfQueue(url: string): string | undefined {

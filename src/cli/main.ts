@@ -5,6 +5,7 @@ import { SecretUnavailableError } from '../config/secret-source.js';
 import { createLogger } from '../log/logger.js';
 import { enqueue, buildRequest, type EnqueueOptions } from './enqueue.js';
 import { UsageError } from './usage-error.js';
+import { exitCodeFor, waitForRelease } from './wait-for-release.js';
 import { planRequest, printPlan } from './plan.js';
 
 import { createWorker, runUntilSignalled } from '../worker/worker.js';
@@ -43,13 +44,31 @@ program
   .option('--commit <sha>', 'the source commit (default: from the CI environment)')
   .option('--build-url <url>', 'the build that made the image (default: from the CI environment)')
   .option('--dry-run', 'print the request that would be sent, unsigned, and send nothing')
-  .action(async (options: EnqueueOptions & { dryRun?: boolean }) => {
+  .option('--wait', 'wait for the release to end (in the workers\' DynamoDB release state) and exit with its outcome')
+  .addOption(new Option('--state-table <table>', 'the workers\' DynamoDB release table, for --wait').env('HARBORMASTER_STATE_TABLE'))
+  .option('--wait-minutes <minutes>', 'how long --wait waits at most', '60')
+  .action(async (options: EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string }) => {
     if (options.dryRun) {
       process.stdout.write(`${JSON.stringify(buildRequest(options, process.env), null, 2)}\n`);
       return;
     }
-    const request = await enqueue(options, process.env);
-    process.stdout.write(`${request.releaseId}\n`);
+    const minutes = Number(options.waitMinutes);
+    if (options.wait && !options.stateTable) throw new UsageError('--wait needs --state-table (or HARBORMASTER_STATE_TABLE): the workers\' DynamoDB release table');
+    if (options.wait && !(minutes > 0)) throw new UsageError(`--wait-minutes must be a number of minutes above 0, not '${options.waitMinutes}'`);
+    const sent = await enqueue(options, process.env);
+    process.stdout.write(`${sent.request.releaseId}\n`);
+    if (!options.wait) return;
+    const result = await waitForRelease({
+      releaseId: sent.request.releaseId,
+      table: options.stateTable!,
+      region: sent.region,
+      ...(sent.endpoint ? { endpoint: sent.endpoint } : {}),
+      timeoutMs: minutes * 60_000,
+      progress: (line) => process.stderr.write(`harbormaster: ${line}\n`),
+    });
+    const why = 'reason' in result && result.reason ? `: ${result.reason}` : '';
+    process.stderr.write(`harbormaster: release ${sent.request.releaseId} ${result.status === 'timed-out' ? `still not ended after ${minutes} min; stopped waiting (it goes on)` : result.status}${why}\n`);
+    process.exitCode = exitCodeFor(result);
   });
 
 program

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import type { HandlerVerdict } from '../queue/consumer.js';
 import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
-import { describeTarget } from '../request/release-request.js';
+import { describeTarget, type ReleaseRequest } from '../request/release-request.js';
 import type { QueueMessage, WorkQueue } from '../queue/sqs-queue.js';
 import { isFinal, newReleaseRecord, whereItStands, type ReleaseRecord } from '../state/release-record.js';
 import { DamagedRecordError, type ReleaseStore } from '../state/release-store.js';
@@ -81,6 +81,20 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
     }
   };
 
+  /**
+   * An authentic request that is refused (its signature checked: nobody else can name its release id)
+   * is recorded as refused, so that CI waiting on it (`enqueue --wait`) learns why, and a duplicate of
+   * it is acknowledged. Best effort: the dead-letter queue keeps it either way.
+   */
+  async function recordRefusal(request: ReleaseRequest, keyId: string, reason: string, log: Logger): Promise<void> {
+    try {
+      const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target: describeTarget(request.target), deployment: '', now: now(), worker: deps.workerId }));
+      if (claimed.claimed) await deps.store.save({ ...claimed.record, status: 'refused', reason, finishedAt: now().toISOString() });
+    } catch (error) {
+      log.warn({ err: error }, 'recording the refusal in the release state failed; the dead-letter queue has it');
+    }
+  }
+
   /** What admission learnt of a message that still needs handling. */
   const admitted = new WeakMap<QueueMessage, { releaseId: string; log: Logger; occasion: 'new' | 'redelivered' }>();
   const handedBack = new WeakMap<QueueMessage, HandlerVerdict>();
@@ -127,7 +141,9 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
         handedBack.set(message, { handBackSeconds: UNSERVED_HAND_BACK_SECONDS });
         return 'handle';
       }
-      await refuse(message, verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict);
+      const refusal = verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict;
+      await recordRefusal(request, keyId, refusal.reason, log);
+      await refuse(message, refusal);
       return 'done';
     }
     const { deployment } = verdict.release;

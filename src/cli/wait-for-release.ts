@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { clientOptions } from '../aws/clients.js';
+import { DynamoReleaseStore } from '../state/dynamodb-release-store.js';
+import { isFinal, whereItStands, type ReleaseStatus } from '../state/release-record.js';
+
+// `enqueue --wait`: CI follows its release in the workers' shared release state (DynamoDB) until it
+// ends, and fails the build when it did not succeed. Reads only (one GetItem every few seconds), under
+// the CI policy deploy/cloudformation.yml grants.
+
+export type WaitResult = { readonly status: ReleaseStatus; readonly reason?: string } | { readonly status: 'timed-out' };
+
+/** The exit code `enqueue --wait` gives each ending (see the README's "How CI enqueues"). */
+export function exitCodeFor(result: WaitResult): number {
+  switch (result.status) {
+    case 'succeeded':
+      return 0;
+    case 'superseded':
+      return 4;
+    case 'timed-out':
+      return 5;
+    default:
+      return 3;
+  }
+}
+
+export interface WaitOptions {
+  readonly releaseId: string;
+  readonly table: string;
+  readonly region: string;
+  readonly endpoint?: string;
+  readonly timeoutMs: number;
+  readonly pollMs?: number;
+  /** Told each time where the release stands changes. */
+  readonly progress: (line: string) => void;
+}
+
+export async function waitForRelease(options: WaitOptions): Promise<WaitResult> {
+  const client = new DynamoDBClient(clientOptions({ region: options.region, ...(options.endpoint ? { endpoint: options.endpoint } : {}) }));
+  const store = new DynamoReleaseStore({ client, table: options.table });
+  const deadline = Date.now() + options.timeoutMs;
+  let said = '';
+  try {
+    for (;;) {
+      // A read that fails (throttling, the network) is simply tried again at the next poll.
+      const record = await store.get(options.releaseId).catch(() => undefined);
+      const now = record ? whereItStands(record) : 'waiting for a worker to take the request';
+      if (now !== said) options.progress(`release ${options.releaseId}: ${now}`);
+      said = now;
+      if (record && isFinal(record.status)) return { status: record.status, ...(record.reason ? { reason: record.reason } : {}) };
+      if (Date.now() > deadline) return { status: 'timed-out' };
+      await sleep(options.pollMs ?? 5_000);
+    }
+  } finally {
+    client.destroy();
+  }
+}

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { MOTO_CREDENTIALS, MOTO_REGION } from '../../local-fleet/moto.js';
+import { createReleaseTable } from '../../src/state/dynamodb-release-table.js';
+import { createQueues, motoForSuite } from '../support/aws.js';
+import { runCli } from '../support/cli.js';
+import { RecordingRollout } from '../support/recording-rollout.js';
+import { capturingLogger, enqueueEnvironment, REGISTRY, withWorker, workerConfig } from '../support/worker-fixtures.js';
+
+// CI that waits: `harbormaster enqueue --wait` follows its release in the workers' DynamoDB release
+// state (moto) and exits with its outcome, as a build step that fails when the release does.
+
+describe('enqueue --wait', () => {
+  const suite = motoForSuite();
+
+  async function setUp() {
+    const queues = await createQueues(suite.sqs);
+    const table = `releases-${Math.random().toString(36).slice(2, 10)}`;
+    const dynamo = new DynamoDBClient({ endpoint: suite.moto.endpoint, region: MOTO_REGION, credentials: MOTO_CREDENTIALS, maxAttempts: 1 });
+    await createReleaseTable(dynamo, table);
+    dynamo.destroy();
+    const config = workerConfig(suite.moto.endpoint, queues, { state: { store: 'dynamodb', table } });
+    const enqueue = (image: string, extra: string[] = []) =>
+      runCli(['enqueue', '--queue-url', queues.url, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', image, '--requested-by', 'ci', '--wait', '--state-table', table, ...extra], enqueueEnvironment(suite.moto.endpoint), 60_000);
+    return { config, enqueue };
+  }
+
+  it('exits 0 once the release has succeeded, saying where it stood on the way', async () => {
+    const { config, enqueue } = await setUp();
+    const result = await withWorker(config, { rollout: new RecordingRollout(1_500), logger: capturingLogger().logger }, () => enqueue(`${REGISTRY}/data/ingest:v2`));
+    assert.equal(result.code, 0, result.stderr);
+    const releaseId = result.stdout.trim();
+    assert.match(releaseId, /^[0-9a-f-]{36}$/);
+    assert.match(result.stderr, new RegExp(`harbormaster: release ${releaseId}: (waiting for a worker to take the request|accepted|running)`));
+    assert.match(result.stderr, new RegExp(`harbormaster: release ${releaseId} succeeded\\n$`));
+  });
+
+  it('exits 3 with the reason when the worker refuses the request', async () => {
+    const { config, enqueue } = await setUp();
+    const result = await withWorker(config, { rollout: new RecordingRollout(), logger: capturingLogger().logger }, () => enqueue('registry.elsewhere:5000/data/ingest:v2'));
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /release [0-9a-f-]{36} refused: image repository 'registry.elsewhere:5000\/data\/ingest' is not allowed for data\/ingest\n$/);
+  });
+
+  it('exits 5 when the release has not ended in time, and says it goes on', async () => {
+    const { enqueue } = await setUp();
+    const result = await enqueue(`${REGISTRY}/data/ingest:v2`, ['--wait-minutes', '0.05']);
+    assert.equal(result.code, 5, result.stderr);
+    assert.match(result.stderr, /still not ended after 0.05 min; stopped waiting \(it goes on\)\n$/);
+  });
+
+  it('refuses --wait without the release table, before sending anything', async () => {
+    const queues = await createQueues(suite.sqs);
+    const result = await runCli(['enqueue', '--queue-url', queues.url, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:v2`, '--requested-by', 'ci', '--wait'], enqueueEnvironment(suite.moto.endpoint));
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, "harbormaster: --wait needs --state-table (or HARBORMASTER_STATE_TABLE): the workers' DynamoDB release table\n");
+    assert.equal(result.stdout, '');
+  });
+});
