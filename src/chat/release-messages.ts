@@ -244,7 +244,7 @@ export function releaseInterrupted(input: ReleaseInterruptedInput): ChatMessage 
   return {
     text:
       `Release of ${shortImage(input.image)} to ${targetName(input.target)} paused at a safe point: ${input.released} of ${plural(input.total, 'host')} released, ` +
-      'every host in service, Auto Scaling and alarms restored; the next worker start resumes it',
+      'every host whole, Auto Scaling and alarms restored; it is resumed by the next start of a worker (or by another worker sharing the release state), unless a newer release comes first',
     severity: 'warning',
   };
 }

@@ -159,9 +159,10 @@ function forward(situation: HostSituation, c: Classified): HostAction {
   if (c.fresh) {
     if (c.fresh.state === 'created') return { kind: 'remove', step: 'start-new', container: c.fresh.id, why: 'created but never started' };
     const health = judgeHealth(c.fresh, observed, release, true);
-    if (health.status === 'failed') return { kind: 'fail', step: c.registered.length > 0 || situation.host.registeredAt ? 'wait-in-service' : 'wait-healthy', reason: health.reason };
+    // Never registered without a healthy container: out first, then the failure is the release's.
+    if (health.status !== 'healthy' && c.registered.length > 0) return { kind: 'deregister', step: 'deregister', from: c.registered };
+    if (health.status === 'failed') return { kind: 'fail', step: situation.host.registeredAt ? 'wait-in-service' : 'wait-healthy', reason: health.reason };
     if (health.status === 'starting') {
-      if (c.registered.length > 0) return { kind: 'deregister', step: 'deregister', from: c.registered };
       return { kind: 'wait', step: 'wait-healthy', for: 'healthy', until: health.until, status: health.detail };
     }
     if (c.old && isLive(c.old)) return { kind: 'stop-old', step: 'stop-old', container: c.old.id, rename: previousName(situation), drainTimedOut: false };
@@ -174,7 +175,7 @@ function forward(situation: HostSituation, c: Classified): HostAction {
   const draining = drainWait(situation, c, 'drain');
   if (draining) return draining;
   if (c.old && (isLive(c.old) || c.old.name === release.containerName)) {
-    return { kind: 'stop-old', step: 'stop-old', container: c.old.id, rename: previousName(situation), drainTimedOut: c.draining.length > 0 };
+    return { kind: 'stop-old', step: 'stop-old', container: c.old.id, rename: previousName(situation), drainTimedOut: c.draining.length > 0 && situation.host.deregisteredAt !== undefined };
   }
   const extra = c.others.find((o) => isLive(o) || o.name === release.containerName);
   if (extra) {
@@ -196,6 +197,9 @@ function backward(situation: HostSituation, c: Classified): HostAction {
     return { kind: 'attention', step: 'rollback-start-previous', reason: `the container live before the release (${shortId(host.before.live!.id)}) is gone; nothing to go back to` };
   }
   const extra = c.others.find((o) => isLive(o) || o.name === release.containerName);
+  const switching = extra !== undefined || !isLive(c.old) || c.old.name !== release.containerName;
+  // Which container serves is about to change: out of the load balancers first.
+  if (switching && c.registered.length > 0) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
   if (extra) return { kind: 'set-aside', step: 'rollback-stop-extra', container: extra.id, rename: asideName(situation, extra), why: 'in the way of the container live before the release' };
   if (!isLive(c.old) || c.old.name !== release.containerName) return { kind: 'start-old', step: 'rollback-start-previous', container: c.old.id };
   const health = judgeHealth(c.old, observed, release, false);
@@ -212,7 +216,7 @@ function keepWhatRuns(situation: HostSituation, c: Classified): HostAction {
   const nothing = 'there was no container before the release to go back to';
   if (!c.fresh || c.fresh.state === 'created') {
     if (c.registered.length > 0 && !c.others.some(isLive)) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
-    return { kind: 'attention', step: 'rollback-start-previous', reason: `${nothing}, and no container runs` };
+    return { kind: 'attention', step: 'rollback-start-previous', reason: `${nothing}, and the release started none that runs` };
   }
   const health = judgeHealth(c.fresh, situation.observed, situation.release, true);
   if (health.status !== 'healthy') {

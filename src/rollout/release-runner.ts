@@ -5,6 +5,8 @@ import type { AutoScaling, AutoScalingGroupFacts } from '../autoscaling/process-
 import * as say from '../chat/release-messages.js';
 import type { Chat } from '../chat/chat.js';
 import { probeHttp, type HttpCheck, type ProbeResult } from '../health/http-probe.js';
+import { isTransient } from '../aws/transient.js';
+import { HostError } from '../host/host-errors.js';
 import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec, HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer/load-balancers.js';
@@ -223,6 +225,8 @@ export class ReleaseRunner implements Rollout {
       if (!settings) throw new Refusal(`no rollout is configured for ${request.target.stack}/${request.target.release}`);
       const resolved = await steps.run('resolve', undefined, () => this.resolve(request, deployment, settings));
       const plan = this.plan(resolved, settings);
+      // Before anything is pulled or started: can a host be taken out at all? Counted from the load balancers.
+      await this.refuseBelowMinHealthy(resolved.hosts, plan);
       context.logger.info({ hosts: resolved.hosts.length, batches: plan.batches.length, loadBalancers: plan.loadBalancers.map((lb) => lb.id), suspend: plan.suspend, muteAlarms: resolved.alarms.map((a) => a.name) }, 'release planned');
       const spec = containerSpec(settings, { image: request.image, target: resolved.target, releaseId, requestedBy: request.requestedBy });
       sessions = await this.preflight(resolved.hosts, {
@@ -235,14 +239,7 @@ export class ReleaseRunner implements Rollout {
       });
       const open = sessions;
       const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
-      // Counted from what the load balancers report, not from the instance count: a host already out
-      // of service (unhealthy, in standby, drained by hand) does not serve.
-      const serving = (await Promise.all(hosts.map((host) => this.inService(host, plan.loadBalancers)))).filter(Boolean).length;
-      if (plan.loadBalancers.length > 0 && serving - plan.minHealthy < 1 && hosts.some((host) => host.before.registeredIn.length > 0)) {
-        throw new Refusal(
-          `only ${serving} of ${hosts.length} host(s) are in service now: taking one out would leave fewer than policy.minHealthy (${plan.minHealthy}) serving; put the others back in service first, or lower policy.minHealthy`,
-        );
-      }
+
       const timings = await Promise.all(plan.loadBalancers.map((lb) => this.effects.loadBalancers.timings(lb)));
       const recordedPlan: RecordedPlan = {
         settings,
@@ -269,6 +266,10 @@ export class ReleaseRunner implements Rollout {
       });
     } catch (error) {
       if (sessions) await Promise.all([...sessions.values()].map((s) => s.close().catch(() => undefined)));
+      // AWS out of reach for now (throttling, 5xx, the network) is not a verdict on the request: the
+      // release stays accepted, and the next delivery or sweep tries again. Nothing was changed.
+      const cause = error instanceof StepFailure ? error.cause : error;
+      if (!(cause instanceof Refusal) && !(cause instanceof HostError) && isTransient(cause)) throw error;
       const reason = error instanceof StepFailure && error.cause instanceof Refusal ? error.cause.message : (error as Error).message;
       await release.update((draft) => {
         draft.status = 'refused';
@@ -300,6 +301,22 @@ export class ReleaseRunner implements Rollout {
       before: { registeredIn, live: live ? { id: live.id, name: live.name, image: live.image } : null },
       progress: 'pending',
     };
+  }
+
+  /**
+   * Counted from what the load balancers report, not from the instance count: a host already out of
+   * service (unhealthy, in standby, drained by hand) does not serve. Refuses when no host could leave.
+   */
+  private async refuseBelowMinHealthy(hosts: readonly TargetInstance[], plan: ReleasePlan): Promise<void> {
+    if (plan.loadBalancers.length === 0) return;
+    const readings = await Promise.all(hosts.map((host) => Promise.all(plan.loadBalancers.map((lb) => this.effects.loadBalancers.membership(lb, host.instanceId)))));
+    const registered = readings.filter((r) => r.some((m) => REGISTERED.has(m)));
+    const serving = readings.filter((r) => r.some((m) => REGISTERED.has(m)) && r.every((m) => m === 'in-service' || m === 'out')).length;
+    if (registered.length > 0 && serving - plan.minHealthy < 1) {
+      throw new Refusal(
+        `only ${serving} of ${hosts.length} host(s) are in service now: taking one out would leave fewer than policy.minHealthy (${plan.minHealthy}) serving; put the others back in service first, or lower policy.minHealthy`,
+      );
+    }
   }
 
   /** In service in every load balancer it was registered in before the release (false if it was in none). */
@@ -369,7 +386,8 @@ export class ReleaseRunner implements Rollout {
       pollMs: this.effects.pollMs ?? 500,
       rollbackRetryMs: this.effects.rollbackRetryMs ?? plan.settings.policy.rollbackRetrySeconds * 1000,
       hostRetryMs: plan.settings.policy.hostRetrySeconds * 1000,
-      ...(release.record.startedAt ? { deadline: Date.parse(release.record.startedAt) + (this.effects.releaseTimeoutMs ?? plan.settings.policy.releaseTimeoutMinutes * 60_000) } : {}),
+      // Counted from when this worker took the release up: a release resumed after a pause gets its full time.
+      deadline: Date.now() + (this.effects.releaseTimeoutMs ?? plan.settings.policy.releaseTimeoutMinutes * 60_000),
       probe: this.effects.probe ?? probeHttp,
       ...(signal ? { signal } : {}),
       onTrouble: (event) => this.effects.chat.post(say.hostTrouble({ target: release.record.target, ...event })),
@@ -411,7 +429,7 @@ export class ReleaseRunner implements Rollout {
       }
       if (release.record.direction === 'back') await this.back(release, sessions, hostCtx, rolledBack, attention);
     } finally {
-      stopRenewing();
+      await stopRenewing();
     }
 
     await restoreScalingAndAlarms(
@@ -446,6 +464,19 @@ export class ReleaseRunner implements Rollout {
       chat.post(say.releaseInterrupted({ target: record.target, image, released, total }));
       return { status: 'stopped', reason };
     }
+    const unreleased = present.filter((h) => h.progress !== 'released');
+    if (record.direction === 'forward' && unreleased.length > 0) {
+      // Not every host is on the new image (it joined too late, or could not be reached): never a success.
+      const reason = `not released: ${unreleased.map(hostLabel).join(', ')} (joined the target during the release and could not be taken in)`;
+      await release.update((draft) => {
+        draft.status = 'failed';
+        draft.reason = reason;
+        draft.attention = [reason];
+        draft.finishedAt = new Date().toISOString();
+      });
+      chat.post(say.needsAttention({ target: record.target, what: `releasing ${unreleased.map(hostLabel).join(', ')}`, reason: 'they joined the target during the release and could not be taken in; release the target again' }));
+      return { status: 'failed', reason };
+    }
     if (record.direction === 'forward') {
       await this.prune(release, sessions, log);
       const durationMs = Date.now() - started;
@@ -478,13 +509,15 @@ export class ReleaseRunner implements Rollout {
    * target is looked at again: hosts that joined meanwhile are released too, hosts that left are dropped.
    */
   private async forward(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, hostCtx: HostReconcilerContext, reports: Array<{ host: string } & HostTimings>): Promise<'done' | 'turned-back' | 'interrupted'> {
-    for (let round = 0; round < 3; round += 1) {
+    const rounds = 3;
+    for (let round = 1; round <= rounds; round += 1) {
       for (const batch of release.record.plan!.batches) {
         const outcome = await this.forwardBatch(release, batch, sessions, context, hostCtx, reports);
         if (outcome !== 'done') return outcome;
       }
-      // The fleet may have changed while the release ran (Launch is not suspended by default).
-      if (!(await this.takeInNewcomers(release, sessions, context))) return 'done';
+      // The fleet may have changed while the release ran (Launch is not suspended by default). A
+      // fleet still growing after a few rounds is left to the next release, and said so.
+      if (round === rounds || !(await this.takeInNewcomers(release, sessions, context))) break;
     }
     return 'done';
   }
@@ -632,7 +665,32 @@ export class ReleaseRunner implements Rollout {
       }
     };
     await Promise.all(midway.map(settle));
-    for (const id of released) await settle(id);
+    for (const id of released) {
+      // A released host that goes back leaves service for a while: only if enough others serve.
+      if (goalOf(id) === 'old' && !(await this.roomToTakeOut(release, id, hostCtx))) {
+        const host = release.record.hosts[id]!;
+        const reason = 'left on the new image: rolling it back now would leave fewer than policy.minHealthy in service';
+        attention.push(`${hostLabel(host)}: ${reason}`);
+        await release.update((draft) => void Object.assign(draft.hosts[id]!, { attention: reason }));
+        continue;
+      }
+      await settle(id);
+    }
+  }
+
+  /** Whether the host may leave service now without fewer than policy.minHealthy serving; waits a while for others to come back. */
+  private async roomToTakeOut(release: RecordedRelease, id: string, hostCtx: HostReconcilerContext): Promise<boolean> {
+    const plan = release.record.plan!;
+    const host = release.record.hosts[id]!;
+    if (!(await this.inService(host, plan.loadBalancers))) return true;
+    const deadline = Date.now() + plan.inServiceTimeoutMs;
+    for (;;) {
+      const hosts = Object.values(release.record.hosts).filter((h) => h.progress !== 'gone');
+      const serving = (await Promise.all(hosts.map((h) => this.inService(h, plan.loadBalancers)))).filter(Boolean).length;
+      if (serving - 1 >= minHealthyFor(plan.settings.policy, hosts.length)) return true;
+      if (Date.now() > deadline) return false;
+      await sleep(hostCtx.pollMs * 4);
+    }
   }
 
   /** Removes this target's stopped previous containers beyond the number kept for rollback. */

@@ -79,22 +79,39 @@ export async function suspendAndMute(release: RecordedRelease, effects: ScalingE
  * Keeps a mute rule's expiry ahead of now while the release runs: a worker that dies stops renewing,
  * and the alarms unmute themselves at most one window later. Returns the function that stops it.
  */
-export function keepMuted(release: RecordedRelease, effects: ScalingEffects, muteWindowMs: number, log: Logger): () => void {
+export function keepMuted(release: RecordedRelease, effects: ScalingEffects, muteWindowMs: number, log: Logger): () => Promise<void> {
   const alarms = release.record.alarms;
-  if (!alarms || alarms.mode !== 'mute-rule') return () => undefined;
-  const timer = setInterval(() => {
-    const rule = release.record.alarms?.rule;
-    if (!rule || release.record.alarms?.phase !== 'muted') return;
+  if (!alarms || alarms.mode !== 'mute-rule') return async () => undefined;
+  let renewing: Promise<void> | undefined;
+  let stopped = false;
+  const renew = async () => {
     const until = new Date(Date.now() + muteWindowMs).toISOString();
-    void (async () => {
-      // Recorded first: a crash after the call leaves a record that reaches at least as far as AWS.
-      await release.update((draft) => void (draft.alarms!.rule!.until = until));
-      await effects.muteRules.mute({ name: rule.name, alarms: alarms.names, start: new Date(rule.start), until: new Date(until) });
-      log.debug({ rule: rule.name, until }, 'alarm mute rule renewed');
-    })().catch((error: unknown) => log.warn({ err: error, rule: rule.name }, 'renewing the alarm mute rule failed; it will be tried again'));
+    let rule: { name: string; start: string } | undefined;
+    // Recorded first (a crash after the call leaves a record that reaches at least as far as AWS), and
+    // only while the alarms are still meant to be muted: never a renewal after the rule was deleted.
+    await release.update((draft) => {
+      const a = draft.alarms!;
+      if (stopped || a.phase !== 'muted' || !a.rule) return;
+      a.rule.until = until;
+      rule = { name: a.rule.name, start: a.rule.start };
+    });
+    if (!rule || stopped) return;
+    await effects.muteRules.mute({ name: rule.name, alarms: alarms.names, start: new Date(rule.start), until: new Date(until) });
+    log.debug({ rule: rule.name, until }, 'alarm mute rule renewed');
+  };
+  const timer = setInterval(() => {
+    if (renewing || stopped) return;
+    renewing = renew()
+      .catch((error: unknown) => log.warn({ err: error }, 'renewing the alarm mute rule failed; it will be tried again'))
+      .finally(() => (renewing = undefined));
   }, Math.max(1_000, Math.floor(muteWindowMs / 3)));
   timer.unref();
-  return () => clearInterval(timer);
+  // Stops renewing and waits for a renewal under way, so that none lands after the unmuting.
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await renewing;
+  };
 }
 
 /** Tries every pending restore once and reads AWS back; resolves with what is still not as it was. */

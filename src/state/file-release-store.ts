@@ -12,9 +12,9 @@ import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageRepo
 // A write is durable before `save` resolves: the new revision goes to a temporary file that is
 // flushed (fsync), the current file is kept as `<id>.prev.json`, the temporary file is renamed over
 // the current one, and the directory is flushed. Each file carries a SHA-256 of its record, so a
-// file that is torn, empty or altered is detected; the previous copy is used instead (it lacks at
-// most the last write: an intent, which the reconciler re-decides from what it observes), and the
-// damage is reported, never a reason to stop.
+// file that is torn, empty or altered is detected; the previous copy is used instead (it lacks the
+// last write: an intent or an outcome the reconciler re-decides from what it observes, or a status
+// or phase change that is then made again), and the damage is reported, never a reason to stop.
 
 const FILE_FORMAT = 'harbormaster.release-file/1';
 

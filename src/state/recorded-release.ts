@@ -6,7 +6,8 @@ import type { ReleaseStore, TargetLease } from './release-store.js';
 // intent, then act") is `await release.update(...)` before the effect. Changes from hosts that work
 // side by side are applied one after the other, each over the revision the previous one stored.
 // Under a target lease every write is fenced by it: a worker that lost its lease cannot write, and
-// since it writes before it acts, it cannot act either.
+// since it writes before each effect, it takes no new step (one already under way ends within its
+// own deadline).
 
 export class RecordedRelease {
   private current: ReleaseRecord;

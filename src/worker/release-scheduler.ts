@@ -11,12 +11,15 @@ import { carryRelease } from './carry-release.js';
 // Who runs which release, when. Releases to different targets run side by side (at most `parallel`
 // on this worker); one target has one release at a time, across every worker, by its lease in the
 // store: taken before the release starts, renewed by heartbeat, given up at the end. A worker that
-// cannot renew stops acting at once (its writes are fenced by the lease, and it writes before it
-// acts); another takes the lease once it expires and carries the release on from its record.
+// cannot renew gives the lease up by its own clock before it runs out, and stops: it takes no new
+// step (every write is fenced by the lease, and it writes before it acts). An effect already under
+// way when that happens ends within its own deadline; another worker takes the lease once it has
+// expired and carries the release on from its record.
 //
-// Newest wins: before a release that has not started yet takes its target, it is compared with every
-// other release of the target the store knows, by the request's signed creation time (then id). If a
-// newer one exists (waiting, running or done), this one is ended as superseded and changes nothing.
+// Newest wins: before a release that has not started yet (or was stopped at a safe point) takes its
+// target, it is compared with every other release of the target the store knows, by the request's
+// signed creation time (then id). If a newer one exists (waiting, running or done), this one is ended
+// as superseded. A release that has not started never starts while another of its target is half-way.
 
 export type TakeResult =
   /** Not now: the release itself already runs here, its target is busy (here or on another worker), or every slot is taken. */
@@ -88,25 +91,42 @@ export class ReleaseScheduler {
     const { store } = this.deps;
     const lost = new AbortController();
     let held = lease;
+    // A lease that could not be renewed in time is given up by this worker's own clock too, whatever
+    // the reason (the store unreachable, throttled): another worker may take it once it expires.
+    const margin = Math.floor(this.deps.leaseMs / 6);
+    const loseIt = (error: LeaseLostError) => {
+      if (lost.signal.aborted) return;
+      logger.error({ err: error, target: lease.target }, 'lease lost: this worker stops acting on the target');
+      lost.abort(error);
+    };
     const renewal = setInterval(() => {
+      if (Date.now() > held.expiresAt - margin) return loseIt(new LeaseLostError(lease.target, 'it could not be renewed before it ran out'));
       store.renewLease(held, this.deps.leaseMs).then(
         (renewed) => (held = renewed),
         (error: unknown) => {
-          if (lost.signal.aborted) return;
-          logger.error({ err: error, target: lease.target }, error instanceof LeaseLostError ? 'lease lost: this worker stops acting on the target' : 'renewing the lease failed; retrying');
-          if (error instanceof LeaseLostError) lost.abort(error);
+          if (error instanceof LeaseLostError) return loseIt(error);
+          logger.warn({ err: error, target: lease.target }, 'renewing the lease failed; trying again');
         },
       );
-    }, Math.max(500, Math.floor(this.deps.leaseMs / 3)));
+    }, Math.max(500, Math.floor(this.deps.leaseMs / 6)));
     try {
       // Read again under the lease: the release may have moved while this worker waited for it.
       const record = await store.get(releaseId);
       if (!record) throw new Error(`release ${releaseId} is not in the store`);
       if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
       const release = new RecordedRelease(store, record, { lease });
-      if (record.status === 'accepted') {
+      // Newest wins: a release that has not changed anything yet, or that was stopped at a safe point
+      // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
+      if (record.status === 'accepted' || record.status === 'interrupted') {
         const overtaken = await this.newerThan(record);
         if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
+      }
+      // One release of a target at a time, also across a crash: a release that has not started waits
+      // while another of its target is still half-way (its worker died, or it was interrupted), so it
+      // never starts on top of that one's hosts, and the older one never runs after it.
+      if (record.status === 'accepted') {
+        const halfway = (await store.releasesOf(record.target)).find((other) => other.releaseId !== releaseId && (other.status === 'running' || other.status === 'interrupted'));
+        if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
       }
       const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal });
       if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };

@@ -18,7 +18,8 @@ export interface RepairDeps {
 }
 
 export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'): Promise<void> {
-  const unfinished = await deps.store.unfinished();
+  // Releases that changed something first: a waiting one must not start before them.
+  const unfinished = (await deps.store.unfinished()).sort((a, b) => Number(a.status === 'accepted') - Number(b.status === 'accepted'));
   if (when === 'start') {
     if (unfinished.length === 0) deps.logger.info('no unfinished release found at start');
     else {

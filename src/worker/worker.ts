@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
@@ -54,7 +55,8 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   // Keys are read before anything starts, so a missing key stops the worker at start, not at the first request.
   const keys = loadWorkerKeys(config.signing.keys, parts.env);
   const log = parts.logger;
-  const workerId = parts.workerId ?? `${hostname()}:${process.pid}`;
+  // Unique per process even where host names and PIDs repeat (containers on one host all run as PID 1).
+  const workerId = parts.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const onDamage = (report: DamageReport) => {
     log.error({ releaseId: report.releaseId, file: report.where, problem: report.problem, recovered: report.recovered }, 'release record damaged');
     parts.chat?.post(damagedRecord(report));

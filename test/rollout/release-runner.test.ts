@@ -50,7 +50,7 @@ function harness(options: HarnessOptions = {}) {
   for (let i = 1; i <= (options.hosts ?? 2); i += 1) {
     hosts.set(`10.0.0.${i}`, new SimulatedHost(`10.0.0.${i}`, { image: '127.0.0.1:5000/data/ingest:v1', name: 'ingest', labels: { 'harbormaster.target': 'data/ingest/staging' } }));
   }
-  const lbs = new SimulatedLoadBalancers();
+  const lbs = new SimulatedLoadBalancers([...hosts.keys()].map((address) => `i-${address.split('.').pop()}`));
 
   const calls: string[] = [];
   const suspended: Record<string, string[]> = structuredClone(options.groups ?? { 'asg-a': [] });
@@ -405,5 +405,22 @@ describe('the release runner', () => {
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
     assert.deepEqual(effectCalls(h.host(2)), []);
     assert.deepEqual(h.suspended, { 'asg-a': [] });
+  });
+
+  it('leaves a released host on the new image rather than roll it back below minHealthy, and says so', async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, onFailure: 'all' } } });
+    // h2's new container exits and its previous one is gone: h2 cannot be put back and stays out.
+    h.host(2).behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
+    const remove = h.host(2).remove.bind(h.host(2));
+    h.host(2).remove = async (key: string) => {
+      await remove(key);
+      for (const c of await h.host(2).list({})) if (c.name.startsWith('ingest-previous-')) await remove(c.id);
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.equal(h.lbs.fewestInService, 2, 'never fewer than minHealthy (2 of 3) in service');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2'], 'h1 stays on the new image, in service');
+    assert.ok(recorded.record.attention!.some((a) => /^h1: left on the new image: rolling it back now would leave fewer than policy.minHealthy in service/.test(a)), recorded.record.attention!.join('; '));
+    assert.ok(recorded.record.attention!.some((a) => /^h2: /.test(a)));
   });
 });

@@ -137,19 +137,24 @@ export class SimulatedConnector implements HostConnector {
 export class SimulatedLoadBalancers implements LoadBalancers {
   readonly calls: string[] = [];
   private readonly scripts = new Map<string, Membership[]>();
-  /** Fewest instances in service in every load balancer at once, over the test (updated on each call). */
-  fewestInService = Number.POSITIVE_INFINITY;
-  private readonly serving = new Set<string>();
-  private readonly known = new Set<string>();
+  /** Fewest instances in service at once over the test (updated on every (de)registration and reading). */
+  fewestInService: number;
+  private readonly serving: Set<string>;
 
-  /** Says how an instance starts: in service (the default) or out of every load balancer. */
+  /** `inService`: the instances in service when the test starts. */
+  constructor(inService: readonly string[] = []) {
+    this.serving = new Set(inService);
+    this.fewestInService = this.serving.size;
+  }
+
+  /** Says that an instance starts out of every load balancer. */
   startOut(instanceId: string) {
-    this.known.add(instanceId);
     this.scripts.set(`*|${instanceId}`, ['out']);
+    this.serving.delete(instanceId);
+    this.fewestInService = Math.min(this.fewestInService, this.serving.size);
   }
 
   private track(instanceId: string, inService: boolean) {
-    this.known.add(instanceId);
     if (inService) this.serving.add(instanceId);
     else this.serving.delete(instanceId);
     this.fewestInService = Math.min(this.fewestInService, this.serving.size);
@@ -173,7 +178,7 @@ export class SimulatedLoadBalancers implements LoadBalancers {
   async membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership> {
     const script = this.scripts.get(this.key(lb, instanceId)) ?? this.scripts.get(`*|${instanceId}`) ?? ['in-service'];
     const reading = script.length > 1 ? script.shift()! : script[0]!;
-    if (!this.known.has(instanceId) || reading === 'in-service') this.track(instanceId, reading === 'in-service');
+    if (reading === 'in-service') this.track(instanceId, true);
     return reading;
   }
   async timings() {
