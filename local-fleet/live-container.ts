@@ -22,8 +22,23 @@ export function hostEngine(host: Pick<HostLayout, 'dockerSocket'>): Docker {
   return new Docker({ socketPath: host.dockerSocket });
 }
 
-/** Pulls through the fleet registry with its credentials (the engines hold no login of their own). */
+/**
+ * Pulls through the fleet registry with its credentials (the engines hold no login of their own); a
+ * pull that fails is tried twice more: on a loaded 2-core machine the registry may miss an engine's
+ * deadline once, and one such miss must not cancel a whole test file's bring-up.
+ */
 export async function pullImage(docker: Docker, image: string, credentials: RegistryCredentials): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await pullOnce(docker, image, credentials);
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 2_000 * attempt));
+    }
+  }
+}
+
+async function pullOnce(docker: Docker, image: string, credentials: RegistryCredentials): Promise<void> {
   const stream = await docker.pull(image, { authconfig: { ...credentials, serveraddress: REGISTRY_ADDRESS } });
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (error: Error | null, events: Array<{ error?: string }>) => {

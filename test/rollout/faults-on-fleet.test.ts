@@ -8,7 +8,8 @@ import { DeregisterInstancesFromLoadBalancerCommand, RegisterInstancesWithLoadBa
 import { DeregisterTargetsCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import Docker from 'dockerode';
 import { stringify } from 'yaml';
-import { fleetUp, type Fleet } from '../../local-fleet/fleet.js';
+import type { Fleet } from '../../local-fleet/fleet.js';
+import { fleetForSuite } from '../support/fleet-suite.js';
 import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
 import { parseWorkerConfig } from '../../src/config/worker-config.js';
 import { createChat, createRollout } from '../../src/rollout/create-rollout.js';
@@ -35,17 +36,11 @@ const CALL_TIMEOUT_SECONDS = 3;
 const PULL_STALL_SECONDS = 5;
 
 describe('faults on the local fleet', () => {
+  const suite = fleetForSuite({ hosts: 4 });
   let fleet: Fleet;
   let observer: FleetObserver;
-
-  before(async () => {
-    fleet = await fleetUp({ hosts: 4 });
-    observer = new FleetObserver(fleet);
-  });
-  after(async () => {
-    observer?.close();
-    await fleet?.resetHosts();
-    fleet?.chat.stop();
+  before(() => {
+    ({ fleet, observer } = suite);
   });
   beforeEach(async () => {
     await fleet.resetHosts();

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { fleetUp, type Fleet } from '../../local-fleet/fleet.js';
+import type { Fleet } from '../../local-fleet/fleet.js';
+import { fleetForSuite } from '../support/fleet-suite.js';
 import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
 import { queueDepth, sqsClient } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
@@ -122,17 +123,11 @@ const CASES: Case[] = [
 ];
 
 describe('the worker killed at every recorded boundary of a release, then started again', () => {
+  const suite = fleetForSuite({ hosts: 4 });
   let fleet: Fleet;
   let observer: FleetObserver;
-
-  before(async () => {
-    fleet = await fleetUp({ hosts: 4 });
-    observer = new FleetObserver(fleet);
-  });
-  after(async () => {
-    observer?.close();
-    await fleet?.resetHosts();
-    fleet?.chat.stop();
+  before(() => {
+    ({ fleet, observer } = suite);
   });
 
   function writeConfig(stateDirectory: string): string {

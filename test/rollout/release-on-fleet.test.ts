@@ -3,7 +3,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { ResumeProcessesCommand, SuspendProcessesCommand } from '@aws-sdk/client-auto-scaling';
 import { DisableAlarmActionsCommand, EnableAlarmActionsCommand } from '@aws-sdk/client-cloudwatch';
 import Docker from 'dockerode';
-import { fleetUp, type Fleet } from '../../local-fleet/fleet.js';
+import type { Fleet } from '../../local-fleet/fleet.js';
+import { fleetForSuite } from '../support/fleet-suite.js';
 import { requestRefused } from '../../src/chat/release-messages.js';
 import { createChat, createRollout } from '../../src/rollout/create-rollout.js';
 import type { RolloutOutcome } from '../../src/rollout/rollout.js';
@@ -25,17 +26,11 @@ import { capturingLogger, enqueueEnvironment, eventually, withWorker } from '../
 // Four hosts: h1..h3 are the staging target, h4 is alice's personal deployment.
 
 describe('releases on the local fleet', () => {
+  const suite = fleetForSuite({ hosts: 4 });
   let fleet: Fleet;
   let observer: FleetObserver;
-
-  before(async () => {
-    fleet = await fleetUp({ hosts: 4 });
-    observer = new FleetObserver(fleet);
-  });
-  after(async () => {
-    observer?.close();
-    await fleet?.resetHosts();
-    fleet?.chat.stop();
+  before(() => {
+    ({ fleet, observer } = suite);
   });
   beforeEach(async () => {
     await fleet.resetHosts();
