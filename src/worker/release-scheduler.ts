@@ -77,13 +77,17 @@ export class ReleaseScheduler {
     if (here !== undefined) return { status: 'busy', reason: `another release of ${target} runs on this worker` };
     if (this.running.size >= this.deps.parallel) return { status: 'busy', reason: `${this.deps.parallel} release(s) already run on this worker` };
     this.running.set(target, releaseId);
+    let held = false;
     try {
       const lease = await store.acquireLease(target, this.deps.workerId, this.deps.leaseMs);
       if (!lease) return { status: 'busy', reason: `another worker holds ${target}` };
+      held = true;
       return await this.underLease(releaseId, lease, logger, occasion);
     } finally {
       this.running.delete(target);
-      this.deps.onTargetFree?.(target);
+      // Only a target this worker held frees up here: a target another worker holds is freed by that
+      // worker (and found by the periodic sweep), so a busy answer never sets off another sweep.
+      if (held) this.deps.onTargetFree?.(target);
     }
   }
 

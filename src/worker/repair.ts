@@ -7,14 +7,17 @@ import type { ReleaseScheduler } from './release-scheduler.js';
 // Repair: every release the store holds unfinished (a worker was killed, or stopped at a safe point,
 // or a request waits for its target) is handed to the scheduler, which carries each to its end when
 // its target's lease is free: each host made whole, exactly what the release suspended and muted put
-// back, the release continued if it can and rolled back if not. At start this runs before the worker
-// takes a new request; then again every lease period, which is how a dead worker's release is taken
-// over by another once its lease has expired.
+// back, the release continued if it can and rolled back if not. At start the worker waits for these
+// before it takes a new request; a sweep (every lease period, and when a target frees up here) only
+// starts them and returns, so a long release taken up by a sweep never holds back the next sweep,
+// which is how a waiting release of another target, or a dead worker's release, is taken up.
 
 export interface RepairDeps {
   readonly store: ReleaseStore;
   readonly scheduler: ReleaseScheduler;
   readonly logger: Logger;
+  /** Releases a sweep started and did not wait for: the worker waits for them before it exits. */
+  readonly started: Set<Promise<void>>;
 }
 
 export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'): Promise<void> {
@@ -29,14 +32,20 @@ export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'
       );
     }
   }
-  await Promise.all(
-    unfinished.map(async (record) => {
-      const logger = deps.logger.child({ releaseId: record.releaseId, target: describeTarget(record.request.target), image: record.request.image });
-      const taken = await deps.scheduler.take(record.releaseId, logger, when === 'start' ? 'repair' : 'takeover').catch((error: unknown) => {
-        logger.error({ err: error }, 'taking up an unfinished release failed; the next sweep tries again');
-        return undefined;
-      });
-      if (taken?.status === 'busy') logger.debug({ reason: taken.reason }, 'unfinished release not taken up now');
-    }),
-  );
+  const runs = unfinished.map(async (record) => {
+    const logger = deps.logger.child({ releaseId: record.releaseId, target: describeTarget(record.request.target), image: record.request.image });
+    const taken = await deps.scheduler.take(record.releaseId, logger, when === 'start' ? 'repair' : 'takeover').catch((error: unknown) => {
+      logger.error({ err: error }, 'taking up an unfinished release failed; the next sweep tries again');
+      return undefined;
+    });
+    if (taken?.status === 'busy') logger.debug({ reason: taken.reason }, 'unfinished release not taken up now');
+  });
+  if (when === 'start') {
+    await Promise.all(runs);
+    return;
+  }
+  for (const run of runs) {
+    deps.started.add(run);
+    void run.finally(() => deps.started.delete(run));
+  }
 }

@@ -20,6 +20,9 @@ import { createRequestHandler, type RefusalNotice } from './handle-request.js';
 import { ReleaseScheduler } from './release-scheduler.js';
 import { repairUnfinished } from './repair.js';
 
+/** Sweeps of the release state come at most this often, however many targets free up. */
+const MIN_SWEEP_GAP_MS = 1000;
+
 // Assembles a worker from its configuration. Effects (the rollout, chat, the store) are injected so
 // the same assembly runs in production, in the local fleet and in tests. A worker first carries every
 // unfinished release in its store to its end (repair), then takes requests from the queue, several
@@ -111,24 +114,34 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     handler.admit,
   );
   let lock: StateDirectoryLock | undefined;
-  const repair = { logger: log, store, scheduler };
-  // One sweep at a time; a sweep asked for while one runs runs again right after it.
+  const repair = { logger: log, store, scheduler, started: new Set<Promise<void>>() };
+  // One sweep at a time, at most one a second: a sweep asked for while one runs (or too soon after
+  // the last) runs once when it may.
   let sweeping: Promise<void> | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
   let again = false;
+  let lastSweepAt = 0;
   const sweepSoon = () => {
     if (stopController.signal.aborted) return;
-    if (sweeping) {
+    if (sweeping || sweepTimer) {
       again = true;
       return;
     }
+    const wait = lastSweepAt + MIN_SWEEP_GAP_MS - Date.now();
+    if (wait > 0) {
+      sweepTimer = setTimeout(() => {
+        sweepTimer = undefined;
+        sweepSoon();
+      }, wait);
+      return;
+    }
+    again = false;
+    lastSweepAt = Date.now();
     sweeping = repairUnfinished(repair, 'sweep')
       .catch((error: unknown) => log.error({ err: error }, 'sweeping for unfinished releases failed'))
       .finally(() => {
         sweeping = undefined;
-        if (again) {
-          again = false;
-          sweepSoon();
-        }
+        if (again) sweepSoon();
       });
   };
   return {
@@ -143,7 +156,9 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
         if (!stopController.signal.aborted) await consumer.run();
       } finally {
         clearInterval(sweeper);
+        clearTimeout(sweepTimer);
         while (sweeping) await sweeping;
+        while (repair.started.size > 0) await Promise.all(repair.started);
         await lock?.release();
       }
     },
