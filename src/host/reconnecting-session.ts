@@ -28,9 +28,10 @@ export class ReconnectingHostSession implements HostSession {
   private opening: Promise<HostSession & Broken> | undefined;
   private closed = false;
 
+  /** `first` may be left out: the first call then opens the connection (a host not reachable yet). */
   constructor(
     readonly address: string,
-    first: HostSession,
+    first: HostSession | undefined,
     private readonly connector: HostConnector,
     private readonly options: ReconnectOptions = {},
   ) {

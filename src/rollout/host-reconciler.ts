@@ -63,7 +63,7 @@ class SmokeFailed extends Error {
 }
 
 /** A failure that may pass by itself: the host or its engine out of reach for a moment, AWS throttling. */
-function isPassing(error: unknown): boolean {
+export function isPassing(error: unknown): boolean {
   return error instanceof HostUnreachableError || error instanceof EngineTimeoutError || isTransient(error);
 }
 

@@ -7,6 +7,7 @@ import type { Chat } from '../chat/chat.js';
 import { probeHttp, type HttpCheck, type ProbeResult } from '../health/http-probe.js';
 import { isTransient } from '../aws/transient.js';
 import { HostError } from '../host/host-errors.js';
+import { ReconnectingHostSession } from '../host/reconnecting-session.js';
 import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec, HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer/load-balancers.js';
@@ -18,7 +19,7 @@ import { LeaseLostError } from '../state/release-store.js';
 import type { InstanceFinder, TargetInstance } from '../target/target-instances.js';
 import { containerSpec } from './container-spec.js';
 import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
-import { reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
+import { isPassing, reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
 import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
 import type { Rollout, RolloutContext, RolloutOutcome } from './rollout.js';
 import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
@@ -43,6 +44,8 @@ export interface RolloutEffects extends ScalingEffects {
   readonly pollMs?: number;
   /** Going back, how long a failing effect on a host is tried again before the host is left for a person. */
   readonly rollbackRetryMs?: number;
+  /** First backoff between attempts to reach a host again when a release is taken up (grows to 5x). Default 1 s; tests shorten it. */
+  readonly reconnectBackoffMs?: number;
   /** Backoff between attempts to restore Auto Scaling and alarms. */
   readonly restoreBackoff?: { readonly minMs: number; readonly maxMs: number };
   /** Overrides the configured mute window (tests). */
@@ -327,27 +330,42 @@ export class ReleaseRunner implements Rollout {
     return readings.every((m) => m === 'in-service');
   }
 
-  /** Sessions for a release taken up again; going forward, the image pulled again where a host still needs it. */
+  /**
+   * Sessions for a release taken up again; going forward, the image pulled again where a host still
+   * needs it. A host that cannot be reached now (often the same incident that stopped the worker) is
+   * not judged on the first try: going forward, one that still needs the image is tried again for
+   * policy.hostRetrySeconds before the release turns back; every other host gets a session that
+   * connects when first used, so the reconciler's own retry windows apply to it. Hosts that left the
+   * target are not looked for.
+   */
   private async reconnect(release: RecordedRelease, steps: StepLog, log: Logger): Promise<Map<string, HostSession>> {
     const plan = release.record.plan!;
-    const hosts = Object.values(release.record.hosts);
+    const hosts = Object.values(release.record.hosts).filter((host) => host.progress !== 'gone');
     const sessions = new Map<string, HostSession>();
     const forward = release.record.direction === 'forward';
+    const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
     const results = await bounded(hosts, plan.settings.policy.pullConcurrency, async (host) => {
+      const needsImage = forward && host.progress !== 'released' && host.progress !== 'kept';
       let lastError: unknown;
-      for (let attempt = 1; attempt <= 3; attempt += 1) {
+      for (let attempt = 1; ; attempt += 1) {
         try {
-          const session = await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address));
+          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address)));
           sessions.set(host.instanceId, session);
-          break;
+          if (needsImage) await steps.run('pull', hostLabel(host), () => session.pull(release.record.request.image, this.effects.registryAuth(release.record.request)));
+          return;
         } catch (error) {
           lastError = error;
-          if (attempt < 3) await sleep(1_000 * attempt);
+          const passing = isPassing(error instanceof StepFailure ? error.cause : error);
+          if (attempt >= 3 && (!needsImage || !passing || Date.now() >= retryUntil)) break;
+          const backoff = this.effects.reconnectBackoffMs ?? 1_000;
+          await sleep(Math.min(5 * backoff, backoff * attempt));
         }
       }
-      const session = sessions.get(host.instanceId);
-      if (!session) throw lastError;
-      if (forward && host.progress !== 'released') await steps.run('pull', hostLabel(host), () => session.pull(release.record.request.image, this.effects.registryAuth(release.record.request)));
+      if (!sessions.has(host.instanceId)) {
+        log.warn({ host: hostLabel(host), reason: (lastError as Error).message }, 'host cannot be reached now; it is tried again when the release gets to it');
+        sessions.set(host.instanceId, new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1 }));
+      }
+      if (needsImage) throw lastError;
     });
     const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ host: hosts[index]!, error: result.reason as Error }] : []));
     if (failures.length > 0 && forward) {

@@ -113,13 +113,15 @@ function harness(options: HarnessOptions = {}) {
   const { logger, lines } = capturingLogger();
   // The target's running instances, as EC2 would list them now; tests add and remove hosts.
   const running = new Set(hosts.keys());
+  const connector = new SimulatedConnector(hosts);
   const runner = new ReleaseRunner({
     instances: { find: async () => [...hosts.keys()].filter((a) => running.has(a)).map((address) => ({ instanceId: `i-${address.split('.').pop()}`, address, name: `h${address.split('.').pop()}` })) },
     loadBalancers: lbs,
     autoScaling,
     alarms,
     muteRules,
-    connector: new SimulatedConnector(hosts),
+    connector,
+    reconnectBackoffMs: 20,
     chat,
     registryAuth: () => undefined,
     probe: simulatedProbe(hosts),
@@ -130,20 +132,35 @@ function harness(options: HarnessOptions = {}) {
     ...(options.releaseTimeoutMs !== undefined ? { releaseTimeoutMs: options.releaseTimeoutMs } : {}),
   });
 
-  async function release(tag: string, options: { stopRequested?: AbortSignal; runner?: ReleaseRunner; record?: RecordedRelease } = {}): Promise<{ outcome: RolloutOutcome; recorded: RecordedRelease }> {
+  async function release(tag: string, options: { stopRequested?: AbortSignal; leaseLost?: AbortSignal; runner?: ReleaseRunner; record?: RecordedRelease } = {}): Promise<{ outcome: RolloutOutcome; recorded: RecordedRelease }> {
     let recorded = options.record;
     if (!recorded) {
       const request = validRequest({ image: `127.0.0.1:5000/data/ingest:${tag}` }) as unknown as ReleaseRequest;
       const { record } = await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
       recorded = new RecordedRelease(store, record);
     }
-    const outcome = await (options.runner ?? runner).run(recorded, { logger, stopRequested: options.stopRequested ?? new AbortController().signal, releaseConfig, occasion: 'new' });
+    const outcome = await (options.runner ?? runner).run(recorded, { logger, stopRequested: options.stopRequested ?? new AbortController().signal, releaseConfig, occasion: 'new', ...(options.leaseLost ? { leaseLost: options.leaseLost } : {}) });
     return { outcome, recorded };
+  }
+
+  /**
+   * Runs a release until `dies` says the worker is gone (its lease lost: it stops acting at once, as a
+   * killed worker would), and returns its record as it was left, for a later run to take up.
+   */
+  async function releaseUntilDeath(tag: string, dies: (died: AbortController) => void): Promise<RecordedRelease> {
+    const died = new AbortController();
+    dies(died);
+    await assert.rejects(release(tag, { leaseLost: died.signal }));
+    const [left] = await store.unfinished();
+    assert.ok(left, 'the release is left unfinished');
+    return new RecordedRelease(store, left);
   }
 
   return {
     hosts,
     running,
+    connector,
+    releaseUntilDeath,
     /** A host that joins the target (Auto Scaling launched it, say). */
     addHost(i: number) {
       const address = `10.0.0.${i}`;
@@ -394,6 +411,71 @@ describe('the release runner', () => {
     assert.equal(recorded.record.hosts['i-2']!.progress, 'gone');
     assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.ok(h.lines.some((l) => /host left the target during the release/.test(String(l.msg))));
+  });
+
+  it('carries a host caught mid-swap to its end when it cannot be reached for a while after the worker died', async () => {
+    const h = harness({ hosts: 2 });
+    const left = await h.releaseUntilDeath('v2', (died) => {
+      const stop = h.host(1).stop.bind(h.host(1));
+      h.host(1).stop = async (key: string) => {
+        await stop(key);
+        died.abort(new Error('the worker was killed'));
+      };
+    });
+    assert.equal(left.record.hosts['i-1']!.progress, 'in-progress');
+    assert.deepEqual(h.host(1).live(), [], 'h1 is left with its old container stopped and the new one not started');
+    // The host is rebooting when the release is taken up: more refusals than the first attempts.
+    h.connector.refusing.set('10.0.0.1', 4);
+    const { outcome } = await h.release('v2', { record: left });
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    for (const i of [1, 2]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+  });
+
+  it('puts a host caught mid-swap back when it stays out of reach past policy.hostRetrySeconds, then answers while the release goes back', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, hostRetrySeconds: 0 } } });
+    const left = await h.releaseUntilDeath('v2', (died) => {
+      const stop = h.host(1).stop.bind(h.host(1));
+      h.host(1).stop = async (key: string) => {
+        await stop(key);
+        died.abort(new Error('the worker was killed'));
+      };
+    });
+    h.connector.refusing.set('10.0.0.1', 4);
+    const { outcome, recorded } = await h.release('v2', { record: left });
+    assert.equal(outcome.status, 'rolled-back', 'not failed: the host was put back once it answered');
+    assert.equal(recorded.record.hosts['i-1']!.progress, 'restored');
+    for (const i of [1, 2]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    assert.equal(await h.lbs.membership({ kind: 'classic', id: 'web' }, 'i-1'), 'in-service', 'h1 is back in its load balancer');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+  });
+
+  it('does not look for a host that left the target when the release is taken up again, and does not turn back for it', async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, hostRetrySeconds: 0 } } });
+    const left = await h.releaseUntilDeath('v2', (died) => {
+      let registered = 0;
+      h.lbs.afterRegister = () => {
+        registered += 1;
+        if (registered === 1) {
+          // While h1 comes back, h2 is terminated: gone from EC2, and unreachable.
+          h.running.delete('10.0.0.2');
+          h.connector.refusing.set('10.0.0.2', 1_000);
+          h.host(2).inspect = async () => {
+            throw new HostUnreachableError('10.0.0.2', 'connect ECONNREFUSED');
+          };
+        }
+        return ['in-service'];
+      };
+      const stop = h.host(3).stop.bind(h.host(3));
+      h.host(3).stop = async (key: string) => {
+        await stop(key);
+        died.abort(new Error('the worker was killed'));
+      };
+    });
+    assert.equal(left.record.hosts['i-2']!.progress, 'gone');
+    const { outcome } = await h.release('v2', { record: left });
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    for (const i of [1, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
   });
 
   it('turns back when the release goes past its deadline, and ends rolled back with every host whole', async () => {

@@ -1,4 +1,5 @@
 import type { HttpCheck, ProbeResult } from '../../src/health/http-probe.js';
+import { HostUnreachableError } from '../../src/host/host-errors.js';
 import type { ContainerInfo, ContainerSpec, HostConnector, HostSession } from '../../src/host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers, Membership } from '../../src/loadbalancer/load-balancers.js';
 
@@ -122,8 +123,15 @@ export class SimulatedHost implements HostSession {
 
 /** Several simulated hosts, reached by address. */
 export class SimulatedConnector implements HostConnector {
+  /** Connections still to be refused, by address (a host rebooting, its sshd not up yet). */
+  readonly refusing = new Map<string, number>();
   constructor(private readonly hosts: ReadonlyMap<string, SimulatedHost>) {}
   async connect(address: string) {
+    const refusals = this.refusing.get(address) ?? 0;
+    if (refusals > 0) {
+      this.refusing.set(address, refusals - 1);
+      throw new HostUnreachableError(address, 'connect ECONNREFUSED');
+    }
     const host = this.hosts.get(address);
     if (!host) throw new Error(`${address}: connect ECONNREFUSED`);
     return host;
