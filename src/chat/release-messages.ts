@@ -122,6 +122,33 @@ export function releaseFailed(input: ReleaseFailedInput): ChatMessage {
   };
 }
 
+export interface ReleaseIncompleteInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  /** Hosts released: they stay on the new image. */
+  readonly released: readonly string[];
+  /** Hosts of the target not released, and why. */
+  readonly notReleased: readonly string[];
+  readonly reason: string;
+}
+
+/** A release that reached some hosts of its target but not all: a failure, never a success. */
+export function releaseIncomplete(input: ReleaseIncompleteInput): ChatMessage {
+  const target = targetName(input.target);
+  const left = untrusted(input.notReleased.join(', '), 200);
+  return {
+    text: `Release of ${shortImage(input.image)} to ${target} did not reach every host: ${left} not released (${untrusted(input.reason, 160)}); NEEDS ATTENTION: release the target again. The ${plural(input.released.length, 'host')} released stay on the new image`,
+    fields: [
+      { title: 'Target', value: target },
+      { title: 'Image', value: fullImage(input.image) },
+      { title: 'Released', value: hostList(input.released) },
+      { title: 'Not released', value: left },
+      { title: 'Reason', value: untrusted(input.reason, 1000) },
+    ],
+    severity: 'failure',
+  };
+}
+
 export interface RequestRefusedInput {
   readonly code: string;
   readonly reason: string;

@@ -424,6 +424,8 @@ export class ReleaseRunner implements Rollout {
     let interrupted = false;
     const rolledBack: string[] = [];
     const attention: string[] = [];
+    /** Hosts that joined the target during the release and could not be released, and why. */
+    let notTakenIn: { hosts: string[]; reason: string } | undefined;
 
     const stopRenewing = keepMuted(release, this.effects, muteWindowMs, log);
     try {
@@ -443,7 +445,9 @@ export class ReleaseRunner implements Rollout {
         }
       }
       if (release.record.direction === 'forward') {
-        interrupted = (await this.forward(release, sessions, context, hostCtx, reports)) === 'interrupted';
+        const forward = await this.forward(release, sessions, context, hostCtx, reports);
+        interrupted = forward === 'interrupted';
+        if (typeof forward === 'object') notTakenIn = forward.notTakenIn;
       }
       if (release.record.direction === 'back') await this.back(release, sessions, hostCtx, rolledBack, attention);
     } finally {
@@ -483,16 +487,19 @@ export class ReleaseRunner implements Rollout {
       return { status: 'stopped', reason };
     }
     const unreleased = present.filter((h) => h.progress !== 'released');
-    if (record.direction === 'forward' && unreleased.length > 0) {
-      // Not every host is on the new image (it joined too late, or could not be reached): never a success.
-      const reason = `not released: ${unreleased.map(hostLabel).join(', ')} (joined the target during the release and could not be taken in)`;
+    if (record.direction === 'forward' && (unreleased.length > 0 || notTakenIn)) {
+      // Not every host of the target is on the new image (one joined too late, or could not be
+      // reached): never a success. The hosts released stay released; the target needs releasing again.
+      const left = [...unreleased.map(hostLabel), ...(notTakenIn?.hosts ?? [])];
+      const why = notTakenIn?.reason ?? 'they joined the target during the release and could not be taken in';
+      const reason = `not released: ${left.join(', ')} (${why})`;
       await release.update((draft) => {
         draft.status = 'failed';
         draft.reason = reason;
         draft.attention = [reason];
         draft.finishedAt = new Date().toISOString();
       });
-      chat.post(say.needsAttention({ target: record.target, what: `releasing ${unreleased.map(hostLabel).join(', ')}`, reason: 'they joined the target during the release and could not be taken in; release the target again' }));
+      chat.post(say.releaseIncomplete({ target: record.target, image, released: present.filter((h) => h.progress === 'released').map(hostLabel), notReleased: left, reason: why }));
       return { status: 'failed', reason };
     }
     if (record.direction === 'forward') {
@@ -526,18 +533,25 @@ export class ReleaseRunner implements Rollout {
    * batch is cut down so that never fewer than policy.minHealthy serve. Once every batch is done the
    * target is looked at again: hosts that joined meanwhile are released too, hosts that left are dropped.
    */
-  private async forward(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, hostCtx: HostReconcilerContext, reports: Array<{ host: string } & HostTimings>): Promise<'done' | 'turned-back' | 'interrupted'> {
+  private async forward(
+    release: RecordedRelease,
+    sessions: Map<string, HostSession>,
+    context: RolloutContext,
+    hostCtx: HostReconcilerContext,
+    reports: Array<{ host: string } & HostTimings>,
+  ): Promise<'done' | 'turned-back' | 'interrupted' | { notTakenIn: { hosts: string[]; reason: string } }> {
     const rounds = 3;
-    for (let round = 1; round <= rounds; round += 1) {
+    for (let round = 1; ; round += 1) {
       for (const batch of release.record.plan!.batches) {
         const outcome = await this.forwardBatch(release, batch, sessions, context, hostCtx, reports);
         if (outcome !== 'done') return outcome;
       }
       // The fleet may have changed while the release ran (Launch is not suspended by default). A
       // fleet still growing after a few rounds is left to the next release, and said so.
-      if (round === rounds || !(await this.takeInNewcomers(release, sessions, context))) break;
+      const joined = await this.takeInNewcomers(release, sessions, context, round < rounds);
+      if (joined === 'none') return 'done';
+      if (joined !== 'taken-in') return { notTakenIn: joined };
     }
-    return 'done';
   }
 
   private async forwardBatch(
@@ -628,37 +642,53 @@ export class ReleaseRunner implements Rollout {
     return running !== undefined && !running.some((h) => h.instanceId === instanceId);
   }
 
-  /** Hosts that joined the target since the release began: recorded and added as a batch. True if any. */
-  private async takeInNewcomers(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext): Promise<boolean> {
+  /**
+   * Hosts that joined the target since the release began: recorded and added as a batch ('taken-in'),
+   * or, when they cannot be (unreachable, the image not pulled, no rounds left), named with the reason.
+   */
+  private async takeInNewcomers(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, mayTakeIn: boolean): Promise<'none' | 'taken-in' | { hosts: string[]; reason: string }> {
     const { request, deployment } = release.record;
     const plan = release.record.plan!;
-    let running: TargetInstance[];
-    try {
-      running = await this.effects.instances.find({ stack: request.target.stack, release: request.target.release, deployment });
-    } catch (error) {
-      context.logger.warn({ err: error }, 'looking at the target again failed; hosts that joined meanwhile (if any) are not released');
-      return false;
+    let running: TargetInstance[] | undefined;
+    for (let attempt = 1; !running; attempt += 1) {
+      try {
+        running = await this.effects.instances.find({ stack: request.target.stack, release: request.target.release, deployment });
+      } catch (error) {
+        // Every host the release knows is released: not being able to look again is not a failure.
+        if (attempt >= 3) {
+          context.logger.warn({ err: error }, 'looking at the target again failed; hosts that joined meanwhile (if any) are not released');
+          return 'none';
+        }
+        await sleep(1_000 * attempt);
+      }
     }
     const newcomers = running.filter((h) => !release.record.hosts[h.instanceId]);
     for (const gone of Object.values(release.record.hosts).filter((h) => h.progress === 'pending' && !running.some((r) => r.instanceId === h.instanceId))) {
       context.logger.warn({ host: hostLabel(gone) }, 'host left the target during the release: dropped from it');
       await release.update((draft) => void (draft.hosts[gone.instanceId]!.progress = 'gone'));
     }
-    if (newcomers.length === 0) return false;
-    context.logger.info({ hosts: newcomers.map(hostLabel) }, 'hosts joined the target during the release: releasing them too');
-    const joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run }).catch((error: Error) => {
+    if (newcomers.length === 0) return 'none';
+    const labels = newcomers.map(hostLabel);
+    if (!mayTakeIn) {
+      context.logger.warn({ hosts: labels }, 'hosts still join the target after several rounds: they are left to the next release');
+      return { hosts: labels, reason: 'they joined the target during the release, and it was still growing after several rounds' };
+    }
+    context.logger.info({ hosts: labels }, 'hosts joined the target during the release: releasing them too');
+    let joined: Map<string, HostSession>;
+    try {
+      joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run });
+    } catch (error) {
       context.logger.warn({ err: error }, 'hosts that joined during the release cannot be reached: they are left as they are');
-      this.effects.chat.post(say.needsAttention({ target: release.record.target, what: `releasing ${newcomers.map(hostLabel).join(', ')} (joined during the release)`, reason: error.message }));
-      return undefined;
-    });
-    if (!joined) return false;
+      const why = (error as Error).message.replace(/^preflight failed, nothing was changed: /, '');
+      return { hosts: labels, reason: `they joined the target during the release and could not be prepared: ${why}` };
+    }
     const records = await Promise.all(newcomers.map((host) => this.observeBefore(host, joined.get(host.instanceId)!, plan.spec, plan.loadBalancers, release.record.target)));
     for (const [id, session] of joined) sessions.set(id, session);
     await release.update((draft) => {
       for (const record of records) draft.hosts[record.instanceId] = record;
       draft.plan = { ...draft.plan!, batches: [...draft.plan!.batches, ...chunk(records.map((r) => r.instanceId), draft.plan!.batchSize)] };
     });
-    return true;
+    return 'taken-in';
   }
 
   /**

@@ -396,6 +396,26 @@ describe('the release runner', () => {
     assert.match(h.posted.at(-1)!.text, /^Released ingest:v2 to data\/ingest\/staging: 3 hosts in /);
   });
 
+  it('never reports a success when a host joined the target and could not be released: the release fails, naming it', async () => {
+    const h = harness({ hosts: 2 });
+    let joined = false;
+    h.lbs.afterRegister = () => {
+      if (!joined) {
+        joined = true;
+        h.addHost(3);
+        h.connector.refusing.set('10.0.0.3', 1_000); // launched, but its sshd never answers
+      }
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.match(recorded.record.reason!, /^not released: h3 \(they joined the target during the release and could not be prepared: h3: connect: /);
+    for (const i of [1, 2]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2'], 'the hosts released stay released');
+    assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    assert.match(h.posted.at(-1)!.text, /^Release of ingest:v2 to data\/ingest\/staging did not reach every host: h3 not released \(.*\); NEEDS ATTENTION: release the target again\. The 2 hosts released stay on the new image$/);
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+  });
+
   it('drops a host that left the target during the release, without failing it', async () => {
     const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, hostRetrySeconds: 0 } } });
     h.lbs.afterRegister = () => {
