@@ -193,7 +193,7 @@ function backward(situation: HostSituation, c: Classified): HostAction {
     return { kind: 'remove', step: 'rollback-remove-new', container: c.fresh.id, why: 'the release is going back' };
   }
   if (!c.old) {
-    if (c.registered.length > 0 && !c.others.some(isLive)) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
+    if (c.registered.length > 0 && !servesHealthy(situation, c.others)) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
     return { kind: 'attention', step: 'rollback-start-previous', reason: `the container live before the release (${shortId(host.before.live!.id)}) is gone; nothing to go back to` };
   }
   const extra = c.others.find((o) => isLive(o) || o.name === release.containerName);
@@ -211,11 +211,19 @@ function backward(situation: HostSituation, c: Classified): HostAction {
   return backInService(situation, c, { register: 'rollback-register', wait: 'rollback-wait-in-service' }, 'attention', 'old');
 }
 
+/**
+ * Whether one of these containers (none the release knows) is live and healthy: only then may a host
+ * left for a person stay registered. Anything less serves errors, so it is taken out.
+ */
+function servesHealthy(situation: HostSituation, containers: readonly ContainerInfo[]): boolean {
+  return containers.some((o) => isLive(o) && judgeHealth(o, situation.observed, situation.release, false).status === 'healthy');
+}
+
 /** Going back on a host that had no container before: what the release started stays if it is healthy. */
 function keepWhatRuns(situation: HostSituation, c: Classified): HostAction {
   const nothing = 'there was no container before the release to go back to';
   if (!c.fresh || c.fresh.state === 'created') {
-    if (c.registered.length > 0 && !c.others.some(isLive)) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
+    if (c.registered.length > 0 && !servesHealthy(situation, c.others)) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
     return { kind: 'attention', step: 'rollback-start-previous', reason: `${nothing}, and the release started none that runs` };
   }
   const health = judgeHealth(c.fresh, situation.observed, situation.release, true);

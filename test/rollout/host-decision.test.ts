@@ -80,6 +80,9 @@ const ROWS: Row[] = [
   { state: 'old back, never healthy past the timeout', containers: [old({ health: 'unhealthy', startedAt: ago(60) })], lb: 'out', probe: false, forward: 'stop-old:stop-old:ingest-previous-5e1ea5e0', back: /^attention:rollback-wait-healthy:the previous container is not healthy: the image's HEALTHCHECK reports unhealthy/ },
   { state: 'old live but unhealthy, and registered', containers: [old({ health: 'unhealthy' })], lb: 'in-service', probe: false, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
   { state: 'old gone (recorded, but no such container), out', containers: [], lb: 'out', forward: 'start-new:start-new', back: /^attention:rollback-start-previous:the container live before the release \(01d000000000\) is gone/ },
+  { state: 'old gone, host registered, a stranger live and serving', containers: [stranger()], lb: 'in-service', probe: true, forward: `deregister:deregister:${ELB},${TG}`, back: /^attention:rollback-start-previous:the container live before the release \(01d000000000\) is gone/ },
+  { state: 'old gone, host registered, a stranger live that does not serve', containers: [stranger()], lb: 'in-service', probe: false, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
+  { state: 'old gone, host registered, a stranger live but unhealthy', containers: [stranger({ health: 'unhealthy' })], lb: 'in-service', probe: true, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
   { state: 'old gone, host still registered, nothing live', containers: [], lb: 'in-service', forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
 
   // The new container.
@@ -123,6 +126,7 @@ const ROWS: Row[] = [
   { state: 'first release, new starting', containers: [starting()], lb: 'out', probe: false, host: firstRelease, forward: 'wait:wait-healthy:healthy', back: 'wait:rollback-wait-healthy:healthy' },
   { state: 'first release, new failed and registered', containers: [fresh({ running: false, state: 'exited', exitCode: 1 })], lb: 'in-service', host: { ...firstRelease, registeredAt: iso(ago(3)) }, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
   { state: 'first release, new failed, out', containers: [fresh({ running: false, state: 'exited', exitCode: 1 })], lb: 'out', host: firstRelease, forward: /^fail:wait-healthy:container exited with code 1/, back: /^attention:rollback-wait-healthy:there was no container before the release to go back to, and the new container is not healthy: container exited with code 1/ },
+  { state: 'first release, nothing of the release runs, a stranger live that does not serve, registered', containers: [stranger()], lb: 'in-service', probe: false, host: firstRelease, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
   { state: 'first release, new live and in service', containers: [fresh()], lb: 'in-service', probe: true, host: { ...firstRelease, smokePassed: NEW_ID, registeredAt: iso(ago(5)) }, forward: 'done:done:new', back: 'done:done:new' },
 ];
 
@@ -176,7 +180,10 @@ describe('the host decision table', () => {
         // Healthy as the release judges it: the container that should serve (new going forward, the old one going back) running, its HEALTHCHECK passing, the probe answering.
         const firstRelease = hostRecord(row.host).before.live === null;
         const serving = goal === 'new' || firstRelease ? row.containers.find((c) => c.id === NEW_ID) : row.containers.find((c) => c.id === OLD_ID && c.name === 'ingest');
-        const anyHealthy = serving !== undefined && serving.state === 'running' && serving.health === 'healthy' && serving.restartCount === 0 && row.probe === true;
+        const healthy = (c: ContainerInfo | undefined) => c !== undefined && c.state === 'running' && c.health === 'healthy' && c.restartCount === 0 && row.probe === true;
+        // Going back with nothing of its own to go back to, a host left for a person may stay registered on a healthy container someone else runs.
+        const strangers = row.containers.filter((c) => c.id !== OLD_ID && c.id !== NEW_ID && c.labels['harbormaster.start-check'] !== 'true');
+        const anyHealthy = healthy(serving) || (goal === 'old' && strangers.some(healthy));
         if (!registered || anyHealthy) continue;
         const action = decideHostAction({ goal, host: hostRecord(row.host), observed, release: terms });
         // Leftover start checks are removed first; anything else takes the host out.
