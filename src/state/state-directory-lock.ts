@@ -1,12 +1,19 @@
-import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { link, mkdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 // One worker per state directory: the file store assumes it is the only writer. A second worker
-// started on the same directory (a second unit on the bastion, a manual run beside the service) is
-// refused at start. The lock names its holder by PID, the machine's boot id and the process's start
-// time, so that a lock left by a killed worker is taken over even when its PID was reused since (a
-// container's PID 1, a reboot): only a live process that is that same process holds it.
+// started on the same directory (a second unit on the bastion, a manual run beside the service, a
+// second container on the same volume) is refused at start.
+//
+// The lock names its holder by PID, the machine's boot id, the process's start time and its PID
+// namespace, and the holder touches the file every few seconds. A holder in this PID namespace is
+// judged by its process: a lock left by a killed worker is taken over at once, even when its PID was
+// reused since (a reboot, another process). A holder this process cannot see (another container's
+// PID namespace) is judged by its heartbeat: taken over once the file has not been touched for
+// `staleMs`, refused while it still is.
 
 export class StateDirectoryBusyError extends Error {
   override name = 'StateDirectoryBusyError';
@@ -16,11 +23,27 @@ interface Holder {
   readonly pid: number;
   readonly bootId?: string;
   readonly startTime?: string;
+  readonly pidNamespace?: string;
+}
+
+export interface LockTimings {
+  /** How often the holder touches the lock. Default 2 s. */
+  readonly heartbeatMs?: number;
+  /** A lock whose holder cannot be seen is taken over once untouched this long. Default 10 s. */
+  readonly staleMs?: number;
 }
 
 function bootId(): string | undefined {
   try {
     return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
   } catch {
     return undefined;
   }
@@ -36,12 +59,16 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
-function holdsIt(holder: Holder): boolean {
-  if (!Number.isInteger(holder.pid) || holder.pid <= 0 || holder.pid === process.pid) return false;
-  if (holder.bootId !== undefined && holder.bootId !== bootId()) return false;
+/** alive / dead when the holder's process can be looked at; unseen when it lives in another PID namespace. */
+function judge(holder: Holder): 'alive' | 'dead' | 'unseen' {
+  if (!Number.isInteger(holder.pid) || holder.pid <= 0) return 'dead';
+  if (holder.bootId !== undefined && holder.bootId !== bootId()) return 'dead';
+  if (holder.pidNamespace !== undefined && holder.pidNamespace !== pidNamespace()) return 'unseen';
+  // Our own PID in a lock from this namespace is a previous life of this PID, never a live holder.
+  if (holder.pid === process.pid) return 'dead';
   const started = startTimeOf(holder.pid);
-  if (started === undefined) return false;
-  return holder.startTime === undefined || holder.startTime === started;
+  if (started === undefined) return 'dead';
+  return holder.startTime === undefined || holder.startTime === started ? 'alive' : 'dead';
 }
 
 function parseHolder(text: string): Holder {
@@ -54,36 +81,69 @@ function parseHolder(text: string): Holder {
   }
 }
 
+const touchedAt = async (path: string) => (await stat(path).catch(() => undefined))?.mtimeMs;
+
+/** Whether a holder this process cannot see still touches the lock: watched until it is stale. */
+async function stillTouched(path: string, timings: Required<LockTimings>): Promise<boolean> {
+  const first = await touchedAt(path);
+  if (first === undefined) return false;
+  for (;;) {
+    const now = await touchedAt(path);
+    if (now === undefined) return false;
+    if (now !== first) return true;
+    if (Date.now() - now > timings.staleMs) return false;
+    await sleep(Math.min(timings.heartbeatMs, timings.staleMs / 4));
+  }
+}
+
 export interface StateDirectoryLock {
   release(): Promise<void>;
 }
 
-export async function lockStateDirectory(directory: string): Promise<StateDirectoryLock> {
+export async function lockStateDirectory(directory: string, options: LockTimings = {}): Promise<StateDirectoryLock> {
+  const timings = { heartbeatMs: options.heartbeatMs ?? 2_000, staleMs: options.staleMs ?? 10_000 };
   await mkdir(directory, { recursive: true, mode: 0o700 });
   const path = join(directory, 'worker.lock');
-  const me: Holder = { pid: process.pid, ...(bootId() ? { bootId: bootId()! } : {}), ...(startTimeOf(process.pid) ? { startTime: startTimeOf(process.pid)! } : {}) };
+  const ns = pidNamespace();
+  const me: Holder = { pid: process.pid, ...(bootId() ? { bootId: bootId()! } : {}), ...(startTimeOf(process.pid) ? { startTime: startTimeOf(process.pid)! } : {}), ...(ns ? { pidNamespace: ns } : {}) };
+  const content = `${JSON.stringify(me)}\n`;
   for (let attempt = 0; attempt < 3; attempt += 1) {
+    // Written whole, then linked into place: the lock is never seen empty or half-written.
+    const draft = `${path}.${process.pid}.${randomUUID()}`;
+    await writeFile(draft, content, { mode: 0o600 });
     try {
-      const file = await open(path, 'wx', 0o600);
-      await file.writeFile(`${JSON.stringify(me)}\n`);
-      await file.close();
-      let released = false;
-      return {
-        async release() {
-          if (released) return;
-          released = true;
-          await unlink(path).catch(() => undefined);
-        },
-      };
+      await link(draft, path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = parseHolder(await readFile(path, 'utf8').catch(() => ''));
-      if (holdsIt(holder)) {
-        throw new StateDirectoryBusyError(`state directory ${directory} is in use by another worker (pid ${holder.pid}); one worker per state directory: stop it, or give this one its own stateDirectory`);
-      }
-      // Left by a worker that is gone (killed): its releases are this worker's to finish.
-      await unlink(path).catch(() => undefined);
+      const text = await readFile(path, 'utf8').catch(() => '');
+      const holder = parseHolder(text);
+      const verdict = judge(holder);
+      const busy = new StateDirectoryBusyError(
+        `state directory ${directory} is in use by another worker (pid ${holder.pid}${verdict === 'unseen' ? ' in another PID namespace' : ''}); one worker per state directory: stop it, or give this one its own stateDirectory`,
+      );
+      if (verdict === 'alive') throw busy;
+      if (verdict === 'unseen' && (await stillTouched(path, timings))) throw busy;
+      // Left by a worker that is gone (killed): its releases are this worker's to finish. Removed only
+      // if it is still the lock that was judged (another starting worker may have taken over meanwhile).
+      if ((await readFile(path, 'utf8').catch(() => undefined)) === text) await unlink(path).catch(() => undefined);
+      continue;
+    } finally {
+      await unlink(draft).catch(() => undefined);
     }
+    const heartbeat = setInterval(() => {
+      const now = new Date();
+      void utimes(path, now, now).catch(() => undefined);
+    }, timings.heartbeatMs);
+    heartbeat.unref();
+    let released = false;
+    return {
+      async release() {
+        if (released) return;
+        released = true;
+        clearInterval(heartbeat);
+        if ((await readFile(path, 'utf8').catch(() => undefined)) === content) await unlink(path).catch(() => undefined);
+      },
+    };
   }
-  throw new StateDirectoryBusyError(`cannot take the lock on state directory ${directory}`);
+  throw new StateDirectoryBusyError(`cannot take the lock on state directory ${directory}: other workers keep taking it; one worker per state directory`);
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { lockStateDirectory, StateDirectoryBusyError } from '../../src/state/state-directory-lock.js';
 
@@ -40,5 +42,27 @@ describe('the state directory lock', () => {
     // Written before another boot.
     writeFileSync(join(dir, 'worker.lock'), JSON.stringify({ pid: 1, bootId: 'another-boot' }));
     await (await lockStateDirectory(dir)).release();
+  });
+
+  it('refuses a second worker while a live holder in another PID namespace (another container on the same volume) keeps the lock touched, and takes it over once that holder is killed', async () => {
+    const dir = directory();
+    const holderScript = join(dirname(fileURLToPath(import.meta.url)), '../support/hold-state-lock.ts');
+    // The holder is PID 1 of its own PID namespace, as a worker in a container is.
+    const holder = spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, '--import', 'tsx', holderScript, dir, '200'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [first] = (await once(holder.stdout!, 'data')) as [Buffer];
+      assert.equal(first.toString().trim(), 'locked');
+      const written = JSON.parse(readFileSync(join(dir, 'worker.lock'), 'utf8')) as { pid: number; pidNamespace: string };
+      assert.equal(written.pid, 1, 'the holder is PID 1 of its namespace');
+      await assert.rejects(lockStateDirectory(dir, { heartbeatMs: 200, staleMs: 1_000 }), (error: unknown) => error instanceof StateDirectoryBusyError && /in use by another worker \(pid 1 in another PID namespace\)/.test(error.message));
+    } finally {
+      holder.kill('SIGKILL');
+      await once(holder, 'exit');
+    }
+    // Killed: the lock stays on disk, untouched from now on, and is taken over once stale.
+    assert.ok(readFileSync(join(dir, 'worker.lock'), 'utf8').includes('"pid":1'));
+    const lock = await lockStateDirectory(dir, { heartbeatMs: 200, staleMs: 1_000 });
+    assert.equal((JSON.parse(readFileSync(join(dir, 'worker.lock'), 'utf8')) as { pid: number }).pid, process.pid);
+    await lock.release();
   });
 });
