@@ -88,8 +88,10 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
    */
   async function recordRefusal(request: ReleaseRequest, keyId: string, reason: string, log: Logger): Promise<void> {
     try {
-      const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target: describeTarget(request.target), deployment: '', now: now(), worker: deps.workerId }));
-      if (claimed.claimed) await deps.store.save({ ...claimed.record, status: 'refused', reason, finishedAt: now().toISOString() });
+      // Claimed already refused, in one write: a worker killed half-way never leaves it `accepted`
+      // (a sweep would then carry it as a release).
+      const record = newReleaseRecord({ request, keyId, target: describeTarget(request.target), deployment: '', now: now(), worker: deps.workerId });
+      await deps.store.claim({ ...record, status: 'refused', reason, finishedAt: record.acceptedAt });
     } catch (error) {
       log.warn({ err: error }, 'recording the refusal in the release state failed; the dead-letter queue has it');
     }
