@@ -1,12 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { clientOptions } from '../aws/clients.js';
+import { isTransient } from '../aws/transient.js';
+import { printable } from '../request/outside-text.js';
 import { DynamoReleaseStore } from '../state/dynamodb-release-store.js';
 import { isFinal, whereItStands, type ReleaseStatus } from '../state/release-record.js';
 
 // `enqueue --wait`: CI follows its release in the workers' shared release state (DynamoDB) until it
 // ends, and fails the build when it did not succeed. Reads only (one GetItem every few seconds), under
 // the CI policy deploy/cloudformation.yml grants.
+
+/** The release state cannot be read for a reason that will not pass by itself: exit 1. */
+export class WaitFailedError extends Error {
+  override name = 'WaitFailedError';
+}
 
 export type WaitResult = { readonly status: ReleaseStatus; readonly reason?: string } | { readonly status: 'timed-out' };
 
@@ -42,8 +49,13 @@ export async function waitForRelease(options: WaitOptions): Promise<WaitResult> 
   let said = '';
   try {
     for (;;) {
-      // A read that fails (throttling, the network) is simply tried again at the next poll.
-      const record = await store.get(options.releaseId).catch(() => undefined);
+      // A read that fails for a while (throttling, the network) is tried again at the next poll; one
+      // that cannot pass by itself (no such table, access denied, a damaged record) ends the wait at
+      // once, rather than look like a release still on its way for an hour.
+      const record = await store.get(options.releaseId).catch((error: unknown) => {
+        if (isTransient(error)) return undefined;
+        throw new WaitFailedError(`following release ${options.releaseId} in table ${options.table} failed: ${printable((error as Error).name ?? 'Error', 80)}: ${printable((error as Error).message ?? String(error), 300)}; the request was sent and goes on`, { cause: error });
+      });
       const now = record ? whereItStands(record) : 'waiting for a worker to take the request';
       if (now !== said) options.progress(`release ${options.releaseId}: ${now}`);
       said = now;
