@@ -288,6 +288,8 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       if (action.kind === 'deregister' || action.kind === 'stop-old') h.outAt ??= now;
       if (action.kind === 'start-new' || action.kind === 'start-old') delete h.smokePassed;
     });
+    // The lease may have been given up while the intent was written: then no effect, not even this one.
+    ctx.signal?.throwIfAborted();
     const span = await ctx.steps.open(action.step, label);
     let learnt: { started?: string; smokePassed?: string };
     // The half of the next observation this effect cannot change is read while it runs.

@@ -603,13 +603,18 @@ export class ReleaseRunner implements Rollout {
   /** Some hosts forward, side by side; a host that left the target meanwhile is dropped, not failed. */
   private async releaseHosts(release: RecordedRelease, ids: readonly string[], sessions: Map<string, HostSession>, context: RolloutContext, hostCtx: HostReconcilerContext, reports: Array<{ host: string } & HostTimings>): Promise<'done' | 'turned-back'> {
     const total = () => Object.values(release.record.hosts).filter((h) => h.progress !== 'gone').length;
-    const results = await Promise.all(
+    // Every host's turn settles before this returns, even when one throws (the lease lost): the lease
+    // is never handed on while an effect of this worker still runs on a host of the target.
+    const settled = await Promise.allSettled(
       ids.map(async (id): Promise<HostResult> => {
         const session = sessions.get(id);
         if (!session) return { status: 'failed', step: 'connect', reason: 'the host cannot be reached' };
         return reconcileHost(hostCtx, id, session, 'new');
       }),
     );
+    const thrown = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (thrown) throw thrown.reason;
+    const results = settled.map((r) => (r as PromiseFulfilledResult<HostResult>).value);
     const failed: Array<{ id: string; step: string; reason: string }> = [];
     for (const [index, result] of results.entries()) {
       const id = ids[index]!;
@@ -712,7 +717,9 @@ export class ReleaseRunner implements Rollout {
         if (result.status === 'attention' && !session) await release.update((draft) => void Object.assign(draft.hosts[id]!, { progress: 'attention', attention: result.reason }));
       }
     };
-    await Promise.all(midway.map(settle));
+    // Each settles before any error goes on (see releaseHosts).
+    const thrown = (await Promise.allSettled(midway.map(settle))).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (thrown) throw thrown.reason;
     for (const id of released) {
       // A released host that goes back leaves service for a while: only if enough others serve.
       if (goalOf(id) === 'old' && !(await this.roomToTakeOut(release, id, hostCtx))) {

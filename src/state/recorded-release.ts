@@ -1,5 +1,5 @@
 import type { ReleaseRecord } from './release-record.js';
-import type { ReleaseStore, TargetLease } from './release-store.js';
+import { LeaseLostError, type ReleaseStore, type TargetLease } from './release-store.js';
 
 // The running release's handle on its record. Every change goes through `update`, which applies it
 // to a copy and resolves only once the store holds it durably: the write-ahead rule ("record the
@@ -7,7 +7,8 @@ import type { ReleaseStore, TargetLease } from './release-store.js';
 // side by side are applied one after the other, each over the revision the previous one stored.
 // Under a target lease every write is fenced by it: a worker that lost its lease cannot write, and
 // since it writes before each effect, it takes no new step (one already under way ends within its
-// own deadline).
+// own deadline). A lease this worker gave up by its own clock (`leaseLost`) stops writes here too,
+// before the store's own fence: the store may still accept one for the last moments of the lease.
 
 export class RecordedRelease {
   private current: ReleaseRecord;
@@ -16,7 +17,7 @@ export class RecordedRelease {
   constructor(
     private readonly store: ReleaseStore,
     record: ReleaseRecord,
-    private readonly options: { readonly lease?: TargetLease; readonly clock?: () => Date } = {},
+    private readonly options: { readonly lease?: TargetLease; readonly leaseLost?: AbortSignal; readonly clock?: () => Date } = {},
   ) {
     this.current = record;
   }
@@ -32,6 +33,8 @@ export class RecordedRelease {
   /** Applies `change` to a copy of the record and stores it; resolves when it is durable. */
   update(change: (draft: ReleaseRecord) => void): Promise<ReleaseRecord> {
     const work = async () => {
+      const lost = this.options.leaseLost;
+      if (lost?.aborted) throw lost.reason instanceof LeaseLostError ? lost.reason : new LeaseLostError(this.current.target, 'this worker gave it up');
       const draft = structuredClone(this.current);
       change(draft);
       draft.updatedAt = (this.options.clock?.() ?? new Date()).toISOString();

@@ -118,7 +118,7 @@ export class ReleaseScheduler {
       const record = await store.get(releaseId);
       if (!record) throw new Error(`release ${releaseId} is not in the store`);
       if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
-      const release = new RecordedRelease(store, record, { lease });
+      const release = new RecordedRelease(store, record, { lease, leaseLost: lost.signal });
       // Newest wins: a release that has not changed anything yet, or that was stopped at a safe point
       // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
       if (record.status === 'accepted' || record.status === 'interrupted') {

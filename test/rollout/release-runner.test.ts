@@ -498,6 +498,22 @@ describe('the release runner', () => {
     for (const i of [1, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
   });
 
+  it('takes no effect once the lease is given up while its intent is being written, though the write itself landed', async () => {
+    const h = harness({ hosts: 2 });
+    const save = h.store.save.bind(h.store);
+    const left = await h.releaseUntilDeath('v2', (died) => {
+      h.store.save = async (record, lease) => {
+        const stored = await save(record, lease);
+        // The lease runs out by this worker's clock while the store acknowledges the intent to stop h1's old container.
+        if (record.hosts['i-1']?.intent?.action === 'stop-old') died.abort(new Error('the lease was given up'));
+        return stored;
+      };
+    });
+    assert.equal(left.record.hosts['i-1']!.intent?.action, 'stop-old', 'the intent is recorded');
+    assert.ok(!h.host(1).calls.some((c) => c.startsWith('stop ') || c.startsWith('rename ')), `no stop after the lease was given up: ${h.host(1).calls.join(', ')}`);
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+  });
+
   it('turns back when the release goes past its deadline, and ends rolled back with every host whole', async () => {
     const h = harness({ hosts: 2, releaseTimeoutMs: 1_500, rollout: { policy: { startCheckSeconds: 0 }, health: { port: 8080, intervalMs: 50, timeoutSeconds: 60 } } });
     h.host(1).behaviour = (image) => (image.endsWith(':v2') ? 'never-ready' : 'healthy');
