@@ -45,14 +45,26 @@ export async function suspendAndMute(release: RecordedRelease, effects: ScalingE
   if (groups.length > 0) {
     await steps.run('suspend-auto-scaling', undefined, async () => {
       for (const [name, group] of groups) {
-        await release.update((draft) => void (draft.scaling[name]!.phase = 'suspending'));
-        await effects.autoScaling.suspend(name, group.suspend);
+        // Suspending again after this release put the group back (it was stopped at a safe point, or
+        // killed before its end was written): a process someone suspended since is theirs, not this
+        // release's, so it is neither suspended nor, later, resumed by it.
+        const theirs = group.phase === 'resumed' ? (await effects.autoScaling.describe(name)).suspended : [];
+        await release.update((draft) => void (draft.scaling[name] = { ...draft.scaling[name]!, suspend: group.suspend.filter((p) => !theirs.includes(p)), phase: 'suspending' }));
+        const suspend = release.record.scaling[name]!.suspend;
+        if (suspend.length > 0) await effects.autoScaling.suspend(name, suspend);
         await release.update((draft) => void (draft.scaling[name]!.phase = 'suspended'));
       }
     });
   }
-  const alarms = release.record.alarms;
+  let alarms = release.record.alarms;
   if (!alarms || alarms.phase === 'muted') return;
+  if (alarms.mode === 'disable-actions' && alarms.phase === 'unmuted') {
+    // Likewise, an alarm whose actions someone disabled since is left to them.
+    const enabled = await effects.alarms.actionsEnabled(alarms.disable);
+    const disable = alarms.disable.filter((name) => enabled.get(name) === true);
+    await release.update((draft) => void (draft.alarms = { ...draft.alarms!, disable }));
+    alarms = release.record.alarms!;
+  }
   if (alarms.mode === 'disable-actions' && alarms.disable.length === 0) return;
   await steps.run('mute-alarms', undefined, async () => {
     const now = new Date();

@@ -355,6 +355,25 @@ describe('the release runner', () => {
     assert.deepEqual(h.suspended, { 'asg-a': [] });
   });
 
+  it('resuming a release it stopped at a safe point, leaves alone a process someone suspended meanwhile: it is not resumed at the end', async () => {
+    const h = harness({ hosts: 2 });
+    const stop = new AbortController();
+    h.lbs.afterRegister = () => {
+      stop.abort();
+      return ['in-service'];
+    };
+    const first = await h.release('v2', { stopRequested: stop.signal });
+    assert.equal(first.recorded.record.status, 'interrupted');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+    // An operator suspends Terminate by hand while the release is paused.
+    h.suspended['asg-a']!.push('Terminate');
+    h.lbs.afterRegister = () => ['in-service'];
+    const resumed = await h.release('v2', { record: first.recorded });
+    assert.deepEqual(resumed.outcome, { status: 'succeeded', hosts: 2 });
+    assert.deepEqual(h.suspended, { 'asg-a': ['Terminate'] }, "the operator's suspension is as they left it");
+    assert.deepEqual(h.calls.filter((c) => c.startsWith('resume ')).at(-1), 'resume asg-a AZRebalance,HealthCheck,ReplaceUnhealthy,ScheduledActions');
+  });
+
   it('counts the hosts in service from the load balancers and cuts a batch down so that never fewer than minHealthy serve', async () => {
     const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, batchSize: 2, minHealthy: 1 } } });
     // h3 was taken out by hand before the release: it does not serve, and stays out.
