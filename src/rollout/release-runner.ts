@@ -209,7 +209,7 @@ export class ReleaseRunner implements Rollout {
         if ('refused' in prepared) return prepared.refused;
         sessions = prepared.sessions;
       } else {
-        sessions = await this.reconnect(release, steps, log);
+        sessions = await this.reconnect(release, steps, log, context);
       }
       return await this.carry(release, sessions, context, steps);
     } finally {
@@ -338,7 +338,7 @@ export class ReleaseRunner implements Rollout {
    * connects when first used, so the reconciler's own retry windows apply to it. Hosts that left the
    * target are not looked for.
    */
-  private async reconnect(release: RecordedRelease, steps: StepLog, log: Logger): Promise<Map<string, HostSession>> {
+  private async reconnect(release: RecordedRelease, steps: StepLog, log: Logger, context: RolloutContext): Promise<Map<string, HostSession>> {
     const plan = release.record.plan!;
     const hosts = Object.values(release.record.hosts).filter((host) => host.progress !== 'gone');
     const sessions = new Map<string, HostSession>();
@@ -355,17 +355,20 @@ export class ReleaseRunner implements Rollout {
           return;
         } catch (error) {
           lastError = error;
+          context.leaseLost?.throwIfAborted();
+          // Asked to stop: no more waiting here; the release goes to its safe point from what it has.
+          if (context.stopRequested.aborted) break;
           const passing = isPassing(error instanceof StepFailure ? error.cause : error);
           if (attempt >= 3 && (!needsImage || !passing || Date.now() >= retryUntil)) break;
           const backoff = this.effects.reconnectBackoffMs ?? 1_000;
-          await sleep(Math.min(5 * backoff, backoff * attempt));
+          await sleep(Math.min(5 * backoff, backoff * attempt), undefined, { signal: context.stopRequested }).catch(() => undefined);
         }
       }
       if (!sessions.has(host.instanceId)) {
         log.warn({ host: hostLabel(host), reason: (lastError as Error).message }, 'host cannot be reached now; it is tried again when the release gets to it');
         sessions.set(host.instanceId, new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1 }));
       }
-      if (needsImage) throw lastError;
+      if (needsImage && !context.stopRequested.aborted) throw lastError;
     });
     const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ host: hosts[index]!, error: result.reason as Error }] : []));
     if (failures.length > 0 && forward) {
@@ -679,13 +682,25 @@ export class ReleaseRunner implements Rollout {
       return { hosts: labels, reason: 'they joined the target during the release, and it was still growing after several rounds' };
     }
     context.logger.info({ hosts: labels }, 'hosts joined the target during the release: releasing them too');
-    let joined: Map<string, HostSession>;
-    try {
-      joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run });
-    } catch (error) {
-      context.logger.warn({ err: error }, 'hosts that joined during the release cannot be reached: they are left as they are');
-      const why = (error as Error).message.replace(/^preflight failed, nothing was changed: /, '');
-      return { hosts: labels, reason: `they joined the target during the release and could not be prepared: ${why}` };
+    // A host Auto Scaling just launched may not answer yet (sshd starting, its key still being
+    // published): it is tried again for policy.hostRetrySeconds before the release gives up on it.
+    let joined: Map<string, HostSession> | undefined;
+    const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
+    for (let attempt = 1; !joined; attempt += 1) {
+      try {
+        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run });
+      } catch (error) {
+        context.leaseLost?.throwIfAborted();
+        if (attempt < 3 || (Date.now() < retryUntil && !context.stopRequested.aborted)) {
+          context.logger.warn({ err: error, attempt }, 'hosts that joined during the release cannot be prepared yet; trying again');
+          const backoff = this.effects.reconnectBackoffMs ?? 1_000;
+          await sleep(Math.min(5 * backoff, backoff * attempt), undefined, { signal: context.stopRequested }).catch(() => undefined);
+          continue;
+        }
+        context.logger.warn({ err: error }, 'hosts that joined during the release cannot be prepared: they are left as they are');
+        const why = (error as Error).message.replace(/^preflight failed, nothing was changed: /, '');
+        return { hosts: labels, reason: `they joined the target during the release and could not be prepared: ${why}` };
+      }
     }
     const records = await Promise.all(newcomers.map((host) => this.observeBefore(host, joined.get(host.instanceId)!, plan.spec, plan.loadBalancers, release.record.target)));
     for (const [id, session] of joined) sessions.set(id, session);

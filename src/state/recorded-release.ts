@@ -32,13 +32,18 @@ export class RecordedRelease {
 
   /** Applies `change` to a copy of the record and stores it; resolves when it is durable. */
   update(change: (draft: ReleaseRecord) => void): Promise<ReleaseRecord> {
-    const work = async () => {
-      const lost = this.options.leaseLost;
+    const lost = this.options.leaseLost;
+    const stopIfLost = () => {
       if (lost?.aborted) throw lost.reason instanceof LeaseLostError ? lost.reason : new LeaseLostError(this.current.target, 'this worker gave it up');
+    };
+    const work = async () => {
+      stopIfLost();
       const draft = structuredClone(this.current);
       change(draft);
       draft.updatedAt = (this.options.clock?.() ?? new Date()).toISOString();
       this.current = await this.store.save(draft, this.options.lease);
+      // Given up while the write was on its way: it landed, but no effect may follow it.
+      stopIfLost();
       return this.current;
     };
     const next = this.queue.then(work, work);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { link, mkdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -24,6 +24,14 @@ interface Holder {
   readonly bootId?: string;
   readonly startTime?: string;
   readonly pidNamespace?: string;
+}
+
+export interface LockOptions {
+  /**
+   * Told when the lock is found to be another worker's (this one was paused past `staleMs`, and the
+   * other took it over): this worker must stop, since the store assumes one writer.
+   */
+  readonly onLost?: (reason: string) => void;
 }
 
 export interface LockTimings {
@@ -62,7 +70,8 @@ function startTimeOf(pid: number): string | undefined {
 /** alive / dead when the holder's process can be looked at; unseen when it lives in another PID namespace. */
 function judge(holder: Holder): 'alive' | 'dead' | 'unseen' {
   if (!Number.isInteger(holder.pid) || holder.pid <= 0) return 'dead';
-  if (holder.bootId !== undefined && holder.bootId !== bootId()) return 'dead';
+  // Another boot id is a reboot since, or another machine on a shared volume: judged by the heartbeat.
+  if (holder.bootId !== undefined && holder.bootId !== bootId()) return 'unseen';
   if (holder.pidNamespace !== undefined && holder.pidNamespace !== pidNamespace()) return 'unseen';
   // Our own PID in a lock from this namespace is a previous life of this PID, never a live holder.
   if (holder.pid === process.pid) return 'dead';
@@ -100,7 +109,7 @@ export interface StateDirectoryLock {
   release(): Promise<void>;
 }
 
-export async function lockStateDirectory(directory: string, options: LockTimings = {}): Promise<StateDirectoryLock> {
+export async function lockStateDirectory(directory: string, options: LockTimings & LockOptions = {}): Promise<StateDirectoryLock> {
   const timings = { heartbeatMs: options.heartbeatMs ?? 2_000, staleMs: options.staleMs ?? 10_000 };
   await mkdir(directory, { recursive: true, mode: 0o700 });
   const path = join(directory, 'worker.lock');
@@ -123,16 +132,33 @@ export async function lockStateDirectory(directory: string, options: LockTimings
       );
       if (verdict === 'alive') throw busy;
       if (verdict === 'unseen' && (await stillTouched(path, timings))) throw busy;
-      // Left by a worker that is gone (killed): its releases are this worker's to finish. Removed only
-      // if it is still the lock that was judged (another starting worker may have taken over meanwhile).
-      if ((await readFile(path, 'utf8').catch(() => undefined)) === text) await unlink(path).catch(() => undefined);
+      // Left by a worker that is gone (killed): its releases are this worker's to finish. Moved aside
+      // first (of two workers starting at once, one rename wins), and put back if what was moved is
+      // not the lock that was judged (another starting worker took over meanwhile).
+      const aside = `${path}.stale.${randomUUID()}`;
+      const moved = await rename(path, aside).then(
+        () => true,
+        () => false,
+      );
+      if (moved) {
+        if ((await readFile(aside, 'utf8').catch(() => undefined)) !== text) await link(aside, path).catch(() => undefined);
+        await unlink(aside).catch(() => undefined);
+      }
       continue;
     } finally {
       await unlink(draft).catch(() => undefined);
     }
+    let lost = false;
     const heartbeat = setInterval(() => {
-      const now = new Date();
-      void utimes(path, now, now).catch(() => undefined);
+      void (async () => {
+        const now = new Date();
+        const held = await readFile(path, 'utf8').catch(() => undefined);
+        if (held === content) return void (await utimes(path, now, now).catch(() => undefined));
+        if (lost) return;
+        lost = true;
+        clearInterval(heartbeat);
+        options.onLost?.(held === undefined ? 'the lock file is gone' : `the lock now names another worker (${held.trim().slice(0, 200)})`);
+      })();
     }, timings.heartbeatMs);
     heartbeat.unref();
     let released = false;

@@ -77,17 +77,19 @@ export class ReleaseScheduler {
     if (here !== undefined) return { status: 'busy', reason: `another release of ${target} runs on this worker` };
     if (this.running.size >= this.deps.parallel) return { status: 'busy', reason: `${this.deps.parallel} release(s) already run on this worker` };
     this.running.set(target, releaseId);
-    let held = false;
+    let ended = false;
     try {
       const lease = await store.acquireLease(target, this.deps.workerId, this.deps.leaseMs);
       if (!lease) return { status: 'busy', reason: `another worker holds ${target}` };
-      held = true;
-      return await this.underLease(releaseId, lease, logger, occasion);
+      const result = await this.underLease(releaseId, lease, logger, occasion);
+      ended = result.status === 'ended';
+      return result;
     } finally {
       this.running.delete(target);
-      // Only a target this worker held frees up here: a target another worker holds is freed by that
-      // worker (and found by the periodic sweep), so a busy answer never sets off another sweep.
-      if (held) this.deps.onTargetFree?.(target);
+      // Only a release that ended here frees its target for the next one at once. A target another
+      // worker holds is freed by that worker, and a release that broke off (AWS throttling, say) is
+      // taken up again by the periodic sweep: neither sets off a sweep straight away.
+      if (ended) this.deps.onTargetFree?.(target);
     }
   }
 

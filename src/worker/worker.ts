@@ -148,7 +148,18 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     consumer,
     store,
     async run() {
-      if (usesFiles) lock = await lockStateDirectory(config.stateDirectory);
+      if (usesFiles) {
+        lock = await lockStateDirectory(config.stateDirectory, {
+          onLost: (reason) => {
+            // Another worker took the directory over (this one was frozen past the lock's staleness):
+            // two writers on one file store must not go on. Stop taking requests; releases in hand
+            // stop at their next safe point.
+            log.error({ reason, stateDirectory: config.stateDirectory }, 'the state directory lock was taken over by another worker: stopping');
+            stopController.abort();
+            void consumer.stop();
+          },
+        });
+      }
       const sweeper = setInterval(sweepSoon, config.leaseSeconds * 1000);
       try {
         log.info({ worker: workerId, store: store.description, parallelReleases: config.parallelReleases }, 'worker starting');

@@ -366,7 +366,7 @@ describe('the release runner', () => {
     assert.equal(first.recorded.record.status, 'interrupted');
     assert.deepEqual(h.suspended, { 'asg-a': [] });
     // An operator suspends Terminate by hand while the release is paused.
-    h.suspended['asg-a']!.push('Terminate');
+    (h.suspended['asg-a'] as string[]).push('Terminate');
     h.lbs.afterRegister = () => ['in-service'];
     const resumed = await h.release('v2', { record: first.recorded });
     assert.deepEqual(resumed.outcome, { status: 'succeeded', hosts: 2 });
@@ -415,8 +415,24 @@ describe('the release runner', () => {
     assert.match(h.posted.at(-1)!.text, /^Released ingest:v2 to data\/ingest\/staging: 3 hosts in /);
   });
 
-  it('never reports a success when a host joined the target and could not be released: the release fails, naming it', async () => {
+  it('releases a host that joined the target and does not answer at first, as one Auto Scaling just launched', async () => {
     const h = harness({ hosts: 2 });
+    let joined = false;
+    h.lbs.afterRegister = () => {
+      if (!joined) {
+        joined = true;
+        h.addHost(3);
+        h.connector.refusing.set('10.0.0.3', 3); // its sshd not up yet
+      }
+      return ['in-service'];
+    };
+    const { outcome } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 3 });
+    assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+  });
+
+  it('never reports a success when a host joined the target and could not be released: the release fails, naming it', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, hostRetrySeconds: 0 } } });
     let joined = false;
     h.lbs.afterRegister = () => {
       if (!joined) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +39,10 @@ describe('the state directory lock', () => {
     // Our own PID in a lock is a previous life of this PID, never a live holder.
     writeFileSync(join(dir, 'worker.lock'), `${process.pid}\n`);
     await (await lockStateDirectory(dir)).release();
-    // Written before another boot.
+    // Written before another boot, and not touched since.
     writeFileSync(join(dir, 'worker.lock'), JSON.stringify({ pid: 1, bootId: 'another-boot' }));
+    const beforeTheReboot = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, 'worker.lock'), beforeTheReboot, beforeTheReboot);
     await (await lockStateDirectory(dir)).release();
   });
 
@@ -64,5 +66,39 @@ describe('the state directory lock', () => {
     const lock = await lockStateDirectory(dir, { heartbeatMs: 200, staleMs: 1_000 });
     assert.equal((JSON.parse(readFileSync(join(dir, 'worker.lock'), 'utf8')) as { pid: number }).pid, process.pid);
     await lock.release();
+  });
+
+  it('tells its holder when another worker has taken the lock over (the holder was frozen past its staleness)', async () => {
+    const dir = directory();
+    const lost: string[] = [];
+    const lock = await lockStateDirectory(dir, { heartbeatMs: 50, onLost: (reason) => lost.push(reason) });
+    writeFileSync(join(dir, 'worker.lock'), JSON.stringify({ pid: 4242, bootId: 'another-machine' }));
+    for (let i = 0; i < 100 && lost.length === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(lost.length, 1);
+    assert.match(lost[0]!, /^the lock now names another worker \(\{"pid":4242/);
+    await lock.release();
+    assert.ok(readFileSync(join(dir, 'worker.lock'), 'utf8').includes('4242'), "releasing does not remove the other worker's lock");
+  });
+
+  it('of two workers starting at once on a lock left by a killed worker, exactly one takes it', async () => {
+    const dir = directory();
+    writeFileSync(join(dir, 'worker.lock'), JSON.stringify({ pid: 999_999_999, bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() }));
+    const script = join(dirname(fileURLToPath(import.meta.url)), '../support/hold-state-lock.ts');
+    const start = () => spawn(process.execPath, ['--import', 'tsx', script, dir, '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const workers = [start(), start()];
+    try {
+      const outcomes = await Promise.all(
+        workers.map(
+          (worker) =>
+            new Promise<string>((resolve) => {
+              worker.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('locked') && resolve('locked'));
+              worker.on('exit', () => resolve('refused'));
+            }),
+        ),
+      );
+      assert.deepEqual(outcomes.sort(), ['locked', 'refused']);
+    } finally {
+      for (const worker of workers) worker.kill('SIGKILL');
+    }
   });
 });
