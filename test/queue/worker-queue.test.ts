@@ -105,7 +105,8 @@ describe('the worker on a real SQS-compatible queue (moto)', () => {
     const config = workerConfig(suite.moto.endpoint, queues, { queue: { url: queues.url, deadLetterUrl: queues.deadLetterUrl, waitSeconds: 1, visibilityTimeoutSeconds: 30 } });
     const { logger, lines } = capturingLogger();
     await withWorker(config, { rollout, logger, store }, async () => {
-      await eventually('the queue to be emptied', emptied(queues.url), 30_000);
+      // Acknowledged requests may still wait in the release state for their target: until none does.
+      await eventually('the queue to be emptied and every release to end', async () => (await emptied(queues.url)()) && (await store.unfinished()).length === 0, 30_000);
     });
     const handed = rollout.releases.map((r) => r.request.image.split(':').pop()!);
     assert.equal(handed.at(-1), 'v4', `released: ${handed.join(', ')}`);

@@ -27,16 +27,19 @@ describe('scheduling releases', () => {
     const depth = await queueDepth(suite.sqs, url);
     return depth.visible === 0 && depth.inFlight === 0;
   };
+  /** The queue emptied and no release waiting in the state either (a request acknowledged as busy waits there). */
+  const settled = (url: string, ...stores: MemoryReleaseStore[]) => async () => (await emptied(url)()) && (await Promise.all(stores.map((store) => store.unfinished()))).every((left) => left.length === 0);
 
   it('runs releases to four targets side by side, and a second release of one target only after the first', async () => {
     const queues = await createQueues(suite.sqs);
     for (const deployment of ['integration', 'staging', 'production', 'qa']) await sendRaw(suite.sqs, queues.url, request(deployment, 'v2', new Date(Date.now() - 1_000)));
     const rollout = new RecordingRollout(2_000);
+    const store = new MemoryReleaseStore();
     const started = Date.now();
-    await withWorker(configFor(queues, { parallelReleases: 4 }), { rollout, logger: capturingLogger().logger, store: new MemoryReleaseStore() }, async () => {
+    await withWorker(configFor(queues, { parallelReleases: 4 }), { rollout, logger: capturingLogger().logger, store }, async () => {
       await eventually('four releases', () => rollout.releases.length === 4, 10_000);
       await sendRaw(suite.sqs, queues.url, request('staging', 'v3'));
-      await eventually('the queue to be emptied', emptied(queues.url), 30_000);
+      await eventually('the queue to be emptied and every release to end', settled(queues.url, store), 30_000);
     });
     assert.equal(rollout.releases.length, 5);
     assert.equal(rollout.maxActive, 4, 'four at once');
@@ -84,9 +87,10 @@ describe('scheduling releases', () => {
     // Sent out of order: which is newest is the signed creation time, not the order of arrival.
     for (const index of [2, 0, 4, 1, 3]) await sendRaw(suite.sqs, queues.url, request('staging', tags[index]!, new Date(made + index * 100)));
     const rollout = new RecordingRollout();
+    const store = new MemoryReleaseStore();
     const { logger, lines } = capturingLogger();
-    await withWorker(configFor(queues), { rollout, logger, store: new MemoryReleaseStore() }, async () => {
-      await eventually('the queue to be emptied', emptied(queues.url), 20_000);
+    await withWorker(configFor(queues), { rollout, logger, store }, async () => {
+      await eventually('the queue to be emptied and every release to end', settled(queues.url, store), 20_000);
     });
     assert.deepEqual(rollout.releases.map((r) => r.request.image.split(':').pop()), ['v5']);
     assert.equal(lines.filter((l) => l.msg === 'release superseded').length, 4);
@@ -121,16 +125,18 @@ describe('scheduling releases', () => {
       });
     const stagingRollout = new RecordingRollout();
     const productionRollout = new RecordingRollout();
+    const stagingStore = new MemoryReleaseStore();
+    const productionStore = new MemoryReleaseStore();
     const staging = capturingLogger();
     for (let i = 0; i < 3; i += 1) {
       await sendRaw(suite.sqs, queues.url, request('production', 'v2'));
       await sendRaw(suite.sqs, queues.url, request('staging', 'v2'));
     }
-    await withWorker(serving(['staging']), { rollout: stagingRollout, logger: staging.logger, store: new MemoryReleaseStore() }, async () => {
+    await withWorker(serving(['staging']), { rollout: stagingRollout, logger: staging.logger, store: stagingStore }, async () => {
       // The staging worker alone first: it takes every request, and must hand the production ones back.
       await eventually('a production request handed back', () => staging.lines.some((l) => l.msg === 'request for a target this worker does not serve: handed back for a worker that does'), 10_000);
-      await withWorker(serving(['production']), { rollout: productionRollout, logger: capturingLogger().logger, store: new MemoryReleaseStore() }, async () => {
-        await eventually('the queue to be emptied', emptied(queues.url), 40_000);
+      await withWorker(serving(['production']), { rollout: productionRollout, logger: capturingLogger().logger, store: productionStore }, async () => {
+        await eventually('the queue to be emptied and every release to end', settled(queues.url, stagingStore, productionStore), 40_000);
       });
     });
     assert.ok(stagingRollout.releases.length >= 1 && stagingRollout.releases.every((r) => r.deployment === 'staging'));
