@@ -202,7 +202,7 @@ export const workerConfigSchema = z
           .strict(),
       ])
       .default({ store: 'file' }),
-    /** A target's lease lasts this long unless renewed (every third of it); a dead worker's releases are taken over after it. */
+    /** A target's lease lasts this long unless renewed (every sixth of it); a dead worker's releases are taken over after it. */
     leaseSeconds: seconds('leaseSeconds', 3, 600).default(30),
     /** Releases to different targets run side by side, at most this many; one at a time per target. */
     parallelReleases: z.number().int().min(1).max(64).default(4),

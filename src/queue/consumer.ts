@@ -66,11 +66,6 @@ export class QueueConsumer {
     return this.stopController.signal.aborted;
   }
 
-  /** Messages in hand now. */
-  get inHand(): number {
-    return this.inFlight.size;
-  }
-
   private async loop(): Promise<void> {
     const stop = this.stopController.signal;
     const limit = Math.max(1, this.settings.maxInFlight ?? 1);

@@ -21,7 +21,7 @@ import { containerSpec } from './container-spec.js';
 import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
 import { isPassing, reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
 import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
-import type { Rollout, RolloutContext, RolloutOutcome } from './rollout.js';
+import { outcomeOf, type Rollout, type RolloutContext, type RolloutOutcome } from './rollout.js';
 import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
 import { createStepLog, StepFailure, type StepJournal, type StepLog, type StepRunner } from './step-runner.js';
 
@@ -95,24 +95,6 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let i = 0; i < items.length; i += Math.max(1, size)) chunks.push(items.slice(i, i + Math.max(1, size)));
   return chunks;
-}
-
-function outcomeOf(record: ReleaseRecord): RolloutOutcome {
-  const reason = record.reason ?? record.status;
-  switch (record.status) {
-    case 'succeeded':
-      return { status: 'succeeded', hosts: Object.keys(record.hosts).length };
-    case 'rolled-back':
-      return { status: 'rolled-back', reason };
-    case 'failed':
-      return { status: 'failed', reason };
-    case 'refused':
-      return { status: 'refused', reason };
-    case 'superseded':
-      return { status: 'superseded', reason };
-    default:
-      return { status: 'stopped', reason };
-  }
 }
 
 export class ReleaseRunner implements Rollout {
@@ -360,8 +342,7 @@ export class ReleaseRunner implements Rollout {
           if (context.stopRequested.aborted) break;
           const passing = isPassing(error instanceof StepFailure ? error.cause : error);
           if (attempt >= 3 && (!needsImage || !passing || Date.now() >= retryUntil)) break;
-          const backoff = this.effects.reconnectBackoffMs ?? 1_000;
-          await sleep(Math.min(5 * backoff, backoff * attempt), undefined, { signal: context.stopRequested }).catch(() => undefined);
+          await this.backOff(attempt, context);
         }
       }
       if (!sessions.has(host.instanceId)) {
@@ -381,6 +362,12 @@ export class ReleaseRunner implements Rollout {
       });
     }
     return sessions;
+  }
+
+  /** Between attempts to reach a host: growing with each, cut short when the worker is asked to stop. */
+  private async backOff(attempt: number, context: RolloutContext): Promise<void> {
+    const backoff = this.effects.reconnectBackoffMs ?? 1_000;
+    await sleep(Math.min(5 * backoff, backoff * attempt), undefined, { signal: context.stopRequested }).catch(() => undefined);
   }
 
   private hostContext(release: RecordedRelease, context: RolloutContext, steps: StepLog): HostReconcilerContext {
@@ -657,18 +644,14 @@ export class ReleaseRunner implements Rollout {
   private async takeInNewcomers(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext, mayTakeIn: boolean): Promise<'none' | 'taken-in' | { hosts: string[]; reason: string }> {
     const { request, deployment } = release.record;
     const plan = release.record.plan!;
-    let running: TargetInstance[] | undefined;
-    for (let attempt = 1; !running; attempt += 1) {
-      try {
-        running = await this.effects.instances.find({ stack: request.target.stack, release: request.target.release, deployment });
-      } catch (error) {
-        // Every host the release knows is released: not being able to look again is not a failure.
-        if (attempt >= 3) {
-          context.logger.warn({ err: error }, 'looking at the target again failed; hosts that joined meanwhile (if any) are not released');
-          return 'none';
-        }
-        await sleep(1_000 * attempt);
-      }
+    let running: TargetInstance[];
+    try {
+      // (The finder tries transient failures again itself.)
+      running = await this.effects.instances.find({ stack: request.target.stack, release: request.target.release, deployment });
+    } catch (error) {
+      // Every host the release knows is released: not being able to look again is not a failure.
+      context.logger.warn({ err: error }, 'looking at the target again failed; hosts that joined meanwhile (if any) are not released');
+      return 'none';
     }
     const newcomers = running.filter((h) => !release.record.hosts[h.instanceId]);
     for (const gone of Object.values(release.record.hosts).filter((h) => h.progress === 'pending' && !running.some((r) => r.instanceId === h.instanceId))) {
@@ -693,8 +676,7 @@ export class ReleaseRunner implements Rollout {
         context.leaseLost?.throwIfAborted();
         if (attempt < 3 || (Date.now() < retryUntil && !context.stopRequested.aborted)) {
           context.logger.warn({ err: error, attempt }, 'hosts that joined during the release cannot be prepared yet; trying again');
-          const backoff = this.effects.reconnectBackoffMs ?? 1_000;
-          await sleep(Math.min(5 * backoff, backoff * attempt), undefined, { signal: context.stopRequested }).catch(() => undefined);
+          await this.backOff(attempt, context);
           continue;
         }
         context.logger.warn({ err: error }, 'hosts that joined during the release cannot be prepared: they are left as they are');

@@ -1,6 +1,7 @@
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
+import type { ReleaseRecord } from '../state/release-record.js';
 
 // The boundary between the queue worker and the rolling release engine. The worker claims a
 // release in its store and hands the recorded release to a Rollout, which carries it to its end
@@ -40,4 +41,23 @@ export type RolloutOutcome =
 
 export interface Rollout {
   run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome>;
+}
+
+/** How a release ended (or stands), from its record. */
+export function outcomeOf(record: ReleaseRecord): RolloutOutcome {
+  const reason = record.reason ?? record.status;
+  switch (record.status) {
+    case 'succeeded':
+      return { status: 'succeeded', hosts: Object.keys(record.hosts).length };
+    case 'rolled-back':
+      return { status: 'rolled-back', reason };
+    case 'failed':
+      return { status: 'failed', reason };
+    case 'refused':
+      return { status: 'refused', reason };
+    case 'superseded':
+      return { status: 'superseded', reason };
+    default:
+      return { status: 'stopped', reason };
+  }
 }

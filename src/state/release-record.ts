@@ -120,7 +120,7 @@ export interface ReleaseRecord {
   /** forward: towards the new image; back: the release failed and is putting hosts back. */
   direction: 'forward' | 'back';
   readonly acceptedAt: string;
-  /** When it first changed something (its overall deadline counts from here). */
+  /** When it first changed something (for people reading the record; the release deadline counts from each take-up). */
   startedAt?: string;
   updatedAt: string;
   finishedAt?: string;

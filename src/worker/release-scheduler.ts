@@ -2,7 +2,7 @@ import * as say from '../chat/release-messages.js';
 import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
-import type { Rollout, RolloutOutcome } from '../rollout/rollout.js';
+import { outcomeOf, type Rollout, type RolloutOutcome } from '../rollout/rollout.js';
 import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
@@ -47,11 +47,10 @@ export interface SchedulerDeps {
 const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: string; releaseId: string }) =>
   a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.releaseId > b.releaseId);
 
-function outcomeOf(record: ReleaseRecord): RolloutOutcome {
-  const reason = record.reason ?? record.status;
-  if (record.status === 'succeeded') return { status: 'succeeded', hosts: Object.keys(record.hosts).length };
-  if (record.status === 'rolled-back' || record.status === 'failed' || record.status === 'refused' || record.status === 'superseded') return { status: record.status, reason };
-  return { status: 'stopped', reason };
+/** The newest of the target's other releases that is newer than this one and not itself refused or superseded. */
+function newestAbove(record: ReleaseRecord, others: readonly TargetRelease[]): TargetRelease | undefined {
+  const mine = { createdAt: record.request.createdAt, releaseId: record.releaseId };
+  return others.filter((other) => other.status !== 'refused' && other.status !== 'superseded' && newer(other, mine)).sort((a, b) => (newer(a, b) ? -1 : 1))[0];
 }
 
 export class ReleaseScheduler {
@@ -59,10 +58,6 @@ export class ReleaseScheduler {
   private readonly running = new Map<string, string>();
 
   constructor(private readonly deps: SchedulerDeps) {}
-
-  get active(): number {
-    return this.running.size;
-  }
 
   /** Runs the release to its end if its target and a slot are free; says why not otherwise. */
   async take(releaseId: string, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
@@ -123,15 +118,17 @@ export class ReleaseScheduler {
       const release = new RecordedRelease(store, record, { lease, leaseLost: lost.signal });
       // Newest wins: a release that has not changed anything yet, or that was stopped at a safe point
       // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
-      if (record.status === 'accepted' || record.status === 'interrupted') {
-        const overtaken = await this.newerThan(record);
+      const waiting = record.status === 'accepted' || record.status === 'interrupted';
+      const others = waiting ? (await store.releasesOf(record.target)).filter((other) => other.releaseId !== releaseId) : [];
+      if (waiting) {
+        const overtaken = newestAbove(record, others);
         if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
       }
       // One release of a target at a time, also across a crash: a release that has not started waits
       // while another of its target is still half-way (its worker died, or it was interrupted), so it
       // never starts on top of that one's hosts, and the older one never runs after it.
       if (record.status === 'accepted') {
-        const halfway = (await store.releasesOf(record.target)).find((other) => other.releaseId !== releaseId && (other.status === 'running' || other.status === 'interrupted'));
+        const halfway = others.find((other) => other.status === 'running' || other.status === 'interrupted');
         if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
       }
       const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal });
@@ -142,13 +139,6 @@ export class ReleaseScheduler {
       clearInterval(renewal);
       if (!lost.signal.aborted) await store.releaseLease(held).catch((error: unknown) => logger.warn({ err: error }, 'giving the lease up failed; it expires on its own'));
     }
-  }
-
-  /** The newest release of the same target that is newer than this one and not itself refused or superseded. */
-  private async newerThan(record: ReleaseRecord): Promise<TargetRelease | undefined> {
-    const mine = { createdAt: record.request.createdAt, releaseId: record.releaseId };
-    const others = (await this.deps.store.releasesOf(record.target)).filter((other) => other.releaseId !== record.releaseId && other.status !== 'refused' && other.status !== 'superseded' && newer(other, mine));
-    return others.sort((a, b) => (newer(a, b) ? -1 : 1))[0];
   }
 
   private async supersede(release: RecordedRelease, by: TargetRelease, logger: Logger): Promise<RolloutOutcome> {

@@ -21,7 +21,9 @@ export interface RepairDeps {
 }
 
 export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'): Promise<void> {
-  // Releases that changed something first: a waiting one must not start before them.
+  // Releases that changed something are handed over first. They all start at once, so this is no
+  // guarantee: what keeps a waiting release from starting before them is the scheduler's check for
+  // a release of its target still half-way.
   const unfinished = (await deps.store.unfinished()).sort((a, b) => Number(a.status === 'accepted') - Number(b.status === 'accepted'));
   if (when === 'start') {
     if (unfinished.length === 0) deps.logger.info('no unfinished release found at start');

@@ -156,11 +156,34 @@ function harness(options: HarnessOptions = {}) {
     return new RecordedRelease(store, left);
   }
 
+  /** The worker dies (its lease lost) right after host `i`'s old container is stopped, mid-swap. */
+  function dieAfterStopOn(i: number, died: AbortController) {
+    const host = hosts.get(`10.0.0.${i}`)!;
+    const stop = host.stop.bind(host);
+    host.stop = async (key: string) => {
+      await stop(key);
+      died.abort(new Error('the worker was killed'));
+    };
+  }
+
+  /** Host `i`'s new container exits, and its previous one is removed from under the release: nothing to go back to. */
+  function failWithNothingToGoBackTo(i: number) {
+    const host = hosts.get(`10.0.0.${i}`)!;
+    host.behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
+    const remove = host.remove.bind(host);
+    host.remove = async (key: string) => {
+      await remove(key);
+      for (const c of await host.list({})) if (c.name.startsWith('ingest-previous-')) await remove(c.id);
+    };
+  }
+
   return {
     hosts,
     running,
     connector,
     releaseUntilDeath,
+    dieAfterStopOn,
+    failWithNothingToGoBackTo,
     /** A host that joins the target (Auto Scaling launched it, say). */
     addHost(i: number) {
       const address = `10.0.0.${i}`;
@@ -312,13 +335,7 @@ describe('the release runner', () => {
 
   it('reports a host it could not put back as needing attention, and the release as failed, not rolled back', async () => {
     const h = harness({ hosts: 2 });
-    h.host(1).behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
-    const remove = h.host(1).remove.bind(h.host(1));
-    // The old container is removed from under the release: there is nothing to go back to.
-    h.host(1).remove = async (key: string) => {
-      await remove(key);
-      for (const c of await h.host(1).list({})) if (c.name.startsWith('ingest-previous-')) await remove(c.id);
-    };
+    h.failWithNothingToGoBackTo(1);
     const { outcome, recorded } = await h.release('v2');
     assert.equal(outcome.status, 'failed');
     assert.equal(recorded.record.status, 'failed');
@@ -470,13 +487,7 @@ describe('the release runner', () => {
 
   it('carries a host caught mid-swap to its end when it cannot be reached for a while after the worker died', async () => {
     const h = harness({ hosts: 2 });
-    const left = await h.releaseUntilDeath('v2', (died) => {
-      const stop = h.host(1).stop.bind(h.host(1));
-      h.host(1).stop = async (key: string) => {
-        await stop(key);
-        died.abort(new Error('the worker was killed'));
-      };
-    });
+    const left = await h.releaseUntilDeath('v2', (died) => h.dieAfterStopOn(1, died));
     assert.equal(left.record.hosts['i-1']!.progress, 'in-progress');
     assert.deepEqual(h.host(1).live(), [], 'h1 is left with its old container stopped and the new one not started');
     // The host is rebooting when the release is taken up: more refusals than the first attempts.
@@ -489,13 +500,7 @@ describe('the release runner', () => {
 
   it('puts a host caught mid-swap back when it stays out of reach past policy.hostRetrySeconds, then answers while the release goes back', async () => {
     const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, hostRetrySeconds: 0 } } });
-    const left = await h.releaseUntilDeath('v2', (died) => {
-      const stop = h.host(1).stop.bind(h.host(1));
-      h.host(1).stop = async (key: string) => {
-        await stop(key);
-        died.abort(new Error('the worker was killed'));
-      };
-    });
+    const left = await h.releaseUntilDeath('v2', (died) => h.dieAfterStopOn(1, died));
     h.connector.refusing.set('10.0.0.1', 4);
     const { outcome, recorded } = await h.release('v2', { record: left });
     assert.equal(outcome.status, 'rolled-back', 'not failed: the host was put back once it answered');
@@ -521,11 +526,7 @@ describe('the release runner', () => {
         }
         return ['in-service'];
       };
-      const stop = h.host(3).stop.bind(h.host(3));
-      h.host(3).stop = async (key: string) => {
-        await stop(key);
-        died.abort(new Error('the worker was killed'));
-      };
+      h.dieAfterStopOn(3, died);
     });
     assert.equal(left.record.hosts['i-2']!.progress, 'gone');
     const { outcome } = await h.release('v2', { record: left });
@@ -563,12 +564,7 @@ describe('the release runner', () => {
   it('leaves a released host on the new image rather than roll it back below minHealthy, and says so', async () => {
     const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, onFailure: 'all' } } });
     // h2's new container exits and its previous one is gone: h2 cannot be put back and stays out.
-    h.host(2).behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
-    const remove = h.host(2).remove.bind(h.host(2));
-    h.host(2).remove = async (key: string) => {
-      await remove(key);
-      for (const c of await h.host(2).list({})) if (c.name.startsWith('ingest-previous-')) await remove(c.id);
-    };
+    h.failWithNothingToGoBackTo(2);
     const { outcome, recorded } = await h.release('v2');
     assert.equal(outcome.status, 'failed');
     assert.equal(h.lbs.fewestInService, 2, 'never fewer than minHealthy (2 of 3) in service');

@@ -25,8 +25,8 @@ async function recorded(store: MemoryReleaseStore, tag: string, createdAt: Date,
   return record.releaseId;
 }
 
-function scheduler(store: MemoryReleaseStore, rollout: RecordingRollout) {
-  return new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal });
+function scheduler(store: MemoryReleaseStore, rollout: Rollout, onTargetFree?: (target: string) => void) {
+  return new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, ...(onTargetFree ? { onTargetFree } : {}) });
 }
 
 describe('the release scheduler after a crash', () => {
@@ -96,7 +96,7 @@ describe('the release scheduler and the sweeps', () => {
     const waiting = await recorded(store, 'v2', new Date(), 'accepted');
     assert.ok(await store.acquireLease('data/ingest/staging', 'other-worker', 30_000), 'the other worker holds the target');
     const freed: string[] = [];
-    const scheduling = new ReleaseScheduler({ store, rollout: new RecordingRollout(), releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, onTargetFree: (target) => freed.push(target) });
+    const scheduling = scheduler(store, new RecordingRollout(), (target) => freed.push(target));
     const taken = await scheduling.take(waiting, capturingLogger().logger, 'takeover');
     assert.equal(taken.status, 'busy');
     assert.deepEqual(freed, [], 'nothing freed up on this worker');
@@ -109,7 +109,7 @@ describe('the release scheduler and the sweeps', () => {
   it('a sweep starts a long release and returns at once, so the next sweep takes up a release of another target while the long one runs', async () => {
     const store = new MemoryReleaseStore();
     const rollout = new GatedRollout('production');
-    const scheduling = new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal });
+    const scheduling = scheduler(store, rollout);
     const repair = { store, scheduler: scheduling, logger: capturingLogger().logger, started: new Set<Promise<void>>() };
     const long = await recorded(store, 'v1', new Date(), 'accepted', 'production');
 
