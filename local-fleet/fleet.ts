@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { BRIDGE_ADDRESS, BUILDER, CGROUP_PARENT, FLEET_FILE, hostLayout, MAX_HOSTS, REGISTRY, REGISTRY_ADDRESS, RUN_DIR, SSH, STATE_DIR, type HostLayout } from './layout.js';
+import { BRIDGE_ADDRESS, BUILDER, CGROUP_PARENT, DEPLOY_USERS, FLEET_FILE, HOST_ENGINE_SOCKET, hostLayout, MAX_HOSTS, REGISTRY, REGISTRY_ADDRESS, RUN_DIR, SSH, STATE_DIR, type HostLayout } from './layout.js';
 import { livePid } from './processes.js';
 import { assertPrerequisites } from './prerequisites.js';
 import { ensureBridge, fleetLinks, fleetNamespaces, releaseNamespaceDirectory, removeBridge, setHostLink } from './network.js';
 import { bringUpHost, hostFromName, tearDownHost } from './hosts.js';
 import { ensureClientKey, rotateHostKey, writeKnownHosts } from './ssh-keys.js';
+import { ensureDeployUsers } from './deploy-users.js';
 import { startRegistry, stopRegistry, type RegistryCredentials } from './registry.js';
 import { ensureTestImages, imageRefs, type ImageRefs } from './test-images.js';
 import { stopEngine, startEngine } from './engine.js';
@@ -76,7 +77,17 @@ export interface FleetFaults {
 
 export interface Fleet {
   readonly hosts: FleetHost[];
-  readonly ssh: { readonly user: 'root'; readonly privateKeyPath: string; readonly publicKeyPath: string; readonly knownHostsPath: string };
+  readonly ssh: {
+    /** The deploy user (docker group, plain shell) every worker logs in as. */
+    readonly user: string;
+    /** A deploy user whose login shell takes longer than a connection's deadline. */
+    readonly slowLoginUser: string;
+    readonly privateKeyPath: string;
+    readonly publicKeyPath: string;
+    readonly knownHostsPath: string;
+    /** Where each host's engine is, seen over SSH (ssh.engineSocket). */
+    readonly engineSocket: string;
+  };
   readonly registry: { readonly address: string; readonly username: string; readonly password: string };
   readonly images: ImageRefs;
   /** Replaced by resetAws() (instance IDs and ARNs change); read it again after a reset. */
@@ -171,6 +182,7 @@ export async function fleetUp(options: FleetUpOptions = {}): Promise<Fleet> {
   await stopEngine(BUILDER); // only ever running during an image build
   await ensureBridge();
   await ensureClientKey();
+  await ensureDeployUsers();
   step('network ready');
 
   // Independent parts side by side: moto, the registry and its images, the hosts.
@@ -244,7 +256,14 @@ export async function fleetUp(options: FleetUpOptions = {}): Promise<Fleet> {
         target: specFor(host).target,
       }));
     },
-    ssh: { user: 'root', privateKeyPath: SSH.clientKey, publicKeyPath: `${SSH.clientKey}.pub`, knownHostsPath: SSH.knownHosts },
+    ssh: {
+      user: DEPLOY_USERS.deploy,
+      slowLoginUser: DEPLOY_USERS.slowLogin,
+      privateKeyPath: SSH.clientKey,
+      publicKeyPath: `${SSH.clientKey}.pub`,
+      knownHostsPath: SSH.knownHosts,
+      engineSocket: HOST_ENGINE_SOCKET,
+    },
     registry: { address: REGISTRY_ADDRESS, username: credentials.username, password: credentials.password },
     images,
     get aws() {

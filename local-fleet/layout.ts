@@ -90,9 +90,21 @@ export const REGISTRY = {
 
 export const SSH = {
   clientKey: join(STATE_DIR, 'ssh', 'id_ed25519'),
-  authorizedKeys: join(STATE_DIR, 'ssh', 'authorized_keys'),
+  /** One authorized_keys per user (named after it), readable by that user. */
+  authorizedKeysDir: join(STATE_DIR, 'ssh-authorized-keys'),
   knownHosts: join(STATE_DIR, 'ssh', 'known_hosts'),
 } as const;
+
+/** The accounts the worker logs in as: a deploy user in the docker group, and one with a slow login shell. */
+export const DEPLOY_USERS = { deploy: 'hm-deploy', slowLogin: 'hm-deploy-slow' } as const;
+
+/**
+ * Where every host's engine socket is, as seen by what runs under its sshd: each sshd has a mount
+ * namespace of its own in which this folder is the host's run folder, so one configured path
+ * (ssh.engineSocket) reaches each host's own engine, as /var/run/docker.sock does on real hosts.
+ */
+export const HOST_ENGINE_DIR = join(RUN_DIR, 'engine');
+export const HOST_ENGINE_SOCKET = join(HOST_ENGINE_DIR, 'docker.sock');
 
 export const MOTO = {
   pidFile: join(RUN_DIR, 'moto', 'moto.pid'),

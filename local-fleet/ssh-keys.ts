@@ -14,7 +14,6 @@ async function ensureKey(path: string, comment: string): Promise<void> {
 
 export async function ensureClientKey(): Promise<void> {
   await ensureKey(SSH.clientKey, 'harbormaster-fleet-worker');
-  writeFileSync(SSH.authorizedKeys, readFileSync(`${SSH.clientKey}.pub`), { mode: 0o600 });
 }
 
 /** A new host key for the host (its sshd must be restarted to present it). */

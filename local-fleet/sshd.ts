@@ -1,21 +1,24 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SSH, type HostLayout } from './layout.js';
+import { HOST_ENGINE_DIR, HOST_ENGINE_SOCKET, SSH, type HostLayout } from './layout.js';
 import { livePid, spawnDaemon, stopByPidFile, waitFor } from './processes.js';
 import { connect } from 'node:net';
 import { findProgram } from './prerequisites.js';
 
-// One OpenSSH server per host, inside the host's network namespace (nsenter --net only: the mount
-// namespace stays the machine's, see LOCAL-FLEET.md). Root logs in with the fleet's client key only;
-// DOCKER_HOST points `docker` at this host's own engine, and stream-local forwarding lets the worker
-// carry the Docker API over its one SSH connection to the engine's socket.
+// One OpenSSH server per host, inside the host's network namespace (nsenter --net: the engines keep
+// the machine's mount namespace, see LOCAL-FLEET.md). The sshd alone gets a mount namespace of its
+// own, in which HOST_ENGINE_DIR is this host's run folder: every host's engine is at one path
+// (HOST_ENGINE_SOCKET), as /var/run/docker.sock is on real hosts, so one ssh.engineSocket serves the
+// whole fleet. The deploy users (and root) log in with the fleet's client key only; DOCKER_HOST points
+// `docker` at the engine for people, and stream-local forwarding lets the worker carry the Docker API
+// over its one SSH connection to the engine's socket, with no shell run.
 
 function sshdConfig(host: HostLayout): string {
   return [
     `ListenAddress ${host.address}:22`,
     `HostKey ${host.sshHostKey}`,
     `PidFile ${host.sshdPidFile}`,
-    `AuthorizedKeysFile ${SSH.authorizedKeys}`,
+    `AuthorizedKeysFile ${SSH.authorizedKeysDir}/%u`,
     'PermitRootLogin prohibit-password',
     'PubkeyAuthentication yes',
     'PasswordAuthentication no',
@@ -29,7 +32,7 @@ function sshdConfig(host: HostLayout): string {
     'MaxStartups 100:30:200',
     'MaxSessions 50',
     'LogLevel ERROR',
-    `SetEnv DOCKER_HOST=unix://${host.dockerSocket}`,
+    `SetEnv DOCKER_HOST=unix://${HOST_ENGINE_SOCKET}`,
     'Subsystem sftp internal-sftp',
     '',
   ].join('\n');
@@ -60,8 +63,16 @@ export async function startSshd(host: HostLayout): Promise<void> {
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation directory
   writeFileSync(host.sshdConfig, sshdConfig(host));
   const sshd = findProgram('sshd') ?? '/usr/sbin/sshd';
-  // -D keeps it in the foreground so the PID we get is sshd's own; -e sends its log to our file.
-  const pid = spawnDaemon('nsenter', [`--net=${host.namespacePath}`, sshd, '-D', '-e', '-f', host.sshdConfig], host.sshdLog);
+  mkdirSync(HOST_ENGINE_DIR, { recursive: true, mode: 0o755 });
+  // -D keeps it in the foreground so the PID we get is sshd's own (nsenter, unshare and sh each exec
+  // the next); -e sends its log to our file. The bind is private to this sshd's mount namespace.
+  const runDir = dirname(host.dockerSocket);
+  const script = `mount --bind "$1" "$2" && exec "$3" -D -e -f "$4"`;
+  const pid = spawnDaemon(
+    'nsenter',
+    [`--net=${host.namespacePath}`, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'sshd-in-namespace', runDir, HOST_ENGINE_DIR, sshd, host.sshdConfig],
+    host.sshdLog,
+  );
   writeFileSync(host.sshdPidFile, `${pid}\n`);
   await waitFor(`sshd of ${host.name} on ${host.address}:22`, () => portOpen(host.address, 22), 10_000);
 }

@@ -25,6 +25,8 @@ export interface FleetWorkerOptions {
   readonly sharedState?: boolean;
   readonly leaseSeconds?: number;
   readonly parallelReleases?: number;
+  /** The account the worker logs in as; default the fleet's deploy user. */
+  readonly sshUser?: string;
 }
 
 export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOptions) {
@@ -38,7 +40,7 @@ export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOption
     ...(options.leaseSeconds !== undefined ? { leaseSeconds: options.leaseSeconds } : {}),
     ...(options.parallelReleases !== undefined ? { parallelReleases: options.parallelReleases } : {}),
     log: { level: options.logLevel ?? 'info' },
-    ssh: { user: fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath, connectTimeoutSeconds: 5 },
+    ssh: { user: options.sshUser ?? fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath, engineSocket: fleet.ssh.engineSocket, connectTimeoutSeconds: 5 },
     chat: { webhook: { env: FLEET_SECRET_ENV.chatWebhook }, retryWindowSeconds: 120 },
     releases: [
       {

@@ -43,9 +43,14 @@ const httpCheck = z
   })
   .strict();
 
+/** A unix socket path on the hosts. */
+const socketPath = z.string().regex(/^\/[A-Za-z0-9._\/-]+$/, 'an engine socket is an absolute path such as /var/run/docker.sock');
+
 const rolloutSettings = z
   .object({
     container: containerSettings,
+    /** The release's hosts' engine socket, over ssh.engineSocket. */
+    engineSocket: socketPath.optional(),
     health: httpCheck
       .extend({
         timeoutSeconds: seconds('timeoutSeconds', 1, 3600).default(60),
@@ -218,6 +223,12 @@ export const workerConfigSchema = z
         /** OpenSSH known_hosts with every host's key: unknown or changed keys are refused. */
         knownHostsFile: z.string().startsWith('/'),
         port: z.number().int().min(1).max(65535).default(22),
+        /**
+         * The Docker engine's socket on every host, reached over the SSH connection (a stream-local
+         * forward; no shell runs). Default: the first of /var/run/docker.sock and /run/docker.sock that
+         * answers a ping. Confirmed by a ping on every connection either way.
+         */
+        engineSocket: socketPath.optional(),
         connectTimeoutSeconds: seconds('connectTimeoutSeconds', 1, 300).default(10),
         /** Deadline of any engine call (a stop gets the container's stop timeout on top). */
         callTimeoutSeconds: seconds('callTimeoutSeconds', 1, 600).default(30),

@@ -3,7 +3,7 @@ import type { Client } from 'ssh2';
 import type { Logger } from 'pino';
 import { createOptionsFor, containerInfoFrom, labelFilter, STATES } from './container-mapping.js';
 import type { EngineSocket } from './engine-socket.js';
-import { ContainerNotFoundError, EngineError, EngineTimeoutError, HostUnreachableError, PullError } from './host-errors.js';
+import { ContainerNotFoundError, EngineError, EngineTimeoutError, EngineUnavailableError, HostUnreachableError, PullError } from './host-errors.js';
 import type { ContainerInfo, ContainerSpec, ContainerSummary, HostSession, RegistryAuth } from './host-session.js';
 import { classifyPullFailure, progressEventError } from './pull-failure.js';
 import { ForwardOpenError, StreamLocalAgent } from './stream-local-agent.js';
@@ -87,7 +87,7 @@ export class DockerHostSession implements HostSession {
     if (this.lost) return new HostUnreachableError(this.address, `SSH connection lost during docker ${operation}: ${this.lost.message}`, error);
     if (error instanceof ForwardOpenError) {
       const reason = (error.cause as Error | undefined)?.message ?? error.message;
-      return new EngineError(this.address, operation, `engine socket ${error.socketPath} not reachable over SSH (${reason}); is the engine running?`, undefined, error);
+      return new EngineUnavailableError(this.address, operation, `engine socket ${error.socketPath} not reachable over SSH (${reason}); is the engine running?`, error);
     }
     return new EngineError(this.address, operation, engineMessage(error), statusOf(error), error);
   }

@@ -60,6 +60,16 @@ export class EngineError extends HostError {
   }
 }
 
+/**
+ * The engine's socket cannot be reached over SSH (the engine stopped or restarting, the socket not
+ * there yet): the host does not answer for now, as when it cannot be reached at all.
+ */
+export class EngineUnavailableError extends EngineError {
+  constructor(address: string, operation: string, detail: string, cause?: unknown) {
+    super(address, operation, detail, undefined, cause);
+  }
+}
+
 /** The engine did not answer a call within its deadline: wedged, overloaded, or the host cut off. */
 export class EngineTimeoutError extends EngineError {
   readonly timeoutMs: number;

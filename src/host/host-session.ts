@@ -73,7 +73,12 @@ export interface HostSession {
   close(): Promise<void>;
 }
 
+export interface ConnectOptions {
+  /** The engine's socket on this host, over the connector's own (a release's rollout.engineSocket). */
+  readonly engineSocket?: string;
+}
+
 export interface HostConnector {
-  /** Opens the host's SSH connection, verifying its host key; rejects with the reason (unreachable, key mismatch...). */
-  connect(address: string, signal?: AbortSignal): Promise<HostSession>;
+  /** Opens the host's SSH connection, verifying its host key; rejects with the reason (unreachable, key mismatch, no engine answering...). */
+  connect(address: string, signal?: AbortSignal, options?: ConnectOptions): Promise<HostSession>;
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
-import { EngineTimeoutError, HostUnreachableError } from './host-errors.js';
-import type { ContainerInfo, ContainerSpec, ContainerSummary, HostConnector, HostSession, RegistryAuth } from './host-session.js';
+import { EngineTimeoutError, EngineUnavailableError, HostUnreachableError } from './host-errors.js';
+import type { ConnectOptions, ContainerInfo, ContainerSpec, ContainerSummary, HostConnector, HostSession, RegistryAuth } from './host-session.js';
 
 // A host session that outlives its SSH connection. A dropped connection (a network blip, sshd or the
 // engine restarted) is opened again on the next call, a few times with backoff; a call that timed out
@@ -17,11 +17,13 @@ export interface ReconnectOptions {
   readonly logger?: Logger;
   /** Told when a lost connection is open again after failed attempts, or is given up on (chat). */
   readonly onReconnect?: (event: { address: string; ok: boolean; attempts: number; reason: string }) => void;
+  /** What every connection of the session is opened with (the release's engine socket). */
+  readonly connectWith?: ConnectOptions;
 }
 
 type Broken = { readonly broken?: boolean };
 
-const isLoss = (error: unknown) => error instanceof HostUnreachableError || error instanceof EngineTimeoutError;
+const isLoss = (error: unknown) => error instanceof HostUnreachableError || error instanceof EngineTimeoutError || error instanceof EngineUnavailableError;
 
 export class ReconnectingHostSession implements HostSession {
   private current: (HostSession & Broken) | undefined;
@@ -54,7 +56,7 @@ export class ReconnectingHostSession implements HostSession {
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {
-        this.current = (await this.connector.connect(this.address)) as HostSession & Broken;
+        this.current = (await this.connector.connect(this.address, undefined, this.options.connectWith)) as HostSession & Broken;
         this.options.logger?.info({ host: this.address, attempt }, 'SSH session opened again');
         if (attempt > 1) this.options.onReconnect?.({ address: this.address, ok: true, attempts: attempt, reason: (lastError as Error).message });
         return this.current;
@@ -128,8 +130,8 @@ export class ReconnectingConnector implements HostConnector {
     private readonly options: ReconnectOptions = {},
   ) {}
 
-  async connect(address: string, signal?: AbortSignal): Promise<HostSession> {
-    const first = await this.connector.connect(address, signal);
-    return new ReconnectingHostSession(address, first, this.connector, this.options);
+  async connect(address: string, signal?: AbortSignal, options?: ConnectOptions): Promise<HostSession> {
+    const first = await this.connector.connect(address, signal, options);
+    return new ReconnectingHostSession(address, first, this.connector, { ...this.options, ...(options ? { connectWith: options } : {}) });
   }
 }

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { DockerHostSession, type EngineDeadlines } from './docker-host-session.js';
-import { discoverEngineSocket, type EngineSocket } from './engine-socket.js';
-import { HostUnreachableError } from './host-errors.js';
-import type { HostConnector } from './host-session.js';
+import { EngineSocketNotFound, findEngineSocket, type EngineSocket } from './engine-socket.js';
+import { EngineUnavailableError, HostUnreachableError } from './host-errors.js';
+import type { ConnectOptions, HostConnector } from './host-session.js';
 import { KnownHosts } from './known-hosts.js';
 import { openSshConnection } from './ssh-connection.js';
 
@@ -10,10 +10,10 @@ import { openSshConnection } from './ssh-connection.js';
 // API call is an HTTP request on a stream-local forward (a channel of that connection) to the engine's
 // unix socket. No new handshake per call, unlike dockerode's `protocol: 'ssh'`.
 //
-// Engine socket: `dockerSocket` when given. Otherwise it is discovered once per connection, because a
-// stream-local forward names a path and never reads the login environment: `echo "$DOCKER_HOST"` runs
-// over the same connection (exec channel) and a unix:///path value is used; empty, non-unix or failed
-// falls back to /var/run/docker.sock.
+// Engine socket: the one a connect names (a release's rollout.engineSocket), else `engineSocket` (the
+// worker's ssh.engineSocket), else the first of Docker's usual sockets that answers; in every case
+// confirmed by a ping over a forward before the session is handed out (engine-socket.ts). No shell
+// runs on the host. No engine answering is EngineUnavailableError: a host that does not answer now.
 //
 // Host keys: only a key that `knownHosts` lists for the address (`[address]:port` when the port is not
 // 22; plain, hashed and wildcard names) is accepted; an unknown host or a different key is refused with
@@ -35,8 +35,10 @@ export interface SshHostConnectorOptions {
   readonly port?: number;
   /** TCP connect, handshake and authentication together; default 10 s. */
   readonly connectTimeoutMs?: number;
-  /** The engine's socket on the host; default: discovered from the host's DOCKER_HOST, else /var/run/docker.sock. */
-  readonly dockerSocket?: string;
+  /** The engine's socket on every host; default: the first of Docker's usual sockets that answers. */
+  readonly engineSocket?: string;
+  /** Where to look, in order, when no socket is configured; default Docker's usual sockets. */
+  readonly engineSocketCandidates?: readonly string[];
   readonly logger?: Logger;
 }
 
@@ -63,7 +65,7 @@ export class SshHostConnector implements HostConnector {
     return this.parsed.hosts;
   }
 
-  async connect(address: string, signal?: AbortSignal): Promise<DockerHostSession> {
+  async connect(address: string, signal?: AbortSignal, options: ConnectOptions = {}): Promise<DockerHostSession> {
     const log = this.options.logger?.child({ host: address });
     const started = performance.now();
     const client = await openSshConnection({
@@ -86,21 +88,21 @@ export class SshHostConnector implements HostConnector {
     client.once('close', onClose);
     let engineSocket: EngineSocket;
     try {
-      engineSocket = this.options.dockerSocket
-        ? { path: this.options.dockerSocket, source: 'option' }
-        : await discoverEngineSocket(client, this.connectTimeoutMs);
+      engineSocket = await findEngineSocket(client, options.engineSocket ?? this.options.engineSocket, this.connectTimeoutMs, this.options.engineSocketCandidates);
       signal?.throwIfAborted();
       if (failure) throw new HostUnreachableError(address, `connection lost right after the handshake: ${failure.message}`, failure);
     } catch (error) {
       client.on('error', () => undefined);
       client.destroy();
+      if (failure) throw new HostUnreachableError(address, `connection lost right after the handshake: ${failure.message}`, failure);
+      if (error instanceof EngineSocketNotFound) throw new EngineUnavailableError(address, 'ping', `${error.message}; is the engine running? (set ssh.engineSocket if it listens elsewhere)`, error);
       throw error;
     } finally {
       client.removeListener('error', onError);
       client.removeListener('close', onClose);
     }
     const session = new DockerHostSession(address, client, engineSocket, log, this.options.deadlines);
-    log?.info({ ms: Math.round(performance.now() - started), engineSocket: engineSocket.path, engineSocketFrom: engineSocket.source, note: engineSocket.note }, 'SSH session open');
+    log?.info({ ms: Math.round(performance.now() - started), engineSocket: engineSocket.path, engineSocketFrom: engineSocket.source }, 'SSH session open');
     return session;
   }
 }

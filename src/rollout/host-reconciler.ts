@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpCheck, ProbeResult } from '../health/http-probe.js';
-import { isTransient } from '../aws/transient.js';
-import { ContainerNotFoundError, EngineTimeoutError, HostUnreachableError } from '../host/host-errors.js';
+import { ContainerNotFoundError } from '../host/host-errors.js';
+import { isPassing } from './passing-failures.js';
 import type { ContainerInfo, HostSession } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
@@ -60,11 +60,6 @@ const hostLabel = (host: HostRecord) => host.name ?? host.address;
 
 class SmokeFailed extends Error {
   override name = 'SmokeFailed';
-}
-
-/** A failure that may pass by itself: the host or its engine out of reach for a moment, AWS throttling. */
-export function isPassing(error: unknown): boolean {
-  return error instanceof HostUnreachableError || error instanceof EngineTimeoutError || isTransient(error);
 }
 
 function refOf(plan: RecordedPlan, key: string): LoadBalancerRef {

@@ -19,7 +19,8 @@ import { LeaseLostError } from '../state/release-store.js';
 import type { InstanceFinder, TargetInstance } from '../target/target-instances.js';
 import { containerSpec } from './container-spec.js';
 import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
-import { isPassing, reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
+import { isPassing, isPassingAtPreflight, waitOutPassing } from './passing-failures.js';
+import { reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
 import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
 import { outcomeOf, type Rollout, type RolloutContext, type RolloutOutcome } from './rollout.js';
 import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
@@ -136,16 +137,44 @@ export class ReleaseRunner implements Rollout {
   /** Every host reachable over SSH with its engine answering; with `pull`, the image pulled everywhere. */
   async preflight(
     hosts: ReadonlyArray<{ instanceId: string; address: string; name?: string | undefined }>,
-    options: { image: string; auth: RegistryAuth | undefined; pull: boolean; concurrency: number; run: StepRunner; startCheck?: { spec: ContainerSpec; seconds: number } },
+    options: {
+      image: string;
+      auth: RegistryAuth | undefined;
+      pull: boolean;
+      concurrency: number;
+      run: StepRunner;
+      startCheck?: { spec: ContainerSpec; seconds: number };
+      /** The release's engine socket, over the connector's own. */
+      engineSocket?: string | undefined;
+      /** A host that does not answer for now is tried again this long (policy.hostRetrySeconds); default not at all. */
+      retry?: { windowMs: number; stop: AbortSignal; onWaiting: (host: string, step: string, reason: string, windowMs: number) => void };
+    },
   ): Promise<Map<string, HostSession>> {
     const sessions = new Map<string, HostSession>();
-    const results = await bounded(hosts, options.concurrency, async (host) => {
-      const session = await options.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address));
-      sessions.set(host.instanceId, session);
-      await options.run('engine', hostLabel(host), () => session.ping());
-      // Pulled everywhere before any host leaves service: an unpullable image stops the release here.
-      if (options.pull) await options.run('pull', hostLabel(host), () => session.pull(options.image, options.auth));
-    });
+    const connectWith = options.engineSocket ? { engineSocket: options.engineSocket } : undefined;
+    const retry = options.retry;
+    const results = await bounded(hosts, options.concurrency, (host) =>
+      waitOutPassing(
+        async () => {
+          let session = sessions.get(host.instanceId);
+          if (!session) {
+            session = await options.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, undefined, connectWith));
+            sessions.set(host.instanceId, session);
+          }
+          const open = session;
+          await options.run('engine', hostLabel(host), () => open.ping());
+          // Pulled everywhere before any host leaves service: an unpullable image stops the release here.
+          if (options.pull) await options.run('pull', hostLabel(host), () => open.pull(options.image, options.auth));
+        },
+        {
+          windowMs: retry?.windowMs ?? 0,
+          passing: isPassingAtPreflight,
+          backoffMs: this.effects.reconnectBackoffMs ?? 1_000,
+          ...(retry ? { stop: retry.stop } : {}),
+          onWaiting: (error, windowMs) => retry?.onWaiting(hostLabel(host), error instanceof StepFailure ? error.step : 'connect', error instanceof StepFailure ? error.reason : (error as Error).message, windowMs),
+        },
+      ),
+    );
     const first = hosts[0]!;
     if (options.startCheck && options.startCheck.seconds > 0 && results[0]?.status === 'fulfilled') {
       const check = options.startCheck;
@@ -221,6 +250,12 @@ export class ReleaseRunner implements Rollout {
         concurrency: settings.policy.pullConcurrency,
         run: steps.run,
         startCheck: { spec: startCheckSpec(spec, releaseId), seconds: settings.policy.startCheckSeconds },
+        engineSocket: settings.engineSocket,
+        retry: {
+          windowMs: settings.policy.hostRetrySeconds * 1000,
+          stop: context.stopRequested,
+          onWaiting: (host, step, reason, windowMs) => this.effects.chat.post(say.hostTrouble({ target, host, step, reason, retryingForMs: windowMs, goingBack: false })),
+        },
       });
       const open = sessions;
       const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
@@ -326,12 +361,13 @@ export class ReleaseRunner implements Rollout {
     const sessions = new Map<string, HostSession>();
     const forward = release.record.direction === 'forward';
     const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
+    const connectWith = plan.settings.engineSocket ? { engineSocket: plan.settings.engineSocket } : undefined;
     const results = await bounded(hosts, plan.settings.policy.pullConcurrency, async (host) => {
       const needsImage = forward && host.progress !== 'released' && host.progress !== 'kept';
       let lastError: unknown;
       for (let attempt = 1; ; attempt += 1) {
         try {
-          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address)));
+          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, undefined, connectWith)));
           sessions.set(host.instanceId, session);
           if (needsImage) await steps.run('pull', hostLabel(host), () => session.pull(release.record.request.image, this.effects.registryAuth(release.record.request)));
           return;
@@ -340,14 +376,14 @@ export class ReleaseRunner implements Rollout {
           context.leaseLost?.throwIfAborted();
           // Asked to stop: no more waiting here; the release goes to its safe point from what it has.
           if (context.stopRequested.aborted) break;
-          const passing = isPassing(error instanceof StepFailure ? error.cause : error);
+          const passing = isPassing(error);
           if (attempt >= 3 && (!needsImage || !passing || Date.now() >= retryUntil)) break;
           await this.backOff(attempt, context);
         }
       }
       if (!sessions.has(host.instanceId)) {
         log.warn({ host: hostLabel(host), reason: (lastError as Error).message }, 'host cannot be reached now; it is tried again when the release gets to it');
-        sessions.set(host.instanceId, new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1 }));
+        sessions.set(host.instanceId, new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1, ...(connectWith ? { connectWith } : {}) }));
       }
       if (needsImage && !context.stopRequested.aborted) throw lastError;
     });
@@ -671,7 +707,7 @@ export class ReleaseRunner implements Rollout {
     const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
     for (let attempt = 1; !joined; attempt += 1) {
       try {
-        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run });
+        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run, engineSocket: plan.settings.engineSocket });
       } catch (error) {
         context.leaseLost?.throwIfAborted();
         if (attempt < 3 || (Date.now() < retryUntil && !context.stopRequested.aborted)) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fleetUp, recordedFleet, type Fleet, type FleetHost } from '../../local-fleet/fleet.js';
-import { ContainerNotFoundError, EngineError, HostKeyError, HostUnreachableError, PullError } from '../../src/host/host-errors.js';
+import { ContainerNotFoundError, EngineError, EngineUnavailableError, HostKeyError, HostUnreachableError, PullError } from '../../src/host/host-errors.js';
 import type { ContainerInfo, ContainerSpec, HostSession } from '../../src/host/host-session.js';
 import { fingerprintOf } from '../../src/host/known-hosts.js';
 import { SshHostConnector, type SshHostConnectorOptions } from '../../src/host/ssh-host-connector.js';
@@ -109,6 +109,7 @@ describe('SshHostConnector on the local fleet', () => {
       privateKey: readFileSync(fleet.ssh.privateKeyPath),
       knownHosts: readFileSync(fleet.ssh.knownHostsPath, 'utf8'),
       connectTimeoutMs: 5_000,
+      engineSocket: fleet.ssh.engineSocket,
     };
     connector = new SshHostConnector(options);
     volumeDir = mkdtempSync('/tmp/hm-hosttest-volume-');
@@ -135,18 +136,36 @@ describe('SshHostConnector on the local fleet', () => {
     rmSync(volumeDir, { recursive: true, force: true });
   });
 
-  it('pings each host engine: distinct engine ids, socket found from the host DOCKER_HOST', async () => {
+  it('pings each host engine at the configured socket: distinct engine ids', async () => {
     const sessions = await Promise.all([h1, h2, h3].map(connect));
     try {
       const ids = await Promise.all(sessions.map(async (session) => (await session.ping()).engineId));
       assert.equal(new Set(ids).size, 3, `engine ids ${ids.join(', ')}`);
-      sessions.forEach((session, i) => {
+      for (const session of sessions) {
         const { engineSocket } = session as HostSession & { engineSocket: { path: string; source: string } };
-        assert.deepEqual({ path: engineSocket.path, source: engineSocket.source }, { path: [h1, h2, h3][i]!.dockerSocket, source: 'DOCKER_HOST' });
-      });
+        assert.deepEqual({ path: engineSocket.path, source: engineSocket.source }, { path: fleet.ssh.engineSocket, source: 'configured' });
+      }
     } finally {
       await Promise.all(sessions.map((session) => session.close()));
     }
+  });
+
+  it('without a configured socket, finds the first that answers, never running the login shell', async () => {
+    // The slow user's ~/.bashrc sleeps longer than the connect deadline: any shell would miss it.
+    const unconfigured = { ...options, user: fleet.ssh.slowLoginUser, engineSocket: undefined };
+    const finding = new SshHostConnector({ ...unconfigured, engineSocketCandidates: ['/run/no-such-engine.sock', fleet.ssh.engineSocket] });
+    const session = await finding.connect(h2.address);
+    open.push(session);
+    const { engineSocket } = session as HostSession & { engineSocket: { path: string; source: string } };
+    assert.deepEqual({ path: engineSocket.path, source: engineSocket.source }, { path: fleet.ssh.engineSocket, source: 'found' });
+    assert.ok((await session.ping()).engineId);
+
+    const nowhere = new SshHostConnector({ ...unconfigured, engineSocketCandidates: ['/run/no-such-engine.sock', '/run/nor-this.sock'] });
+    await assert.rejects(nowhere.connect(h2.address), (error: unknown) => {
+      assert.ok(error instanceof EngineUnavailableError, String(error));
+      assert.match(error.message, /no Docker engine answers at \/run\/no-such-engine\.sock \(.+\), \/run\/nor-this\.sock/);
+      return true;
+    });
   });
 
   it('carries many Docker calls, sequential and parallel, over ONE SSH connection', async () => {
@@ -315,10 +334,8 @@ describe('SshHostConnector on the local fleet', () => {
       await fleet.faults.startSsh(h3.name);
     }
 
-    const wrongSocket = new SshHostConnector({ ...options, dockerSocket: '/run/no-such-engine.sock' });
-    const session = await wrongSocket.connect(h3.address);
-    open.push(session);
-    await assert.rejects(session.ping(), (error: unknown) => error instanceof EngineError && /\/run\/no-such-engine\.sock/.test(error.message));
-    await session.close();
+    // A configured socket is confirmed at connect: no session on a socket where no engine answers.
+    const wrongSocket = new SshHostConnector({ ...options, engineSocket: '/run/no-such-engine.sock' });
+    await assert.rejects(wrongSocket.connect(h3.address), (error: unknown) => error instanceof EngineUnavailableError && /\/run\/no-such-engine\.sock/.test(error.message));
   });
 });
