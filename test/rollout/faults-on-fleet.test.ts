@@ -1,28 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DeregisterInstancesFromLoadBalancerCommand, RegisterInstancesWithLoadBalancerCommand } from '@aws-sdk/client-elastic-load-balancing';
 import { DeregisterTargetsCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import Docker from 'dockerode';
-import { stringify } from 'yaml';
 import type { Fleet } from '../../local-fleet/fleet.js';
 import { fleetForSuite } from '../support/fleet-suite.js';
-import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
-import { parseWorkerConfig } from '../../src/config/worker-config.js';
-import { createChat, createRollout } from '../../src/rollout/create-rollout.js';
-import type { RolloutOutcome } from '../../src/rollout/rollout.js';
-import type { StepJournal } from '../../src/rollout/step-runner.js';
-import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
-import { RecordedRelease } from '../../src/state/recorded-release.js';
-import { newReleaseRecord } from '../../src/state/release-record.js';
-import { servedRelease } from '../../src/request/acceptance.js';
-import { newReleaseRequest } from '../../src/request/release-request.js';
-import { fleetWorkerEnvironment } from '../support/fleet-release.js';
 import { answer, FleetObserver } from '../support/fleet-observer.js';
-import { capturingLogger, TEST_KEY, TEST_KEY_ENV } from '../support/worker-fixtures.js';
+import { assertStagingWhole, at, FAULT_SSH, fleetEngine, releaseOnFleet, type FleetEngineOptions } from '../support/fleet-engine.js';
 
 // Faults where they happen for real on the local fleet: an engine that stops answering mid-swap, a
 // host cut off during its health wait, sshd restarted between two steps, a registry that stalls during
@@ -31,9 +16,7 @@ import { capturingLogger, TEST_KEY, TEST_KEY_ENV } from '../support/worker-fixtu
 // within the deadlines, and chat saying what happened. The engine runs in this process (its steps
 // drive the faults through a journal), against the fleet's real engines, SSH servers and moto.
 
-/** Short deadlines, so that the faults are noticed quickly. */
-const CALL_TIMEOUT_SECONDS = 3;
-const PULL_STALL_SECONDS = 5;
+const CALL_TIMEOUT_SECONDS = FAULT_SSH.callTimeoutSeconds;
 
 describe('faults on the local fleet', () => {
   const suite = fleetForSuite({ hosts: 4 });
@@ -49,75 +32,10 @@ describe('faults on the local fleet', () => {
     fleet.chat.clear();
   });
 
-  function configFor(policy: Record<string, unknown> = {}) {
-    const object: Record<string, any> = fleetWorkerConfigObject(fleet, {
-      signingKey: { id: TEST_KEY.id, env: TEST_KEY_ENV },
-      stateDirectory: mkdtempSync(join(tmpdir(), 'harbormaster-faults-')),
-      policy: { hostRetrySeconds: 60, ...policy },
-      logLevel: 'debug',
-    });
-    object.ssh = { ...object.ssh, callTimeoutSeconds: CALL_TIMEOUT_SECONDS, pullStallSeconds: PULL_STALL_SECONDS, connectTimeoutSeconds: 3 };
-    return parseWorkerConfig(stringify(object));
-  }
-
-  /** One worker's engine, as `harbormaster worker` wires it: released one request after another. */
-  function engine(options: { journal?: StepJournal; policy?: Record<string, unknown> } = {}) {
-    const config = configFor(options.policy);
-    const env = fleetWorkerEnvironment(fleet);
-    const { logger, lines } = capturingLogger();
-    const chat = createChat(config, logger, env);
-    const wiring = createRollout(config, logger, chat, env, { pollMs: 100, ...(options.journal ? { journal: options.journal } : {}) });
-    const store = new MemoryReleaseStore();
-    return {
-      lines,
-      close: () => wiring.close(),
-      async release(tag: string) {
-        const built = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment: 'staging' }, image: `${fleet.registry.address}/data/ingest:${tag}`, requestedBy: 'ci-bot', source: {} });
-        assert.ok(built.ok);
-        const served = servedRelease(built.value, config.releases);
-        assert.ok(served.ok);
-        const { record } = await store.claim(newReleaseRecord({ request: built.value, keyId: 'test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
-        const recorded = new RecordedRelease(store, record);
-        const started = Date.now();
-        const outcome = await wiring.runner.run(recorded, { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
-        await chat.flush(5_000);
-        return { outcome, lines, recorded, durationMs: Date.now() - started, texts: fleet.chat.messages().map((m) => m.text) };
-      },
-    };
-  }
-
-  /** A release of `tag` to staging, carried out in this process; `journal` injects the fault. */
-  async function release(tag: string, options: { journal?: StepJournal; policy?: Record<string, unknown> } = {}) {
-    const worker = engine(options);
-    try {
-      return await worker.release(tag);
-    } finally {
-      worker.close();
-    }
-  }
-
-  /** Runs `fault` once, when the release reaches `step` on `host` (begin or end). */
-  function at(host: string, step: string, edge: 'begin' | 'end', fault: () => Promise<void>): StepJournal {
-    let done = false;
-    const fire = async (entry: { host?: string; step: string }, which: 'begin' | 'end') => {
-      if (done || which !== edge || entry.host !== host || entry.step !== step) return;
-      done = true;
-      await fault();
-    };
-    return { begin: (entry) => fire(entry, 'begin'), end: (entry) => fire(entry, 'end') };
-  }
-
+  const release = (tag: string, options: FleetEngineOptions = {}) => releaseOnFleet(fleet, tag, options);
+  const engine = (options: FleetEngineOptions = {}) => fleetEngine(fleet, options);
+  const assertWhole = (versions: Record<string, string>, registered?: string[]) => assertStagingWhole(observer, versions, registered);
   const staging = () => observer.stagingHosts.map((h) => h.instanceId).sort();
-
-  async function assertWhole(versions: Record<string, string>, registered = staging()) {
-    assert.deepEqual(await observer.versions(), versions);
-    assert.deepEqual(await observer.liveContainers(), Object.fromEntries(Object.keys(versions).map((h) => [h, ['ingest']])), 'exactly one live container on each host');
-    assert.deepEqual(await observer.classicMembers(), registered);
-    assert.deepEqual(await observer.targetGroupMembers(), registered);
-    assert.deepEqual(await observer.suspendedProcesses(), [], 'Auto Scaling processes as before');
-    assert.ok(Object.values(await observer.alarmActions()).every(Boolean), 'alarm actions as before');
-    assert.deepEqual(await observer.muteRules(), [], 'no mute rule left');
-  }
 
   it('waits out an engine that stops answering mid-swap, within its deadlines, and finishes the release', async () => {
     const run = await release('v2', {
@@ -161,8 +79,9 @@ describe('faults on the local fleet', () => {
     assert.ok(run.lines.some((l) => l.msg === 'SSH connection lost' && l.host === fleet.hosts[1]!.address), 'the restart dropped the connection');
   });
 
-  it('refuses the release when the registry stalls during the pull, within the stall deadline, with nothing changed', async () => {
+  it('refuses the release when the registry stalls during the pull for longer than hostRetrySeconds, with nothing changed', async () => {
     const run = await release('v3', {
+      policy: { hostRetrySeconds: 8 },
       journal: at('h1', 'pull', 'begin', async () => {
         await fleet.faults.pauseRegistry();
       }),
@@ -170,6 +89,7 @@ describe('faults on the local fleet', () => {
     await fleet.faults.resumeRegistry();
     assert.equal(run.outcome.status, 'refused');
     assert.match((run.outcome as { reason: string }).reason, /preflight failed, nothing was changed: .*no progress from the registry for 5 s|preflight failed, nothing was changed: .*no answer within 3 s/);
+    assert.ok(run.texts.some((t) => /: h1 does not answer for now at pull .*; trying again for up to 8\.0 s$/.test(t)), run.texts.join('\n'));
     assert.ok(run.durationMs < 60_000, `refused within the deadlines (${run.durationMs} ms)`);
     await assertWhole({ h1: 'v1', h2: 'v1', h3: 'v1' });
     assert.match(run.texts.at(-1)!, /refused before any change/);

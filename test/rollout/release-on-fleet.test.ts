@@ -183,8 +183,10 @@ describe('releases on the local fleet', () => {
     it(`refuses ${name} at preflight: nothing leaves service`, async () => {
       const before = await stateBefore();
       if (fault === 'ssh') await fleet.faults.stopSsh('h2');
-      const run = await release(tag, tag === 'crash' ? { policy: { startCheckSeconds: 2 } } : {});
+      // A host that does not answer is waited for (policy.hostRetrySeconds, short here), then named.
+      const run = await release(tag, tag === 'crash' ? { policy: { startCheckSeconds: 2 } } : fault === 'ssh' ? { policy: { hostRetrySeconds: 4 } } : {});
       if (fault === 'ssh') await fleet.faults.startSsh('h2');
+      if (fault === 'ssh') assert.ok(chatTexts().some((t) => /: h2 does not answer for now at connect \(.*unreachable.*\); trying again for up to 4\.0 s$/.test(t)), chatTexts().join('\n'));
       assert.equal(run.outcome.status, 'refused');
       assert.match((run.outcome as { reason: string }).reason, reason);
       assert.equal(run.sampled.maxOutOfService, 0);
