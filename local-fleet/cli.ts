@@ -19,7 +19,7 @@ program
     if (options.json) console.log(JSON.stringify(fleetAsJson(fleet), null, 2));
     else {
       console.log(summarize(await fleetStatus()));
-      console.log(`ssh: ssh -i ${fleet.ssh.privateKeyPath} -o UserKnownHostsFile=${fleet.ssh.knownHostsPath} root@${fleet.hosts[0]!.address} docker ps`);
+      console.log(`ssh: ssh -i ${fleet.ssh.privateKeyPath} -o UserKnownHostsFile=${fleet.ssh.knownHostsPath} ${fleet.ssh.user}@${fleet.hosts[0]!.address} docker ps`);
       console.log(`registry: ${fleet.registry.address} (user ${fleet.registry.username}); images: ${Object.values(fleet.images).join(' ')}`);
       console.log(`queue: ${fleet.aws.queueUrl}; up in ${fleet.bringUpMs} ms`);
     }

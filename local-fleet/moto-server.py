@@ -32,6 +32,7 @@ Usage: python3 moto-server.py -H 127.0.0.1 -p PORT   (same arguments as moto_ser
 import os
 import re
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,7 +40,7 @@ from moto.cloudwatch.exceptions import CloudWatchException, InvalidParameterValu
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.elbv2.exceptions import InvalidTargetError
-from moto.elbv2.models import FakeTargetGroup
+from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 from moto.utilities.utils import get_partition
 
 
@@ -393,6 +394,89 @@ def _deregister(self, targets):
 
 
 FakeTargetGroup.deregister = _deregister
+
+
+# --- ELBv2 draining and initial health, on request -----------------------------------------------
+# AWS reports a deregistered target `draining` for the group's deregistration delay, and a newly
+# registered one `initial` until it has passed its health checks; moto reports neither (a target is
+# healthy at once, and unused once deregistered). A target group tagged
+# harbormaster:simulated-timing = "draining=SECONDS,initial=SECONDS" gets both, for tests of the
+# worker's waits; every other group answers as moto does.
+
+
+_TIMING_TAG = "harbormaster:simulated-timing"
+# (target group ARN, target id) -> (state, until as time.monotonic())
+_timed_states = {}
+
+
+def _timing_of(group):
+    from moto.elbv2.models import elbv2_backends
+
+    parts = group.arn.split(":")
+    tags = elbv2_backends[parts[4]][parts[3]].tagging_service.get_tag_dict_for_resource(group.arn)
+    spec = tags.get(_TIMING_TAG)
+    if not spec:
+        return {}
+    timing = {}
+    for item in spec.split(","):
+        key, _, value = item.partition("=")
+        timing[key.strip()] = float(value)
+    return timing
+
+
+_register_as_moto = FakeTargetGroup.register
+_deregister_as_patched = FakeTargetGroup.deregister
+_health_for_as_moto = FakeTargetGroup.health_for
+
+
+def _register_timed(self, targets):
+    _register_as_moto(self, targets)
+    seconds = _timing_of(self).get("initial", 0)
+    for target in targets:
+        if seconds > 0:
+            _timed_states[(self.arn, target["Id"])] = ("initial", time.monotonic() + seconds)
+        else:
+            _timed_states.pop((self.arn, target["Id"]), None)
+
+
+def _deregister_timed(self, targets):
+    registered = {target["Id"] for target in targets if target["Id"] in self.targets}
+    _deregister_as_patched(self, targets)
+    seconds = _timing_of(self).get("draining", 0)
+    for target_id in registered:
+        if seconds > 0:
+            _timed_states[(self.arn, target_id)] = ("draining", time.monotonic() + seconds)
+        else:
+            _timed_states.pop((self.arn, target_id), None)
+
+
+def _health_for_timed(self, target, ec2_backend):
+    timed = _timed_states.get((self.arn, target["Id"]))
+    if timed is not None and time.monotonic() < timed[1]:
+        state = timed[0]
+        port = target.get("Port", self.port)
+        if state == "draining" and target["Id"] not in self.targets:
+            return FakeHealthStatus(target["Id"], port, self.health_check_port, "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+        if state == "initial" and target["Id"] in self.targets:
+            return FakeHealthStatus(target["Id"], port, self.health_check_port, "initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+    return _health_for_as_moto(self, target, ec2_backend)
+
+
+def _describe_target_health_timed(self, target_group_arn, targets):
+    group = self.target_groups.get(target_group_arn)
+    if group is not None and not targets:
+        # A full listing shows draining targets too, as on AWS.
+        now = time.monotonic()
+        draining = [{"Id": tid, "Port": group.port} for (arn, tid), (state, until) in list(_timed_states.items()) if arn == target_group_arn and state == "draining" and now < until and tid not in group.targets]
+        targets = list(group.targets.values()) + draining
+    return _describe_target_health_as_moto(self, target_group_arn, targets)
+
+
+FakeTargetGroup.register = _register_timed
+FakeTargetGroup.deregister = _deregister_timed
+FakeTargetGroup.health_for = _health_for_timed
+_describe_target_health_as_moto = ELBv2Backend.describe_target_health
+ELBv2Backend.describe_target_health = _describe_target_health_timed
 
 
 def _exit_with_parent():

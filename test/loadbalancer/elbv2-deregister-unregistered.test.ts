@@ -6,8 +6,10 @@ import {
   DeregisterTargetsCommand,
   DescribeTargetHealthCommand,
   ElasticLoadBalancingV2Client,
+  AddTagsCommand,
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MOTO_CREDENTIALS, MOTO_REGION } from '../../local-fleet/moto.js';
 import { motoForSuite } from '../support/aws.js';
 
@@ -76,6 +78,23 @@ describe('ELBv2 DeregisterTargets of a target that is not registered (moto, thro
     assert.deepEqual(await registeredIds(arn), [member]);
     // Mixed: the registered one leaves, the unregistered one is no error.
     await deregister(arn, stranger, member);
+    assert.deepEqual(await registeredIds(arn), []);
+  });
+
+  it('reports draining and initial for their seconds on a group tagged harbormaster:simulated-timing, as AWS does', async () => {
+    const member = await instance();
+    const arn = await targetGroup('simulated-timing');
+    await elbv2.send(new AddTagsCommand({ ResourceArns: [arn], Tags: [{ Key: 'harbormaster:simulated-timing', Value: 'draining=1,initial=1' }] }));
+    const state = async () => (await elbv2.send(new DescribeTargetHealthCommand({ TargetGroupArn: arn, Targets: [{ Id: member, Port: PORT }] }))).TargetHealthDescriptions?.[0]?.TargetHealth?.State;
+    await elbv2.send(new RegisterTargetsCommand({ TargetGroupArn: arn, Targets: [{ Id: member, Port: PORT }] }));
+    assert.equal(await state(), 'initial');
+    await sleep(1_100);
+    assert.equal(await state(), 'healthy');
+    await deregister(arn, member);
+    assert.equal(await state(), 'draining');
+    assert.deepEqual(await registeredIds(arn), [member], 'a full listing shows the draining target');
+    await sleep(1_100);
+    assert.equal(await state(), 'unused');
     assert.deepEqual(await registeredIds(arn), []);
   });
 

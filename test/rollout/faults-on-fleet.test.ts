@@ -7,7 +7,7 @@ import Docker from 'dockerode';
 import type { Fleet } from '../../local-fleet/fleet.js';
 import { fleetForSuite } from '../support/fleet-suite.js';
 import { answer, FleetObserver } from '../support/fleet-observer.js';
-import { assertStagingWhole, at, FAULT_SSH, fleetEngine, releaseOnFleet, type FleetEngineOptions } from '../support/fleet-engine.js';
+import { assertSampledSafe, assertStagingWhole, at, FAULT_SSH, fleetEngine, releaseOnFleet, type FleetEngineOptions } from '../support/fleet-engine.js';
 
 // Faults where they happen for real on the local fleet: an engine that stops answering mid-swap, a
 // host cut off during its health wait, sshd restarted between two steps, a registry that stalls during
@@ -32,7 +32,7 @@ describe('faults on the local fleet', () => {
     fleet.chat.clear();
   });
 
-  const release = (tag: string, options: FleetEngineOptions = {}) => releaseOnFleet(fleet, tag, options);
+  const release = (tag: string, options: FleetEngineOptions = {}) => releaseOnFleet(fleet, tag, { sample: { observer }, ...options });
   const engine = (options: FleetEngineOptions = {}) => fleetEngine(fleet, options);
   const assertWhole = (versions: Record<string, string>, registered?: string[]) => assertStagingWhole(observer, versions, registered);
   const staging = () => observer.stagingHosts.map((h) => h.instanceId).sort();
@@ -46,6 +46,7 @@ describe('faults on the local fleet', () => {
     });
     assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
     await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+    assertSampledSafe(run.sampled);
     const timeouts = run.lines.filter((l) => l.msg === 'the host cannot be reached or does not answer for now; trying again' && l.host === 'h2');
     assert.ok(timeouts.length > 0, 'the frozen engine was noticed');
     assert.match(String(timeouts[0]!.reason), new RegExp(`no answer within ${CALL_TIMEOUT_SECONDS} s`));
@@ -62,6 +63,7 @@ describe('faults on the local fleet', () => {
     });
     assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
     await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+    assertSampledSafe(run.sampled);
     // The calls on the cut-off host timed out; its connection was opened again once it was back.
     assert.ok(run.lines.some((l) => l.msg === 'opening the SSH session again failed' && l.host === fleet.hosts[1]!.address), 'the cut was noticed');
     assert.ok(run.texts.some((t) => /^10\.77\.0\.12: the SSH connection was lost \(.*\) and is open again after \d attempts$/.test(t)), run.texts.join('\n'));
@@ -75,6 +77,7 @@ describe('faults on the local fleet', () => {
     });
     assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 3 });
     await assertWhole({ h1: 'v2', h2: 'v2', h3: 'v2' });
+    assertSampledSafe(run.sampled);
     assert.ok(run.lines.some((l) => l.msg === 'SSH session opened again' && l.host === fleet.hosts[1]!.address), 'the dropped connection was opened again');
     assert.ok(run.lines.some((l) => l.msg === 'SSH connection lost' && l.host === fleet.hosts[1]!.address), 'the restart dropped the connection');
   });
@@ -93,6 +96,7 @@ describe('faults on the local fleet', () => {
     assert.ok(run.durationMs < 60_000, `refused within the deadlines (${run.durationMs} ms)`);
     await assertWhole({ h1: 'v1', h2: 'v1', h3: 'v1' });
     assert.match(run.texts.at(-1)!, /refused before any change/);
+    assertSampledSafe(run.sampled, 0);
   });
 
   it('never has fewer than the minimum in service when a host is already out (deregistered by hand), and leaves that host out', async () => {
@@ -130,6 +134,7 @@ describe('faults on the local fleet', () => {
         }),
       });
       assert.deepEqual(run.outcome, { status: 'succeeded', hosts: 4 });
+      assertSampledSafe(run.sampled);
       assert.equal(await answer(`http://${h4.address}:8080/version`), 'v2');
       assert.ok(run.lines.some((l) => l.msg === 'hosts joined the target during the release: releasing them too'));
       assert.match(run.texts.at(-1)!, /^Released ingest:v2 to data\/ingest\/staging: 4 hosts/);
@@ -151,7 +156,9 @@ describe('faults on the local fleet', () => {
       await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined))));
       await docker.getImage(fleet.images.broken).tag({ repo: `${fleet.registry.address}/data/ingest`, tag: 'v2' });
     });
-    const run = await release('v2', { journal: breakH2, policy: { onFailure: 'all' } });
+    // h1 has no container until the release starts one: the test made it so, the sampler excuses it.
+    const run = await release('v2', { journal: breakH2, policy: { onFailure: 'all' }, sample: { observer, excused: new Set(['h1']) } });
+    assertSampledSafe(run.sampled);
     assert.equal(run.outcome.status, 'rolled-back');
     assert.match((run.outcome as { reason: string }).reason, /^h2: wait-healthy: /);
     // h1 had nothing to go back to: it stays on what it runs, healthy, in service; h2 is back on v1.

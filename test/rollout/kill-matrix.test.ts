@@ -11,7 +11,9 @@ import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
 import { queueDepth, sqsClient } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
 import { fleetWorkerEnvironment } from '../support/fleet-release.js';
-import { FleetObserver } from '../support/fleet-observer.js';
+import { FleetObserver, startSampler, type SamplerReport } from '../support/fleet-observer.js';
+import { SuspendProcessesCommand } from '@aws-sdk/client-auto-scaling';
+import { AddTagsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { enqueueEnvironment, eventually, TEST_KEY, TEST_KEY_ENV } from '../support/worker-fixtures.js';
 import { WorkerProcess, type LogLine } from '../support/worker-process.js';
 
@@ -34,6 +36,10 @@ interface Case {
   readonly lateRestart?: boolean;
   /** Tear the release's record file before the restart. */
   readonly tearRecord?: boolean;
+  /** Auto Scaling processes someone suspended before the release began: they stay suspended. */
+  readonly suspendedBefore?: readonly string[];
+  /** The target group reports draining and initial for these seconds, as AWS does (moto launcher). */
+  readonly simulatedTiming?: string;
 }
 
 interface Look {
@@ -81,6 +87,26 @@ const CASES: Case[] = [
     atKill: async ({ observer }) => assert.deepEqual((await observer.liveContainers()).h2, []),
   },
   {
+    name: 'on the second host while it drains',
+    tag: 'v2',
+    hold: 'h2:drain:begin',
+    simulatedTiming: 'draining=4,initial=3',
+    atKill: async ({ observer, h }) => {
+      assert.ok(!(await observer.classicMembers()).includes(h('h2')));
+      assert.equal((await observer.versions()).h2, 'v1', 'the old container still serves while draining');
+    },
+  },
+  {
+    name: 'on the second host while it waits to be in service',
+    tag: 'v2',
+    hold: 'h2:wait-in-service:begin',
+    simulatedTiming: 'draining=2,initial=4',
+    atKill: async ({ observer, h }) => {
+      assert.ok((await observer.classicMembers()).includes(h('h2')));
+      assert.equal((await observer.versions()).h2, 'v2');
+    },
+  },
+  {
     name: 'on the second host after starting the new container',
     tag: 'v2',
     hold: 'h2:start-new:end',
@@ -112,6 +138,46 @@ const CASES: Case[] = [
       assert.deepEqual((await observer.liveContainers()).h1, [], 'h1 has no live container at the kill');
       assert.ok(!(await observer.classicMembers()).includes(h('h1')));
     },
+  },
+  {
+    name: 'during the rollback of the first host after starting the previous container',
+    tag: 'broken',
+    hold: 'h1:rollback-start-previous:end',
+    atKill: async ({ observer, h }) => {
+      assert.deepEqual((await observer.liveContainers()).h1, ['ingest'], 'the previous container is live again');
+      assert.ok(!(await observer.classicMembers()).includes(h('h1')));
+    },
+  },
+  {
+    name: 'during the rollback of the first host after registering it again',
+    tag: 'broken',
+    hold: 'h1:rollback-register:end',
+    atKill: async ({ observer, h }) => assert.ok((await observer.classicMembers()).includes(h('h1'))),
+  },
+  {
+    name: 'during the restore, before Auto Scaling is resumed',
+    tag: 'v2',
+    hold: '-:resume-auto-scaling:begin',
+    atKill: async ({ observer }) => {
+      assert.equal((await observer.versions()).h3, 'v2', 'every host released');
+      assert.ok((await observer.suspendedProcesses()).includes('Terminate'));
+    },
+  },
+  {
+    name: 'during the restore, after Auto Scaling is resumed and before alarms are unmuted',
+    tag: 'v2',
+    hold: '-:unmute-alarms:begin',
+    atKill: async ({ observer }) => {
+      assert.deepEqual(await observer.suspendedProcesses(), []);
+      assert.equal((await observer.muteRules()).length, 1);
+    },
+  },
+  {
+    name: 'after Auto Scaling is suspended, on a target with processes suspended before the release',
+    tag: 'v2',
+    hold: '-:suspend-auto-scaling:end',
+    suspendedBefore: ['AZRebalance', 'ScheduledActions'],
+    atKill: async ({ observer }) => assert.ok((await observer.suspendedProcesses()).includes('Terminate')),
   },
   {
     name: 'on the second host after stopping the old container, with the record file torn before the restart',
@@ -161,12 +227,22 @@ describe('the worker killed at every recorded boundary of a release, then starte
       const stateDirectory = join(directory, 'state');
       const config = writeConfig(stateDirectory);
       const env = fleetWorkerEnvironment(fleet);
+      if (kase.simulatedTiming) {
+        await observer.elbv2.send(new AddTagsCommand({ ResourceArns: [fleet.aws.targetGroupArn], Tags: [{ Key: 'harbormaster:simulated-timing', Value: kase.simulatedTiming }] }));
+      }
+      if (kase.suspendedBefore) {
+        await observer.autoScaling.send(new SuspendProcessesCommand({ AutoScalingGroupName: fleet.aws.autoScalingGroup, ScalingProcesses: [...kase.suspendedBefore] }));
+      }
       const beforeState = { suspended: await observer.suspendedProcesses(), alarms: await observer.alarmActions() };
+      if (kase.suspendedBefore) assert.deepEqual(beforeState.suspended, [...kase.suspendedBefore].sort());
       const staging = observer.stagingHosts.map((host) => host.instanceId).sort();
       const h = (name: string) => fleet.hosts.find((host) => host.name === name)!.instanceId;
 
       const first = new WorkerProcess(config, { ...env, HARBORMASTER_TEST_HOLD_AT: kase.hold });
       let second: WorkerProcess | undefined;
+      // The invariants hold the whole time, across the kill and the restart, not only at the end.
+      const sampler = startSampler(observer, fleet);
+      let sampled: SamplerReport | undefined;
       try {
         const enqueuedAt = Date.now();
         const releaseId = await enqueue(kase.tag);
@@ -201,6 +277,11 @@ describe('the worker killed at every recorded boundary of a release, then starte
         }
         assert.ok(!second.lines.some((l) => l.msg === 'request refused'), 'the redelivered request was not judged again');
 
+        sampled = await sampler.stop();
+        assert.ok(sampled.samples > 10, `only ${sampled.samples} samples`);
+        assert.deepEqual(sampled.unhealthyRegistered, [], 'a registered host always answered healthy, across the kill');
+        assert.ok(sampled.maxOutOfService <= 1, `at most one host out of service (saw ${sampled.maxOutOfService})`);
+
         // The whole fleet.
         const version = kase.tag === 'broken' ? 'v1' : 'v2';
         assert.deepEqual(await observer.versions(), { h1: version, h2: version, h3: version });
@@ -221,6 +302,7 @@ describe('the worker killed at every recorded boundary of a release, then starte
           assert.ok(texts.some((t) => /^The record of release .* was damaged \(.*\): the previous copy of the record is used/.test(t)), texts.join('\n'));
         }
       } finally {
+        if (!sampled) await sampler.stop();
         await first.kill('SIGKILL');
         if (second) {
           const stopped = await second.kill('SIGTERM');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,16 +8,14 @@ import { CloudWatchClient, DescribeAlarmsCommand, ListAlarmMuteRulesCommand } fr
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeLoadBalancersCommand, ElasticLoadBalancingClient } from '@aws-sdk/client-elastic-load-balancing';
 import { DescribeTargetHealthCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { stringify } from 'yaml';
 import { fleetUp, type Fleet } from '../../local-fleet/fleet.js';
-import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
 import { DynamoReleaseStore } from '../../src/state/dynamodb-release-store.js';
 import { isFinal } from '../../src/state/release-record.js';
 import { queueDepth, sendRaw, sqsClient } from '../support/aws.js';
 import { fleetWorkerEnvironment } from '../support/fleet-release.js';
 import { answer } from '../support/fleet-observer.js';
-import { signed, validRequest } from '../support/requests.js';
-import { eventually, TEST_KEY, TEST_KEY_ENV } from '../support/worker-fixtures.js';
+import { releaseIdOf, signedRequest, writeSharedWorkerConfig } from '../support/fleet-workers.js';
+import { eventually } from '../support/worker-fixtures.js';
 import { WorkerProcess, type LogLine } from '../support/worker-process.js';
 
 // Several workers as separate processes (each its own state directory, as on separate bastions), one
@@ -53,8 +51,8 @@ describe('several workers, several targets', () => {
 
   const hostsOf = (deployment: string) => fleet.hosts.filter((h) => h.deployment === deployment);
 
-  /** Per target: the hosts in both of its load balancers. */
-  async function inService(deployment: string): Promise<string[]> {
+  /** Per target: the hosts in service in both of its load balancers, and those registered in either. */
+  async function inService(deployment: string): Promise<{ serving: string[]; registered: Set<string> }> {
     const target = fleet.aws.targets[deployment]!;
     const [classic, v2] = await Promise.all([
       clients.elb.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [target.classicLoadBalancer] })),
@@ -62,7 +60,8 @@ describe('several workers, several targets', () => {
     ]);
     const inClassic = new Set((classic.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId!));
     const healthy = (v2.TargetHealthDescriptions ?? []).filter((d) => d.TargetHealth?.State === 'healthy').map((d) => d.Target!.Id!);
-    return healthy.filter((id) => inClassic.has(id)).sort();
+    const inTargetGroup = (v2.TargetHealthDescriptions ?? []).filter((d) => !['draining', 'unused'].includes(d.TargetHealth?.State ?? '')).map((d) => d.Target!.Id!);
+    return { serving: healthy.filter((id) => inClassic.has(id)).sort(), registered: new Set([...inClassic, ...inTargetGroup]) };
   }
 
   /** Every 100 ms, per target: hosts out of service, and any registered host that does not answer healthy. */
@@ -74,11 +73,12 @@ describe('several workers, several targets', () => {
         await Promise.all(
           DEPLOYMENTS.map(async (deployment) => {
             const hosts = hostsOf(deployment);
-            const serving = await inService(deployment);
+            const { serving, registered } = await inService(deployment);
             report.maxOut[deployment] = Math.max(report.maxOut[deployment]!, hosts.length - serving.length);
+            // Every host registered in either load balancer must answer healthy.
             await Promise.all(
               hosts
-                .filter((h) => serving.includes(h.instanceId))
+                .filter((h) => registered.has(h.instanceId))
                 .map(async (h) => {
                   const health = await answer(`http://${h.address}:8080/health`);
                   if (health !== 'ok') report.unhealthyRegistered.push(`${h.name}: ${health}`);
@@ -105,31 +105,11 @@ describe('several workers, several targets', () => {
     assert.deepEqual(group.AutoScalingGroups?.[0]?.SuspendedProcesses ?? [], [], `${deployment}: Auto Scaling processes as before`);
     const alarms = await clients.cloudWatch.send(new DescribeAlarmsCommand({ AlarmNames: target.alarmNames }));
     assert.ok((alarms.MetricAlarms ?? []).every((a) => a.ActionsEnabled), `${deployment}: alarm actions as before`);
-    assert.deepEqual(await inService(deployment), [...target.instanceIds].sort(), `${deployment}: every host back in both load balancers`);
+    assert.deepEqual((await inService(deployment)).serving, [...target.instanceIds].sort(), `${deployment}: every host back in both load balancers`);
   }
 
-  function writeConfig(directory: string, name: string): string {
-    const stateDirectory = join(directory, name);
-    mkdirSync(stateDirectory, { recursive: true });
-    const object: Record<string, any> = fleetWorkerConfigObject(fleet, {
-      signingKey: { id: TEST_KEY.id, env: TEST_KEY_ENV },
-      stateDirectory,
-      deployments: DEPLOYMENTS,
-      sharedState: true,
-      leaseSeconds: LEASE_SECONDS,
-      parallelReleases: 4,
-      logLevel: 'debug',
-    });
-    object.queue = { ...object.queue, visibilityTimeoutSeconds: 20, heartbeatSeconds: 5 };
-    const path = join(directory, `${name}.yml`);
-    writeFileSync(path, stringify(object));
-    return path;
-  }
-
-  const request = (deployment: string, tag: string, createdAt: Date) =>
-    signed(validRequest({ target: { stack: 'data', release: 'ingest', deployment }, image: `${fleet.registry.address}/data/ingest:${tag}`, requestedBy: 'ci-bot', createdAt: createdAt.toISOString() }));
-
-  const releaseIdOf = (body: string) => (JSON.parse((JSON.parse(body) as { payload: string }).payload) as { releaseId: string }).releaseId;
+  const writeConfig = (directory: string, name: string) => writeSharedWorkerConfig(fleet, directory, name, { deployments: DEPLOYMENTS, leaseSeconds: LEASE_SECONDS });
+  const request = (deployment: string, tag: string, createdAt: Date) => signedRequest(fleet, deployment, tag, createdAt);
 
   async function settle(store: DynamoReleaseStore, ids: string[]): Promise<void> {
     const sqs = sqsClient(fleet.aws.endpoint);
@@ -199,6 +179,12 @@ describe('several workers, several targets', () => {
             .map((hosts) => [Math.min(...hosts.map((h) => h[0])), Math.max(...hosts.map((h) => h[1]))] as const)
             .sort((a, b) => a[0] - b[0]);
           for (let i = 1; i < spans.length; i += 1) assert.ok(spans[i]![0] >= spans[i - 1]![1], `${deployment}: two releases overlapped`);
+          // Newest wins, across workers: no release of the target succeeded after a newer one of it did.
+          const succeeded = records.filter((r) => r.record.status === 'succeeded').sort((a, b) => Date.parse(a.record.request.createdAt) - Date.parse(b.record.request.createdAt));
+          for (let i = 1; i < succeeded.length; i += 1) {
+            const [older, newer] = [succeeded[i - 1]!, succeeded[i]!];
+            assert.ok(Date.parse(older.record.finishedAt!) <= Date.parse(newer.record.finishedAt!), `${deployment}: ${older.tag} succeeded after the newer ${newer.tag}`);
+          }
         }
         assert.ok(sampled.samples > 20, `only ${sampled.samples} samples`);
         assert.deepEqual(sampled.unhealthyRegistered, [], 'a registered host always answered healthy');

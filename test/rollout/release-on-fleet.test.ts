@@ -78,12 +78,13 @@ describe('releases on the local fleet', () => {
 
   const staging = () => observer.stagingHosts.map((h) => h.instanceId).sort();
 
-  async function assertFleetWhole(expected: Record<string, string>, before: { suspended: string[]; alarms: Record<string, boolean> }) {
+  async function assertFleetWhole(expected: Record<string, string>, before: { suspended: string[]; alarms: Record<string, boolean>; muteRules: string[] }) {
     assert.deepEqual(await observer.versions(), expected);
     assert.deepEqual(await observer.classicMembers(), staging(), 'every staging host is registered with the classic ELB');
     assert.deepEqual(await observer.targetGroupMembers(), staging(), 'every staging host is healthy in the target group');
     assert.deepEqual(await observer.suspendedProcesses(), before.suspended, 'Auto Scaling processes as before');
     assert.deepEqual(await observer.alarmActions(), before.alarms, 'alarm actions as before');
+    assert.deepEqual(await observer.muteRules(), before.muteRules, 'alarm mute rules as before: the release left none');
     // Exactly one live container per host.
     for (const host of observer.stagingHosts) {
       const running = await new Docker({ socketPath: host.dockerSocket }).listContainers({ filters: { label: ['harbormaster.target=data/ingest/staging'] } });
@@ -92,7 +93,7 @@ describe('releases on the local fleet', () => {
   }
 
   async function stateBefore() {
-    return { suspended: await observer.suspendedProcesses(), alarms: await observer.alarmActions() };
+    return { suspended: await observer.suspendedProcesses(), alarms: await observer.alarmActions(), muteRules: await observer.muteRules() };
   }
 
   const chatTexts = () => fleet.chat.messages().map((m) => m.text);

@@ -14,7 +14,7 @@ import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { RecordedRelease } from '../../src/state/recorded-release.js';
 import { newReleaseRecord } from '../../src/state/release-record.js';
 import { fleetWorkerEnvironment } from './fleet-release.js';
-import type { FleetObserver } from './fleet-observer.js';
+import { startSampler, type FleetObserver, type SamplerReport } from './fleet-observer.js';
 import { capturingLogger, TEST_KEY, TEST_KEY_ENV } from './worker-fixtures.js';
 
 // The release engine as `harbormaster worker` wires it, run in the test's process against the fleet's
@@ -25,6 +25,8 @@ export interface FleetEngineOptions {
   readonly policy?: Record<string, unknown>;
   /** Merged into the ssh section (deadlines, user). */
   readonly ssh?: Record<string, unknown>;
+  /** Sample the invariants through the release (registered => healthy, out of service). */
+  readonly sample?: { readonly observer: FleetObserver; readonly excused?: ReadonlySet<string> };
 }
 
 /** Short deadlines, so that faults are noticed quickly. */
@@ -55,9 +57,16 @@ export function fleetEngine(fleet: Fleet, options: FleetEngineOptions = {}) {
       const { record } = await store.claim(newReleaseRecord({ request: built.value, keyId: 'test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
       const recorded = new RecordedRelease(store, record);
       const started = Date.now();
-      const outcome = await wiring.runner.run(recorded, { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
+      const sampler = options.sample ? startSampler(options.sample.observer, fleet, options.sample.excused ? { excused: options.sample.excused } : {}) : undefined;
+      let sampled: SamplerReport | undefined;
+      let outcome;
+      try {
+        outcome = await wiring.runner.run(recorded, { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
+      } finally {
+        sampled = await sampler?.stop();
+      }
       await chat.flush(5_000);
-      return { outcome, lines, recorded, durationMs: Date.now() - started, texts: fleet.chat.messages().map((m) => m.text) };
+      return { outcome, lines, recorded, sampled, durationMs: Date.now() - started, texts: fleet.chat.messages().map((m) => m.text) };
     },
   };
 }
@@ -84,6 +93,13 @@ export function at(host: string, step: string, edge: 'begin' | 'end', fault: () 
 }
 
 /** Every staging host on `versions` with one live container, registered as given, Auto Scaling and alarms as before, no mute rule. */
+/** The sampler saw no registered host unhealthy (but those excused) and at most `batch` out of service. */
+export function assertSampledSafe(sampled: SamplerReport | undefined, batch = 1): void {
+  assert.ok(sampled && sampled.samples > 0, 'the invariants were sampled');
+  assert.deepEqual(sampled.unhealthyRegistered, [], 'a registered host always answered healthy');
+  assert.ok(sampled.maxOutOfService <= batch, `at most ${batch} out of service (saw ${sampled.maxOutOfService})`);
+}
+
 export async function assertStagingWhole(observer: FleetObserver, versions: Record<string, string>, registered = observer.stagingHosts.map((h) => h.instanceId).sort()) {
   assert.deepEqual(await observer.versions(), versions);
   assert.deepEqual(await observer.liveContainers(), Object.fromEntries(Object.keys(versions).map((h) => [h, ['ingest']])), 'exactly one live container on each host');

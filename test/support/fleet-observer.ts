@@ -41,6 +41,12 @@ export class FleetObserver {
     return (result.TargetHealthDescriptions ?? []).filter((d) => d.TargetHealth?.State === 'healthy').map((d) => d.Target!.Id!).sort();
   }
 
+  /** Every target the target group routes to or checks (any state but draining and unused). */
+  async targetGroupRegistered(): Promise<string[]> {
+    const result = await this.elbv2.send(new DescribeTargetHealthCommand({ TargetGroupArn: this.fleet.aws.targetGroupArn }));
+    return (result.TargetHealthDescriptions ?? []).filter((d) => !['draining', 'unused'].includes(d.TargetHealth?.State ?? '')).map((d) => d.Target!.Id!).sort();
+  }
+
   async suspendedProcesses(): Promise<string[]> {
     const result = await this.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [this.fleet.aws.autoScalingGroup] }));
     return (result.AutoScalingGroups?.[0]?.SuspendedProcesses ?? []).map((p) => p.ProcessName!).sort();
@@ -87,36 +93,44 @@ export async function answer(url: string): Promise<string> {
 
 export interface SamplerReport {
   samples: number;
-  /** Samples where a registered instance did not answer healthy. */
+  /** Samples where an instance registered in either load balancer did not answer healthy. */
   unhealthyRegistered: string[];
   /** Most staging hosts out of a load balancer at once. */
   maxOutOfService: number;
 }
 
+export interface SamplerOptions {
+  readonly intervalMs?: number;
+  /** Host names a test broke on purpose (an engine it stopped): not judged while listed. */
+  readonly excused?: ReadonlySet<string>;
+}
+
 /**
- * Samples the fleet until stopped: at every sample, every instance registered in a load balancer
- * must answer /health with 200, and the number of hosts out of service is recorded.
+ * Samples the fleet until stopped: at every sample, every instance registered in either load balancer
+ * must answer /health with 200, and the number of staging hosts out of service is recorded.
  */
-export function startSampler(observer: FleetObserver, fleet: Fleet, intervalMs = 100): { stop(): Promise<SamplerReport> } {
+export function startSampler(observer: FleetObserver, fleet: Fleet, options: SamplerOptions = {}): { stop(): Promise<SamplerReport> } {
   const report: SamplerReport = { samples: 0, unhealthyRegistered: [], maxOutOfService: 0 };
   const byId = new Map(fleet.hosts.map((h) => [h.instanceId, h]));
   const staging = observer.stagingHosts.map((h) => h.instanceId);
   let running = true;
   const loop = (async () => {
     while (running) {
-      const [classic, v2] = await Promise.all([observer.classicMembers(), observer.targetGroupMembers()]);
+      const [classic, v2] = await Promise.all([observer.classicMembers(), observer.targetGroupRegistered()]);
       const registered = new Set([...classic, ...v2]);
       const inBoth = staging.filter((id) => classic.includes(id) && v2.includes(id));
       report.maxOutOfService = Math.max(report.maxOutOfService, staging.length - inBoth.length);
       await Promise.all(
         [...registered].map(async (id) => {
-          const host = byId.get(id)!;
+          const host = byId.get(id);
+          if (!host || options.excused?.has(host.name)) return;
           const health = await answer(`http://${host.address}:8080/health`);
+          if (options.excused?.has(host.name)) return;
           if (health.startsWith('HTTP') || health.startsWith('unreachable')) report.unhealthyRegistered.push(`${host.name}: ${health}`);
         }),
       );
       report.samples += 1;
-      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
     }
   })();
   return {
