@@ -49,6 +49,25 @@ describe('stopping the worker with signals', () => {
     }
   });
 
+  it('`harbormaster worker` with the test hold hook set says so at start, in its log and on stderr', async () => {
+    const queues = await createQueues(suite.sqs);
+    const config = writeWorkerConfig(suite.moto.endpoint, queues);
+    const child = spawn(process.execPath, [CLI, 'worker', '--config', config], { env: { ...workerEnvironment(), HARBORMASTER_TEST_HOLD_AT: 'h2:stop-old:end' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const done = collect(child, 60_000);
+    await eventually('the worker to poll', () => out.includes('polling for release requests'));
+    child.kill('SIGTERM');
+    const result = await done;
+    assert.equal(result.code, 0, result.stderr);
+    const warning = 'TEST HOLD HOOK SET (HARBORMASTER_TEST_HOLD_AT=h2:stop-old:end): this worker will stop at h2:stop-old:end and wait; never set this in production';
+    const lines = logLines(out);
+    const said = lines.findIndex((l) => l.msg === warning);
+    assert.ok(said >= 0 && said < lines.findIndex((l) => l.msg === 'polling for release requests'), 'said before the worker polls');
+    assert.equal(lines[said]!.level, 'warn');
+    assert.ok(result.stderr.includes(`harbormaster: ${warning}\n`), result.stderr);
+  });
+
   it('on SIGTERM during a request, lets it reach its end, acknowledges it and exits 0', async () => {
     const { child, output, done, queues } = await workerWithRequestInHand(3_000);
     child.kill('SIGTERM');
