@@ -16,7 +16,8 @@ export function clientOptions(settings: AwsSettings, extraSeconds = 0) {
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     // Retries are ours (withRetry), with logging; the SDK's own would hide them.
     maxAttempts: 1,
-    // Every call has a deadline: no AWS call waits for ever.
-    requestHandler: { connectionTimeout: Math.min(10_000, requestTimeout), requestTimeout },
+    // Every call has a deadline: no AWS call waits for ever. Without throwOnRequestTimeout the SDK
+    // only logs a warning when requestTimeout passes and goes on waiting.
+    requestHandler: { connectionTimeout: Math.min(10_000, requestTimeout), requestTimeout, throwOnRequestTimeout: true },
   };
 }

@@ -1,22 +1,61 @@
 import type { Logger } from '../log/logger.js';
-import type { StepJournal } from './step-runner.js';
+import type { ReleaseSignals, StepJournal } from './step-runner.js';
 
 // A test hook, off unless HARBORMASTER_TEST_HOLD_AT is set: `<host|->:<step>:<begin|end>` (for example
 // `h2:stop-old:end`, `-:mute-alarms:end`). When the release reaches that boundary, the worker logs
-// `test hold reached` and waits there for ever, so that a test can SIGKILL the real process at exactly
-// that point and check what a restart makes of the fleet. Nothing else changes.
+// `test hold reached` and waits there, so that a test can SIGKILL the real process at exactly that
+// point and check what a restart makes of the fleet. The wait still yields to the release: a stop
+// request or the release deadline ends it and the release goes on to handle them as it would at that
+// boundary; a lost lease ends it by throwing, so that no effect follows. Nothing else changes.
 
-export function holdPointJournal(spec: string | undefined, logger: Logger): StepJournal | undefined {
+export const holdHookWarning = (spec: string) =>
+  `TEST HOLD HOOK SET (HARBORMASTER_TEST_HOLD_AT=${spec}): this worker will stop at ${spec} and wait; never set this in production`;
+
+/** Undefined when `spec` is unset; otherwise says so at once, loudly (a warn log line and stderr). */
+export function holdPointJournal(spec: string | undefined, logger: Logger, stderr: (line: string) => void = (line) => void process.stderr.write(line)): StepJournal | undefined {
   if (!spec) return undefined;
   const match = /^([^:]+):([a-z-]+):(begin|end)$/.exec(spec);
   if (!match) throw new Error(`HARBORMASTER_TEST_HOLD_AT must be <host|->:<step>:<begin|end>, not ${JSON.stringify(spec)}`);
   const [, host, step, edge] = match as unknown as [string, string, string, 'begin' | 'end'];
+  logger.warn({ hold: spec }, holdHookWarning(spec));
+  stderr(`harbormaster: ${holdHookWarning(spec)}\n`);
   let reached = false;
-  const hold = async (entry: { host?: string; step: string }, at: 'begin' | 'end') => {
+  const hold = async (entry: { host?: string; step: string }, at: 'begin' | 'end', signals: ReleaseSignals = {}) => {
     if (reached || at !== edge || entry.step !== step || (entry.host ?? '-') !== host) return;
     reached = true;
     logger.warn({ hold: spec }, 'test hold reached');
-    await new Promise<never>(() => undefined);
+    const why = await heldUntil(signals);
+    if (why === 'lease lost') {
+      logger.warn({ hold: spec }, 'test hold ended: the lease was lost');
+      throw signals.leaseLost!.reason ?? new Error('the lease was lost');
+    }
+    logger.warn({ hold: spec, why }, 'test hold ended; the release goes on');
   };
-  return { begin: (entry) => hold(entry, 'begin'), end: (entry) => hold(entry, 'end') };
+  return { begin: (entry, signals) => hold(entry, 'begin', signals), end: (entry, signals) => hold(entry, 'end', signals) };
+}
+
+/** Waits until one of the release's signals fires (for ever when it has none), and says which. */
+function heldUntil(signals: ReleaseSignals): Promise<'stop requested' | 'lease lost' | 'deadline'> {
+  return new Promise((resolve) => {
+    const cleanups: Array<() => void> = [];
+    let ended = false;
+    const end = (why: 'stop requested' | 'lease lost' | 'deadline') => {
+      ended = true;
+      for (const cleanup of cleanups.splice(0)) cleanup();
+      resolve(why);
+    };
+    const on = (signal: AbortSignal | undefined, why: 'stop requested' | 'lease lost') => {
+      if (!signal || ended) return;
+      if (signal.aborted) return end(why);
+      const listener = () => end(why);
+      signal.addEventListener('abort', listener, { once: true });
+      cleanups.push(() => signal.removeEventListener('abort', listener));
+    };
+    on(signals.leaseLost, 'lease lost');
+    on(signals.stopRequested, 'stop requested');
+    if (signals.deadline !== undefined && !ended) {
+      const timer = setTimeout(() => end('deadline'), Math.max(0, signals.deadline - Date.now()));
+      cleanups.push(() => clearTimeout(timer));
+    }
+  });
 }

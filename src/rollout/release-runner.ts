@@ -198,7 +198,10 @@ export class ReleaseRunner implements Rollout {
 
   async run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
     const log = context.logger;
-    const steps = createStepLog(log, this.effects.journal);
+    // A journal that waits (the test hold hook) yields to these, the deadline counted as the hosts' is.
+    const policy = (release.record.plan?.settings ?? context.releaseConfig?.rollout)?.policy;
+    const timeoutMs = this.effects.releaseTimeoutMs ?? (policy ? policy.releaseTimeoutMinutes * 60_000 : undefined);
+    const steps = createStepLog(log, this.effects.journal, { stopRequested: context.stopRequested, leaseLost: context.leaseLost, deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs });
     if (isFinal(release.record.status)) return outcomeOf(release.record);
     const { request } = release.record;
     // A release that a worker had already taken up is resumed; one that only waited for its target starts now.
@@ -707,7 +710,7 @@ export class ReleaseRunner implements Rollout {
     const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
     for (let attempt = 1; !joined; attempt += 1) {
       try {
-        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run, engineSocket: plan.settings.engineSocket });
+        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal, { stopRequested: context.stopRequested, leaseLost: context.leaseLost }).run, engineSocket: plan.settings.engineSocket });
       } catch (error) {
         context.leaseLost?.throwIfAborted();
         if (attempt < 3 || (Date.now() < retryUntil && !context.stopRequested.aborted)) {

@@ -6,9 +6,16 @@ import type { Logger } from '../log/logger.js';
 // A step is either one action (`run`) or a span opened and closed by its caller (`open`), for a
 // wait that lasts several observations of a host.
 
+/** What a journal that waits must yield to: the release's stop request, its lease loss, its deadline (epoch ms). */
+export interface ReleaseSignals {
+  readonly stopRequested?: AbortSignal | undefined;
+  readonly leaseLost?: AbortSignal | undefined;
+  readonly deadline?: number | undefined;
+}
+
 export interface StepJournal {
-  begin(entry: { host?: string; step: string }): Promise<void> | void;
-  end(entry: { host?: string; step: string; ok: boolean; durationMs: number; error?: string }): Promise<void> | void;
+  begin(entry: { host?: string; step: string }, signals?: ReleaseSignals): Promise<void> | void;
+  end(entry: { host?: string; step: string; ok: boolean; durationMs: number; error?: string }, signals?: ReleaseSignals): Promise<void> | void;
 }
 
 export class StepFailure extends Error {
@@ -37,25 +44,25 @@ export interface StepLog {
   open(step: string, host: string | undefined): Promise<OpenStep>;
 }
 
-export function createStepLog(logger: Logger, journal?: StepJournal): StepLog {
+export function createStepLog(logger: Logger, journal?: StepJournal, signals?: ReleaseSignals): StepLog {
   const open = async (step: string, host: string | undefined): Promise<OpenStep> => {
     const startedAt = Date.now();
     const where = host ? { host } : {};
     logger.info({ ...where, step }, 'step started');
-    await journal?.begin({ step, ...where });
+    await journal?.begin({ step, ...where }, signals);
     return {
       step,
       startedAt,
       async done() {
         const durationMs = Date.now() - startedAt;
         logger.info({ ...where, step, durationMs }, 'step done');
-        await journal?.end({ step, ok: true, durationMs, ...where });
+        await journal?.end({ step, ok: true, durationMs, ...where }, signals);
         return durationMs;
       },
       async failed(reason, error) {
         const durationMs = Date.now() - startedAt;
         logger.warn({ ...where, step, durationMs, reason, ...(error !== undefined ? { err: error } : {}) }, 'step failed');
-        await journal?.end({ step, ok: false, durationMs, error: reason, ...where });
+        await journal?.end({ step, ok: false, durationMs, error: reason, ...where }, signals);
         return durationMs;
       },
     };

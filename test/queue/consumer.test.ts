@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { QueueConsumer } from '../../src/queue/consumer.js';
-import type { QueueMessage, WorkQueue } from '../../src/queue/sqs-queue.js';
+import { SqsWorkQueue, type QueueMessage, type WorkQueue } from '../../src/queue/sqs-queue.js';
+import { createQueues, deleteQueues, motoForSuite } from '../support/aws.js';
 import { capturingLogger, eventually } from '../support/worker-fixtures.js';
 
 // Failures a real server cannot be made to give on demand, with a scripted queue.
@@ -67,14 +69,44 @@ describe('the poll loop', () => {
     await running;
     assert.ok(lines.some((l) => l.msg === 'handling the message failed; it will be delivered again'));
   });
+});
 
-  it('stops during a long poll at once', async () => {
-    const queue = new ScriptedQueue([]);
-    const consumer = new QueueConsumer(queue, async () => undefined, { waitSeconds: 20, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10 }, capturingLogger().logger);
+describe('stopping the poll loop (moto)', () => {
+  const suite = motoForSuite();
+
+  // The 20 s long poll is moto's own; the test is bounded well below it, so a stop() that does not
+  // cut the poll fails by timing out, and the receive must end aborted, not answered empty.
+  it('stops during a long poll at once: the receive in flight is aborted', { timeout: 12_000 }, async () => {
+    const queues = await createQueues(suite.sqs);
+    const { logger } = capturingLogger();
+    const sqsQueue = new SqsWorkQueue(suite.sqs, { queue: queues.url, deadLetter: queues.deadLetterUrl }, logger);
+    const receives: Array<{ signal: AbortSignal; settled?: 'answered' | 'rejected'; error?: unknown }> = [];
+    const watched: WorkQueue = Object.assign(Object.create(sqsQueue) as SqsWorkQueue, {
+      receive: (options: Parameters<WorkQueue['receive']>[0]) => {
+        const entry: (typeof receives)[number] = { signal: options.signal };
+        receives.push(entry);
+        return sqsQueue.receive(options).then(
+          (messages) => ((entry.settled = 'answered'), messages),
+          (error: unknown) => {
+            entry.settled = 'rejected';
+            entry.error = error;
+            throw error;
+          },
+        );
+      },
+    });
+    const consumer = new QueueConsumer(watched, async () => undefined, { waitSeconds: 20, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10 }, logger);
     const running = consumer.run();
-    await eventually('a poll to start', () => queue.receives > 0, 2_000);
+    await eventually('a long poll to be in flight at moto', () => receives.length === 1, 5_000);
+    // Give the request time to reach moto and start waiting there.
+    await sleep(300);
+    assert.equal(receives[0]!.settled, undefined, 'the long poll is still waiting at moto');
     await consumer.stop();
     await running;
-    assert.equal(consumer.stopping, true);
+    assert.equal(receives.length, 1, 'no poll after stop()');
+    assert.equal(receives[0]!.signal.aborted, true);
+    assert.equal(receives[0]!.settled, 'rejected', 'the long poll ended by being cut, not by moto answering');
+    assert.equal((receives[0]!.error as Error).name, 'AbortError');
+    await deleteQueues(suite.sqs, queues);
   });
 });

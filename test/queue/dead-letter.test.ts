@@ -27,6 +27,18 @@ describe('a refused message the dead-letter queue cannot take (moto)', () => {
     throw new Error('no message received');
   }
 
+  /** The suite's client, counting the sends to a dead-letter queue (SendMessage: the worker sends nothing else). */
+  function countingSends(): { sqs: SQSClient; deadLetterSends: () => number } {
+    let sends = 0;
+    const sqs = {
+      send: (command: unknown, options?: unknown) => {
+        if (command instanceof SendMessageCommand) sends += 1;
+        return (suite.sqs.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
+      },
+    } as unknown as SQSClient;
+    return { sqs, deadLetterSends: () => sends };
+  }
+
   function queueFor(queues: TestQueues, deadLetter: string, options: SqsWorkQueueOptions, sqs: SQSClient = suite.sqs) {
     const { logger, lines } = capturingLogger();
     return { queue: new SqsWorkQueue(sqs, { queue: queues.url, deadLetter }, logger, options), lines };
@@ -38,14 +50,13 @@ describe('a refused message the dead-letter queue cannot take (moto)', () => {
     await sendRaw(suite.sqs, queues.url, body);
     const directory = join(mkdtempSync(join(tmpdir(), 'harbormaster-state-')), 'undeliverable');
     const keptTime = new Date('2026-11-26T10:00:00.000Z');
-    const { queue, lines } = queueFor(queues, missingQueue(queues), { undeliverableDirectory: directory, now: () => keptTime });
+    const counting = countingSends();
+    const { queue, lines } = queueFor(queues, missingQueue(queues), { undeliverableDirectory: directory, now: () => keptTime }, counting.sqs);
     const message = await receiveOne(queue);
 
-    const started = Date.now();
     const result: DeadLetterResult = await queue.deadLetter(message, refusal);
-    const elapsed = Date.now() - started;
 
-    assert.ok(elapsed < 3_000, `took ${elapsed} ms: a permanent failure is not retried`);
+    assert.equal(counting.deadLetterSends(), 1, 'a permanent failure is not retried');
     assert.equal(result.deadLettered, false);
     if (result.deadLettered) return;
     assert.equal(result.keptAt, join(directory, `${message.id}.json`));
@@ -104,11 +115,12 @@ describe('a refused message the dead-letter queue cannot take (moto)', () => {
   it('without a directory to keep it in, fails at once and leaves the message on the request queue', async () => {
     const queues = await createQueues(suite.sqs);
     await sendRaw(suite.sqs, queues.url, 'refused');
-    const { queue } = queueFor(queues, missingQueue(queues), {});
+    const counting = countingSends();
+    const { queue, lines } = queueFor(queues, missingQueue(queues), {}, counting.sqs);
     const message = await receiveOne(queue);
-    const started = Date.now();
     await assert.rejects(queue.deadLetter(message, refusal), /cannot move message .* to the dead-letter queue \(QueueDoesNotExist.*\) and there is nowhere else to keep it/);
-    assert.ok(Date.now() - started < 3_000);
+    assert.equal(counting.deadLetterSends(), 1, 'failed at once: one attempt, no retry');
+    assert.ok(!lines.some((l) => String(l.msg).includes('retrying')));
     assert.deepEqual(await queueDepth(suite.sqs, queues.url), { visible: 0, inFlight: 1 }, 'not acknowledged: still on the queue');
   });
 

@@ -20,12 +20,15 @@ export class RecordingRollout implements Rollout {
   private readonly active = new Map<string, number>();
   maxActive = 0;
   maxActivePerTarget = 0;
+  /** Every start and end, in the order they happened, with the release's target. */
+  readonly events: Array<{ readonly event: 'start' | 'end'; readonly target: string; readonly image: string }> = [];
 
   constructor(private readonly durationMs: number | ((release: RecordedRelease) => number) = 0) {}
 
   async run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
     const { request, keyId, deployment, target } = release.record;
     this.releases.push({ request, keyId, deployment, releaseConfig: context.releaseConfig, occasion: context.occasion });
+    this.events.push({ event: 'start', target, image: request.image });
     this.active.set(target, (this.active.get(target) ?? 0) + 1);
     this.maxActive = Math.max(this.maxActive, [...this.active.values()].reduce((a, b) => a + b, 0));
     this.maxActivePerTarget = Math.max(this.maxActivePerTarget, this.active.get(target)!);
@@ -35,6 +38,7 @@ export class RecordingRollout implements Rollout {
       if (duration > 0) await sleep(duration);
     } finally {
       this.active.set(target, this.active.get(target)! - 1);
+      this.events.push({ event: 'end', target, image: request.image });
     }
     context.logger.info('recording rollout done');
     return { status: 'succeeded', hosts: 0 };

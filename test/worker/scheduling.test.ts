@@ -35,7 +35,6 @@ describe('scheduling releases', () => {
     for (const deployment of ['integration', 'staging', 'production', 'qa']) await sendRaw(suite.sqs, queues.url, request(deployment, 'v2', new Date(Date.now() - 1_000)));
     const rollout = new RecordingRollout(2_000);
     const store = new MemoryReleaseStore();
-    const started = Date.now();
     await withWorker(configFor(queues, { parallelReleases: 4 }), { rollout, logger: capturingLogger().logger, store }, async () => {
       await eventually('four releases', () => rollout.releases.length === 4, 10_000);
       await sendRaw(suite.sqs, queues.url, request('staging', 'v3'));
@@ -44,7 +43,12 @@ describe('scheduling releases', () => {
     assert.equal(rollout.releases.length, 5);
     assert.equal(rollout.maxActive, 4, 'four at once');
     assert.equal(rollout.maxActivePerTarget, 1, 'never two releases of one target at once');
-    assert.ok(Date.now() - started < 4 * 2_000, 'the four ran side by side, not one after the other');
+    // Side by side: the four v2 releases all started before any of them ended.
+    const v2 = rollout.events.filter((e) => e.image.endsWith(':v2')).map((e) => e.event);
+    assert.deepEqual(v2, ['start', 'start', 'start', 'start', 'end', 'end', 'end', 'end'], 'the four ran side by side, not one after the other');
+    // One at a time per target: staging's v3 started only after its v2 ended.
+    const staging = rollout.events.filter((e) => e.target.endsWith('/staging')).map((e) => `${e.event} ${e.image.split(':').pop()}`);
+    assert.deepEqual(staging, ['start v2', 'end v2', 'start v3', 'end v3']);
   });
 
   it('keeps to parallelReleases, and a long release never holds another target behind it', async () => {
