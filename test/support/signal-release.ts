@@ -1,5 +1,5 @@
 import type { Chat } from '../../src/chat/chat.js';
-import { scopedRollout } from '../../src/chat/release-scope.js';
+import { scopedRollout, type RunListener } from '../../src/chat/release-scope.js';
 import type { ReleaseRequest } from '../../src/request/release-request.js';
 import type { RolloutContext } from '../../src/rollout/rollout.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
@@ -20,13 +20,16 @@ export async function storedRelease(overrides: Record<string, unknown> = {}, sto
 }
 
 /** Runs `body` as a rollout of `release` would run: what it posts to `chat` belongs to the release. */
-export async function whileRunning(release: RecordedRelease, chat: Chat, body: (chat: Chat) => void | Promise<void>): Promise<void> {
-  const rollout = scopedRollout({
-    async run() {
-      await body(chat);
-      return { status: 'succeeded', hosts: 0 };
+export async function whileRunning(release: RecordedRelease, chat: Chat, body: (chat: Chat) => void | Promise<void>, listeners: RunListener[] = []): Promise<void> {
+  const rollout = scopedRollout(
+    {
+      async run() {
+        await body(chat);
+        return { status: 'succeeded', hosts: 0 };
+      },
     },
-  });
+    listeners,
+  );
   const context: RolloutContext = { logger: createLogger({ level: 'silent' }), stopRequested: new AbortController().signal, releaseConfig: undefined, occasion: 'new' };
   await rollout.run(release, context);
 }
