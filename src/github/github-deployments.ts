@@ -25,7 +25,7 @@ export interface GitHubDeploymentsOptions {
   readonly apiUrl?: string;
   readonly logger: Logger;
   /** Where a release is read from when its message comes from outside its rollout (superseded). */
-  readonly store?: ReleaseStore;
+  readonly store?: () => ReleaseStore | undefined;
   readonly retryWindowMs?: number;
   readonly fetchImpl?: typeof fetch;
   readonly timeoutMs?: number;
@@ -151,8 +151,9 @@ export function createGitHubDeployments(options: GitHubDeploymentsOptions): Chat
       const release = currentRelease();
       if (release) return handle(message, release.record, release);
       const releaseId = 'releaseId' in event ? event.releaseId : undefined;
-      if (!releaseId || !options.store) return;
-      options.store.get(releaseId).then(
+      const store = options.store?.();
+      if (!releaseId || !store) return;
+      store.get(releaseId).then(
         (record) => record && handle(message, record, undefined),
         (error: unknown) => log.warn({ err: error, releaseId }, 'reading the release for its GitHub deployment failed'),
       );

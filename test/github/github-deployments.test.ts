@@ -125,7 +125,7 @@ describe('GitHub deployments', () => {
 
   it('makes a personal deployment transient, and marks a superseded release inactive (read from the store)', async () => {
     const { release, store } = await storedRelease({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'x' } } });
-    const listener = github({ store });
+    const listener = github({ store: () => store });
     listener.post(say.releaseSuperseded({ target: release.record.target, image: IMAGE, releaseId: release.releaseId, newer: { releaseId: 'newer', createdAt: new Date().toISOString() } }));
     await new Promise((resolve) => setImmediate(resolve));
     await listener.flush(5_000);
