@@ -7,6 +7,7 @@ import type { Fleet } from './fleet.js';
 /** Where the worker reads the fleet's secrets from: the environment, as on a bastion. */
 export const FLEET_SECRET_ENV = {
   chatWebhook: 'HARBORMASTER_FLEET_CHAT_WEBHOOK',
+  slackToken: 'HARBORMASTER_FLEET_SLACK_TOKEN',
   registryPassword: 'HARBORMASTER_FLEET_REGISTRY_PASSWORD',
 } as const;
 
@@ -25,6 +26,10 @@ export interface FleetWorkerOptions {
   readonly sharedState?: boolean;
   readonly leaseSeconds?: number;
   readonly parallelReleases?: number;
+  /** webhook (the default): one message per event; slack-app: the Slack Web API, one message per release with a thread. */
+  readonly chat?: 'webhook' | 'slack-app';
+  /** Serves /metrics and /healthz on this port of the loopback. */
+  readonly metricsPort?: number;
 }
 
 export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOptions) {
@@ -39,7 +44,11 @@ export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOption
     ...(options.parallelReleases !== undefined ? { parallelReleases: options.parallelReleases } : {}),
     log: { level: options.logLevel ?? 'info' },
     ssh: { user: fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath, connectTimeoutSeconds: 5 },
-    chat: { webhook: { env: FLEET_SECRET_ENV.chatWebhook }, retryWindowSeconds: 120 },
+    chat:
+      options.chat === 'slack-app'
+        ? { slack: { botToken: { env: FLEET_SECRET_ENV.slackToken }, channel: 'C0LOCAL', apiUrl: fleet.chat.slackApiUrl, users: { 'local-ci': 'U0LOCALCI' } }, retryWindowSeconds: 120 }
+        : { webhook: { env: FLEET_SECRET_ENV.chatWebhook }, retryWindowSeconds: 120 },
+    ...(options.metricsPort !== undefined ? { metrics: { port: options.metricsPort, host: '127.0.0.1' } } : {}),
     releases: [
       {
         stack: 'data',
@@ -76,6 +85,7 @@ export function fleetWorkerEnvironment(fleet: Fleet, signingKey: { readonly env:
     ...process.env,
     [signingKey.env]: signingKey.secret,
     [FLEET_SECRET_ENV.chatWebhook]: fleet.chat.url,
+    [FLEET_SECRET_ENV.slackToken]: fleet.chat.slackToken,
     [FLEET_SECRET_ENV.registryPassword]: fleet.registry.password,
     AWS_ACCESS_KEY_ID: fleet.aws.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: fleet.aws.credentials.secretAccessKey,
