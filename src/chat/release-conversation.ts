@@ -39,7 +39,8 @@ export interface ConversationOptions extends Omit<SenderOptions, 'logger'> {
 }
 
 interface Conversation {
-  readonly release: RecordedRelease;
+  /** The latest handle on the release (a release taken up again gets a new one). */
+  release: RecordedRelease;
   readonly view: ReleaseView;
   id?: string;
   /** An edit (or the first post) waits in the queue: another is not needed. */
@@ -54,7 +55,10 @@ export function createConversationChat(transport: ConversationTransport, options
 
   function conversationOf(release: RecordedRelease): Conversation {
     const known = conversations.get(release.releaseId);
-    if (known) return known;
+    if (known) {
+      known.release = release;
+      return known;
+    }
     const recorded = release.record.chatMessage;
     const same = recorded && recorded.via === transport.via && recorded.channel === transport.channel;
     const conversation: Conversation = { release, view: viewOf(release.record), mainQueued: false, ...(same ? { id: recorded.id } : {}) };

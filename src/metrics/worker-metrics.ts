@@ -114,8 +114,8 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
         if (event?.kind === 'host-done') outOfService.observe(event.outOfServiceMs / 1000);
         if (event?.kind !== 'ended' || event.outcome === 'interrupted') return;
         releases.inc({ outcome: event.outcome });
-        const record = currentRelease()?.record;
-        const since = record?.startedAt ?? record?.acceptedAt;
+        // Only a release that changed the fleet has a duration (a refused or superseded one never started).
+        const since = currentRelease()?.record.startedAt;
         const ms = event.durationMs ?? (since ? Date.now() - Date.parse(since) : undefined);
         if (ms !== undefined && ms >= 0) duration.observe({ outcome: event.outcome }, ms / 1000);
       },
