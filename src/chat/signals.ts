@@ -34,7 +34,10 @@ export function createSignals(config: WorkerConfig, logger: Logger, env: NodeJS.
   if (config.github) {
     chats.push(
       createGitHubDeployments({
-        token: readSecret(config.github.token, env),
+        ...(config.github.token ? { token: readSecret(config.github.token, env) } : {}),
+        ...(config.github.app
+          ? { app: { appId: config.github.app.appId, installationId: config.github.app.installationId, privateKey: readSecret(config.github.app.privateKey, env) } }
+          : {}),
         repositories: config.github.repositories,
         apiUrl: config.github.apiUrl,
         logger,

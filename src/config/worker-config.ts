@@ -259,7 +259,17 @@ export const workerConfigSchema = z
     github: z
       .object({
         /** A token allowed to write deployments (fine-grained: Deployments read and write; classic: repo_deployment). */
-        token: secretSourceSchema,
+        token: secretSourceSchema.optional(),
+        /** Or a GitHub App (permission Deployments: read and write) installed on the repositories. */
+        app: z
+          .object({
+            appId: z.union([z.string().regex(/^\d+$/), z.number().int().positive()]).transform(String),
+            installationId: z.union([z.string().regex(/^\d+$/), z.number().int().positive()]).transform(String),
+            /** The app's private key (PEM), a secret source. */
+            privateKey: secretSourceSchema,
+          })
+          .strict()
+          .optional(),
         /** "stack/release" to "owner/repository". */
         repositories: z.record(
           z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'a key is "stack/release"'),
@@ -269,6 +279,7 @@ export const workerConfigSchema = z
         apiUrl: z.string().url().default('https://api.github.com'),
       })
       .strict()
+      .refine((github) => (github.token === undefined) !== (github.app === undefined), { message: 'github takes exactly one of token or app' })
       .optional(),
     /** Prometheus metrics and /healthz; off unless a port is given. */
     metrics: z

@@ -8,6 +8,7 @@ import { isPersonal } from '../request/release-request.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import type { ReleaseRecord } from '../state/release-record.js';
 import type { ReleaseStore } from '../state/release-store.js';
+import { installationTokens, type GitHubAppCredentials, type TokenSource } from './github-app-token.js';
 
 // GitHub deployments for releases, from the release messages the rollout posts (a listener beside
 // chat). A release whose stack/release maps to a repository gets a deployment of its request's
@@ -18,7 +19,9 @@ import type { ReleaseStore } from '../state/release-store.js';
 // Calls go out in order in the background; GitHub's rate limits are waited out; a release never waits.
 
 export interface GitHubDeploymentsOptions {
-  readonly token: string;
+  /** A token, or a GitHub App's installation (its installation tokens are bought as needed). */
+  readonly token?: string;
+  readonly app?: GitHubAppCredentials;
   /** "stack/release" to "owner/repository". */
   readonly repositories: Readonly<Record<string, string>>;
   /** Default https://api.github.com. */
@@ -62,21 +65,34 @@ export function createGitHubDeployments(options: GitHubDeploymentsOptions): Chat
   });
   const deployments = new Map<string, Deployment>();
 
-  const call = (path: string, body: unknown): Promise<CallOutcome> =>
-    callJson(
+  const fetchImpl = options.fetchImpl ?? fetch;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const staticToken = options.token;
+  const tokens: TokenSource =
+    staticToken !== undefined
+      ? async () => ({ ok: true, token: staticToken })
+      : options.app
+        ? installationTokens(options.app, { apiUrl, fetchImpl, timeoutMs })
+        : async () => ({ ok: false, reason: 'no token and no app configured', retry: false });
+
+  const call = async (path: string, body: unknown): Promise<CallOutcome> => {
+    const token = await tokens();
+    if (!token.ok) return token.retry ? { kind: 'retry', reason: token.reason, ...(token.retryAfterMs !== undefined ? { retryAfterMs: token.retryAfterMs } : {}) } : { kind: 'drop', reason: token.reason };
+    return callJson(
       {
         method: 'POST',
         url: `${apiUrl}${path}`,
         headers: {
-          authorization: `Bearer ${options.token}`,
+          authorization: `Bearer ${token.token}`,
           accept: 'application/vnd.github+json',
           'x-github-api-version': '2022-11-28',
           'user-agent': 'harbormaster',
         },
         body,
       },
-      { fetchImpl: options.fetchImpl ?? fetch, timeoutMs: options.timeoutMs ?? 10_000, secrets: [options.token] },
+      { fetchImpl, timeoutMs, secrets: [token.token] },
     );
+  };
 
   function deploymentOf(record: Readonly<ReleaseRecord>, release: RecordedRelease | undefined): Deployment | undefined {
     const known = deployments.get(record.releaseId);

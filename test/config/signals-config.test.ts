@@ -46,6 +46,13 @@ describe('signals configuration', () => {
     assert.match(refusal((c) => (c.github = { token: { env: 'G' }, repositories: { 'data/ingest': 'not a repo' } })), /a repository is "owner\/name"/);
   });
 
+  it('takes a GitHub App instead of a token, never both', () => {
+    const config = parse((c) => (c.github = { app: { appId: 4242, installationId: '777', privateKey: { file: '/etc/harbormaster/github-app.pem' } }, repositories: { 'data/ingest': 'acme/ingest' } }));
+    assert.deepEqual(config.github?.app, { appId: '4242', installationId: '777', privateKey: { file: '/etc/harbormaster/github-app.pem' } });
+    assert.match(refusal((c) => (c.github = { token: { env: 'G' }, app: { appId: 1, installationId: 2, privateKey: { env: 'K' } }, repositories: {} })), /github takes exactly one of token or app/);
+    assert.match(refusal((c) => (c.github = { repositories: {} })), /github takes exactly one of token or app/);
+  });
+
   it('serves metrics only when a port is given', () => {
     assert.equal(parse(() => undefined).metrics, undefined);
     assert.deepEqual(parse((c) => (c.metrics = { port: 9464 })).metrics, { port: 9464, host: '0.0.0.0', healthyPollSeconds: 300 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createVerify, generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -16,6 +17,18 @@ import { reread, storedRelease, whileRunning } from '../support/signal-release.j
 // x-ratelimit-remaining: 0 and Retry-After.
 
 const TOKEN = 'ghp_test_token_0123456789';
+const INSTALLATION_TOKEN = 'ghs_installation_token_abcdef';
+const APP = { appId: '4242', installationId: '777' };
+const keys = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+
+/** A GitHub App JWT as GitHub checks it: RS256 by the app's key, issued by the app id, at most 10 minutes long. */
+function validAppJwt(header: string | undefined): boolean {
+  const [head, payload, signature] = (header ?? '').replace(/^Bearer /, '').split('.');
+  if (!head || !payload || !signature) return false;
+  if (!createVerify('RSA-SHA256').update(`${head}.${payload}`).verify(keys.publicKey, Buffer.from(signature, 'base64url'))) return false;
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { iat: number; exp: number; iss: string };
+  return JSON.parse(Buffer.from(head, 'base64url').toString('utf8')).alg === 'RS256' && claims.iss === APP.appId && claims.exp - claims.iat <= 600;
+}
 const TARGET = 'data/ingest/staging';
 const IMAGE = 'registry.example.com:5000/data/ingest:v2';
 const STATES = new Set(['error', 'failure', 'inactive', 'in_progress', 'queued', 'pending', 'success']);
@@ -27,6 +40,7 @@ describe('GitHub deployments', () => {
   let apiUrl: string;
   const made: Made[] = [];
   let rateLimitNext = 0;
+  let tokensIssued = 0;
   let raw: string[];
 
   before(async () => {
@@ -39,7 +53,12 @@ describe('GitHub deployments', () => {
           response.end(JSON.stringify(body));
         };
         if (!request.headers['user-agent']) return json(403, { message: 'Request forbidden by administrative rules. Please make sure your request has a User-Agent header' });
-        if (request.headers.authorization !== `Bearer ${TOKEN}`) return json(401, { message: 'Bad credentials' });
+        if (request.url === `/app/installations/${APP.installationId}/access_tokens` && request.method === 'POST') {
+          if (!validAppJwt(request.headers.authorization)) return json(401, { message: 'A JSON web token could not be decoded' });
+          tokensIssued += 1;
+          return json(201, { token: INSTALLATION_TOKEN, expires_at: new Date(Date.now() + 3_600_000).toISOString(), permissions: { deployments: 'write' } });
+        }
+        if (request.headers.authorization !== `Bearer ${TOKEN}` && request.headers.authorization !== `Bearer ${INSTALLATION_TOKEN}`) return json(401, { message: 'Bad credentials' });
         if (request.headers.accept !== 'application/vnd.github+json' || request.headers['x-github-api-version'] !== '2022-11-28') return json(415, { message: 'Unsupported media type' });
         if (rateLimitNext > 0) {
           rateLimitNext -= 1;
@@ -72,6 +91,7 @@ describe('GitHub deployments', () => {
   beforeEach(() => {
     made.length = 0;
     rateLimitNext = 0;
+    tokensIssued = 0;
     raw = [];
   });
 
@@ -133,6 +153,18 @@ describe('GitHub deployments', () => {
     assert.equal(made[0]!.body.transient_environment, true);
     assert.equal(made[0]!.body.environment, 'personal-alice');
     assert.deepEqual(made[0]!.statuses.map((s) => s.state), ['inactive']);
+  });
+
+  it('as a GitHub App: buys an installation token with a signed JWT once, and uses it for every call', async () => {
+    const listener = github({ token: undefined, app: { ...APP, privateKey: keys.privateKey } });
+    for (const _ of [1, 2]) {
+      const { release } = await storedRelease();
+      await whileRunning(release, listener, (c) => c.post(started(release.releaseId)));
+    }
+    await listener.flush(5_000);
+    assert.equal(tokensIssued, 1, 'the installation token is kept until near its expiry');
+    assert.deepEqual(made.map((d) => d.statuses.map((s) => s.state)), [['in_progress'], ['in_progress']]);
+    assert.ok(!raw.some((line) => line.includes(INSTALLATION_TOKEN) || line.includes('PRIVATE KEY')), 'no token or key in the log');
   });
 
   it('waits out a rate limit for its Retry-After, and does nothing for a release mapped to no repository', async () => {
