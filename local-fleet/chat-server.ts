@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { handleSlackApi, type SlackApiState, type SlackPosted } from './slack-api.js';
 
 // A Slack-compatible incoming webhook on loopback (Mattermost and Discord accept the same payload):
 // POST a JSON body with `text` (and optionally `blocks` / `attachments`), get 200 "ok". It records
 // what it accepted, in order, and can be told to fail (500) or to rate-limit (429 + Retry-After) so
-// that the worker's chat retries are tested against a real HTTP server.
+// that the worker's chat retries are tested against a real HTTP server. Under /api/ it also answers
+// the Slack Web API's chat.postMessage and chat.update (see slack-api.ts), for a worker configured as
+// a Slack app: `slackApiUrl` and `slackToken` go in its chat.slack settings.
 
 export interface ChatMessage {
   readonly text: string;
@@ -15,18 +18,23 @@ export interface ChatMessage {
   readonly receivedAt: Date;
 }
 
-export type ChatMode = { kind: 'accept' } | { kind: 'fail' } | { kind: 'rateLimit'; retryAfterSeconds: number };
+export type ChatMode = { kind: 'accept' } | { kind: 'fail' } | { kind: 'rateLimit'; retryAfterSeconds: number; times: number };
 
 export interface ChatServer {
   /** The webhook URL to configure in the worker. */
   readonly url: string;
+  /** The Slack Web API base URL (chat.slack.apiUrl) and the bot token it accepts. */
+  readonly slackApiUrl: string;
+  readonly slackToken: string;
+  /** Messages posted through the Slack Web API, oldest first, each with its edits and thread replies. */
+  slackMessages(): SlackPosted[];
   /** Accepted messages, oldest first (a copy). */
   messages(): ChatMessage[];
   clear(): void;
   /** Answer 500 to every post until recover(). */
   fail(): void;
-  /** Answer 429 with Retry-After: retryAfterSeconds to every post until recover(). */
-  rateLimit(retryAfterSeconds: number): void;
+  /** Answer 429 with Retry-After: retryAfterSeconds to every post until recover(), or to the next `times` posts. */
+  rateLimit(retryAfterSeconds: number, times?: number): void;
   recover(): void;
   /** Every post received, accepted or not (for retry counting). */
   attempts(): number;
@@ -54,8 +62,9 @@ function answer(response: ServerResponse, status: number, text: string, headers:
   response.end(text);
 }
 
-export async function startChatServer(): Promise<ChatServer> {
+export async function startChatServer(options: { slackToken?: string } = {}): Promise<ChatServer> {
   const received: ChatMessage[] = [];
+  const slack: SlackApiState = { token: options.slackToken ?? 'xoxb-local-fleet', channels: new Set(['C0LOCAL']), messages: [] };
   let mode: ChatMode = { kind: 'accept' };
   let attempts = 0;
 
@@ -65,7 +74,12 @@ export async function startChatServer(): Promise<ChatServer> {
       const raw = await readBody(request);
       attempts += 1;
       if (mode.kind === 'fail') return answer(response, 500, 'internal_error');
-      if (mode.kind === 'rateLimit') return answer(response, 429, 'rate_limited', { 'retry-after': String(mode.retryAfterSeconds) });
+      if (mode.kind === 'rateLimit') {
+        const { retryAfterSeconds } = mode;
+        mode = mode.times > 1 ? { ...mode, times: mode.times - 1 } : { kind: 'accept' };
+        return answer(response, 429, 'rate_limited', { 'retry-after': String(retryAfterSeconds) });
+      }
+      if (request.url?.startsWith('/api/')) return handleSlackApi(slack, request, raw, response);
       let body: Record<string, unknown>;
       try {
         body = JSON.parse(raw) as Record<string, unknown>;
@@ -94,13 +108,17 @@ export async function startChatServer(): Promise<ChatServer> {
 
   return {
     url: `http://127.0.0.1:${port}/hooks/harbormaster`,
+    slackApiUrl: `http://127.0.0.1:${port}/api`,
+    slackToken: slack.token,
+    slackMessages: () => slack.messages.map((m) => ({ ...m, edits: [...m.edits] })),
     messages: () => [...received],
     clear: () => {
       received.length = 0;
+      slack.messages.length = 0;
       attempts = 0;
     },
     fail: () => (mode = { kind: 'fail' }),
-    rateLimit: (retryAfterSeconds) => (mode = { kind: 'rateLimit', retryAfterSeconds }),
+    rateLimit: (retryAfterSeconds, times = Infinity) => (mode = { kind: 'rateLimit', retryAfterSeconds, times }),
     recover: () => (mode = { kind: 'accept' }),
     attempts: () => attempts,
     stop: () =>

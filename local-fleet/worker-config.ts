@@ -7,6 +7,7 @@ import type { Fleet } from './fleet.js';
 /** Where the worker reads the fleet's secrets from: the environment, as on a bastion. */
 export const FLEET_SECRET_ENV = {
   chatWebhook: 'HARBORMASTER_FLEET_CHAT_WEBHOOK',
+  slackToken: 'HARBORMASTER_FLEET_SLACK_TOKEN',
   registryPassword: 'HARBORMASTER_FLEET_REGISTRY_PASSWORD',
 } as const;
 
@@ -27,6 +28,10 @@ export interface FleetWorkerOptions {
   readonly parallelReleases?: number;
   /** The account the worker logs in as; default the fleet's deploy user. */
   readonly sshUser?: string;
+  /** webhook (the default): one message per event; slack-app: the Slack Web API, one message per release with a thread. */
+  readonly chat?: 'webhook' | 'slack-app';
+  /** Serves /metrics and /healthz on this port of the loopback. */
+  readonly metricsPort?: number;
 }
 
 export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOptions) {
@@ -41,7 +46,11 @@ export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOption
     ...(options.parallelReleases !== undefined ? { parallelReleases: options.parallelReleases } : {}),
     log: { level: options.logLevel ?? 'info' },
     ssh: { user: options.sshUser ?? fleet.ssh.user, privateKey: { file: fleet.ssh.privateKeyPath }, knownHostsFile: fleet.ssh.knownHostsPath, engineSocket: fleet.ssh.engineSocket, connectTimeoutSeconds: 5 },
-    chat: { webhook: { env: FLEET_SECRET_ENV.chatWebhook }, retryWindowSeconds: 120 },
+    chat:
+      options.chat === 'slack-app'
+        ? { slack: { botToken: { env: FLEET_SECRET_ENV.slackToken }, channel: 'C0LOCAL', apiUrl: fleet.chat.slackApiUrl, users: { 'local-ci': 'U0LOCALCI' } }, retryWindowSeconds: 120 }
+        : { webhook: { env: FLEET_SECRET_ENV.chatWebhook }, retryWindowSeconds: 120 },
+    ...(options.metricsPort !== undefined ? { metrics: { port: options.metricsPort, host: '127.0.0.1' } } : {}),
     releases: [
       {
         stack: 'data',
@@ -78,6 +87,7 @@ export function fleetWorkerEnvironment(fleet: Fleet, signingKey: { readonly env:
     ...process.env,
     [signingKey.env]: signingKey.secret,
     [FLEET_SECRET_ENV.chatWebhook]: fleet.chat.url,
+    [FLEET_SECRET_ENV.slackToken]: fleet.chat.slackToken,
     [FLEET_SECRET_ENV.registryPassword]: fleet.registry.password,
     AWS_ACCESS_KEY_ID: fleet.aws.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: fleet.aws.credentials.secretAccessKey,

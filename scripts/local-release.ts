@@ -59,6 +59,7 @@ try {
         signingKey: { id: 'local-ci', env: 'HARBORMASTER_KEY_LOCAL' },
         stateDirectory: join(directory, 'state'),
         rollout: { smoke: { port: 8080, path: '/version', expectBodyContains: 'v2' } },
+        chat: 'slack-app',
       }),
     ),
   );
@@ -97,8 +98,13 @@ try {
   failed = result.msg !== 'release succeeded';
   say(`${String(result.msg)} in ${(Number(result.durationMs) / 1000).toFixed(1)} s; every host now answers:`);
   await versions(fleet.hosts);
-  say('chat received:');
+  say('Slack received (the message of the release as it ended, how often it was edited, and its thread):');
   await new Promise((resolve) => setTimeout(resolve, 500));
+  const slack = fleet.chat.slackMessages();
+  for (const message of slack.filter((m) => m.threadTs === undefined)) {
+    process.stdout.write(`    ${message.text} (edited ${message.edits.length} times)\n`);
+    for (const reply of slack.filter((m) => m.threadTs === message.ts)) process.stdout.write(`      ↳ ${reply.text}\n`);
+  }
   for (const message of fleet.chat.messages()) process.stdout.write(`    ${message.text}\n`);
 } catch (error) {
   failed = true;

@@ -1,3 +1,5 @@
+import type { ReleaseEvent } from './release-events.js';
+
 // Chat is told what happens; it never decides anything. Posting never blocks or fails a release:
 // messages are queued and delivered in order in the background, retried with backoff, and 429s
 // are honoured with their Retry-After.
@@ -8,6 +10,8 @@ export interface ChatMessage {
   /** Optional Slack attachments-style detail lines. */
   readonly fields?: ReadonlyArray<{ readonly title: string; readonly value: string }>;
   readonly severity?: 'info' | 'success' | 'warning' | 'failure';
+  /** What the message tells about a release, for chats that keep one message per release and for listeners (GitHub, metrics). */
+  readonly event?: ReleaseEvent;
 }
 
 export interface Chat {

@@ -39,6 +39,7 @@ export function releaseStarted(input: ReleaseStartedInput): ChatMessage {
     text: `Releasing ${shortImage(input.image)} to ${target} on ${plural(input.hosts.length, 'host')} (requested by ${requestedBy})`,
     fields,
     severity: 'info',
+    event: { kind: 'started', releaseId: input.releaseId, hosts: input.hosts.length },
   };
 }
 
@@ -59,6 +60,7 @@ export function hostProgress(input: HostProgressInput): ChatMessage {
       `${targetName(input.target)}: host ${input.index}/${input.total} ${untrusted(input.host, 100)} done ` +
       `in ${formatDuration(input.durationMs)} (out of service ${formatDuration(input.outOfServiceMs)})`,
     severity: 'info',
+    event: { kind: 'host-done', host: untrusted(input.host, 100), index: input.index, total: input.total, outOfServiceMs: input.outOfServiceMs },
   };
 }
 
@@ -81,6 +83,7 @@ export function releaseSucceeded(input: ReleaseSucceededInput): ChatMessage {
       { title: 'Duration', value: duration },
     ],
     severity: 'success',
+    event: { kind: 'ended', outcome: 'succeeded', durationMs: input.durationMs },
   };
 }
 
@@ -119,6 +122,12 @@ export function releaseFailed(input: ReleaseFailedInput): ChatMessage {
     text: `Release of ${shortImage(input.image)} to ${target} failed${where} at ${step}: ${untrusted(input.reason, 160)}${rolledBack}${attention}`,
     fields,
     severity: 'failure',
+    event: {
+      kind: 'ended',
+      outcome: input.attention && input.attention.length > 0 ? 'failed' : 'rolled-back',
+      step,
+      ...(input.host !== undefined ? { host: untrusted(input.host, 100) } : {}),
+    },
   };
 }
 
@@ -146,6 +155,7 @@ export function releaseIncomplete(input: ReleaseIncompleteInput): ChatMessage {
       { title: 'Reason', value: untrusted(input.reason, 1000) },
     ],
     severity: 'failure',
+    event: { kind: 'ended', outcome: 'failed', step: 'not every host released' },
   };
 }
 
@@ -209,6 +219,7 @@ export function releaseRefused(input: ReleaseRefusedInput): ChatMessage {
       { title: 'Release', value: untrusted(input.releaseId, 64) },
     ],
     severity: 'warning',
+    event: { kind: 'ended', outcome: 'refused', releaseId: input.releaseId, step: 'preflight' },
   };
 }
 
@@ -256,6 +267,7 @@ export function releaseResumed(input: ReleaseResumedInput): ChatMessage {
       { title: 'Release', value: untrusted(input.releaseId, 64) },
     ],
     severity: 'warning',
+    event: { kind: 'resumed', releaseId: input.releaseId },
   };
 }
 
@@ -273,6 +285,7 @@ export function releaseInterrupted(input: ReleaseInterruptedInput): ChatMessage 
       `Release of ${shortImage(input.image)} to ${targetName(input.target)} paused at a safe point: ${input.released} of ${plural(input.total, 'host')} released, ` +
       'every host whole, Auto Scaling and alarms restored; it is resumed by the next start of a worker (or by another worker sharing the release state), unless a newer release comes first',
     severity: 'warning',
+    event: { kind: 'ended', outcome: 'interrupted' },
   };
 }
 
@@ -293,6 +306,7 @@ export function restorePending(input: RestorePendingInput): ChatMessage {
       `trying again in ${formatDuration(input.retryInMs)} (attempt ${input.attempt}), until it succeeds`,
     fields: [{ title: 'Target', value: target }, ...input.left.map((what) => ({ title: 'Pending', value: untrusted(what, 500) }))],
     severity: 'failure',
+    event: { kind: 'restore-pending' },
   };
 }
 
@@ -300,6 +314,7 @@ export function restoreConfirmed(input: { readonly target: RequestTarget | strin
   return {
     text: `Auto Scaling and alarms of ${targetName(input.target)} are back as they were before the release (after ${plural(input.attempts, 'attempt')})`,
     severity: 'success',
+    event: { kind: 'restore-confirmed' },
   };
 }
 
@@ -349,6 +364,7 @@ export function releaseSuperseded(input: ReleaseSupersededInput): ChatMessage {
       { title: 'Newer request made', value: untrusted(input.newer.createdAt, 40) },
     ],
     severity: 'info',
+    event: { kind: 'ended', outcome: 'superseded', releaseId: input.releaseId },
   };
 }
 
@@ -369,6 +385,7 @@ export function hostTrouble(input: HostTroubleInput): ChatMessage {
   return {
     text: `${targetName(input.target)}: ${host} does not answer for now at ${untrusted(input.step, 80)} (${untrusted(input.reason, 200)}); ${what} for up to ${formatDuration(input.retryingForMs)}`,
     severity: 'warning',
+    event: { kind: 'host-trouble', host },
   };
 }
 

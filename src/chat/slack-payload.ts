@@ -1,46 +1,36 @@
 import type { ChatMessage } from './chat.js';
 
-// The Slack incoming-webhook body, the one dialect Slack, Mattermost and Discord's `/slack` endpoint
-// all accept. `text` is the line every client shows; fields go in one attachment whose colour says
-// how the news is (a bar of colour is what a person scanning the channel sees first).
-
-export interface SlackField {
-  readonly title: string;
-  readonly value: string;
-  readonly short: boolean;
-}
-
-export interface SlackAttachment {
-  readonly color: string;
-  readonly fallback: string;
-  readonly fields: SlackField[];
-}
+// A message in Slack's Block Kit, the body of an incoming webhook (Slack; Mattermost shows `text`)
+// and of a Slack app's chat.postMessage. `text` is the line every client shows and notifications use;
+// the blocks lead with an emoji that says how the news is, then the fields, two to a row.
 
 export interface SlackPayload {
   readonly text: string;
-  readonly attachments?: SlackAttachment[];
+  readonly blocks?: unknown[];
   readonly username?: string;
 }
 
-export const SEVERITY_COLORS: Readonly<Record<NonNullable<ChatMessage['severity']>, string>> = {
-  info: '#439FE0',
-  success: '#2EB67D',
-  warning: '#ECB22E',
-  failure: '#E01E5A',
+export const SEVERITY_EMOJI: Readonly<Record<NonNullable<ChatMessage['severity']>, string>> = {
+  info: ':information_source:',
+  success: ':white_check_mark:',
+  warning: ':warning:',
+  failure: ':rotating_light:',
 };
 
-// Slack lays out "short" fields two per row; only values that fit half a row are short.
-const SHORT_FIELD_MAX = 40;
+// Slack takes at most 10 fields in a section, each at most 2000 characters.
+const FIELDS_PER_SECTION = 10;
+const MAX_FIELD = 1900;
 
+export function messageBlocks(message: ChatMessage, prefix = ''): unknown[] {
+  const emoji = SEVERITY_EMOJI[message.severity ?? 'info'];
+  const blocks: unknown[] = [{ type: 'section', text: { type: 'mrkdwn', text: `${prefix}${emoji} ${message.text}`.slice(0, 2900) } }];
+  const fields = (message.fields ?? []).map(({ title, value }) => ({ type: 'mrkdwn', text: `*${title}*\n${value}`.slice(0, MAX_FIELD) }));
+  for (let i = 0; i < fields.length; i += FIELDS_PER_SECTION) blocks.push({ type: 'section', fields: fields.slice(i, i + FIELDS_PER_SECTION) });
+  return blocks;
+}
+
+/** A message without text (a caller's bug) gets no blocks either: the receiver refuses it, and the drop is logged. */
 export function toSlackPayload(message: ChatMessage, username?: string): SlackPayload {
-  const fields = (message.fields ?? []).map(
-    ({ title, value }): SlackField => ({ title, value, short: value.length <= SHORT_FIELD_MAX && !value.includes('\n') }),
-  );
-  return {
-    text: message.text,
-    ...(fields.length > 0
-      ? { attachments: [{ color: SEVERITY_COLORS[message.severity ?? 'info'], fallback: message.text, fields }] }
-      : {}),
-    ...(username ? { username } : {}),
-  };
+  const blocks = typeof message.text === 'string' ? { blocks: messageBlocks(message) } : {};
+  return { text: message.text, ...blocks, ...(username ? { username } : {}) };
 }

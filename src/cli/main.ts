@@ -9,7 +9,8 @@ import { exitCodeFor, waitForRelease } from './wait-for-release.js';
 import { planRequest, printPlan } from './plan.js';
 
 import { createWorker, runUntilSignalled } from '../worker/worker.js';
-import { createChat, createRollout } from '../rollout/create-rollout.js';
+import { createRollout } from '../rollout/create-rollout.js';
+import { createSignals } from '../chat/signals.js';
 import { holdPointJournal } from '../rollout/hold-point.js';
 import { requestRefused } from '../chat/release-messages.js';
 
@@ -78,14 +79,23 @@ program
   .action(async (options: { config: string }) => {
     const config = loadWorkerConfig(options.config);
     const logger = createLogger({ level: config.log.level });
-    const chat = createChat(config, logger);
+    // Chat, GitHub deployments and metrics: the rollout and the worker post to signals.chat.
+    const signals = createSignals(config, logger);
+    const chat = signals.chat;
     const journal = holdPointJournal(process.env.HARBORMASTER_TEST_HOLD_AT, logger);
     const rollout = createRollout(config, logger, chat, process.env, journal ? { journal } : {});
-    const worker = createWorker(config, { rollout: rollout.runner, logger, chat, onRefused: (notice) => chat.post(requestRefused(notice)) });
+    const worker = createWorker(config, {
+      rollout: signals.rollout(rollout.runner),
+      logger,
+      chat,
+      onRefused: (notice) => chat.post(requestRefused(notice)),
+      ...(signals.onQueueReceive ? { onQueueReceive: signals.onQueueReceive } : {}),
+    });
+    await signals.start(worker.store);
     await runUntilSignalled(worker, logger);
     rollout.close();
-    // Messages still queued for chat get a last chance, bounded so a dead webhook cannot hold the exit.
-    await chat.flush(10_000);
+    // Messages still queued for chat and GitHub get a last chance, bounded so a dead endpoint cannot hold the exit.
+    await signals.close(10_000);
     logger.info('worker stopped');
   });
 

@@ -240,9 +240,65 @@ export const workerConfigSchema = z
       .optional(),
     chat: z
       .object({
-        webhook: secretSourceSchema,
+        /** A Slack incoming webhook or a Mattermost one: one message per event. */
+        webhook: secretSourceSchema.optional(),
+        /** A Discord webhook: one message per release, edited in place. */
+        discord: z.object({ webhook: secretSourceSchema }).strict().optional(),
+        /** A Slack app: one message per release kept current, details in its thread. */
+        slack: z
+          .object({
+            /** The bot token (xoxb-...); the app needs the chat:write scope. */
+            botToken: secretSourceSchema,
+            /** The channel id (C0123...): chat.update takes an id, not a name. */
+            channel: z.string().regex(/^[A-Z0-9]{2,32}$/, 'channel must be a Slack channel id such as C0123ABCD'),
+            /** The Web API's base URL; only for a local receiver. */
+            apiUrl: z.string().url().default('https://slack.com/api'),
+            /** CI names (a request's requestedBy) to Slack user ids, mentioned when their release fails. */
+            users: z.record(z.string().min(1), z.string().regex(/^[UW][A-Z0-9]{2,32}$/, 'a Slack user id looks like U0123ABCD')).default({}),
+          })
+          .strict()
+          .optional(),
         username: z.string().max(80).optional(),
         retryWindowSeconds: seconds('retryWindowSeconds', 1, 3600).default(600),
+      })
+      .strict()
+      .refine((chat) => [chat.webhook, chat.discord, chat.slack].filter((x) => x !== undefined).length === 1, {
+        message: 'chat takes exactly one of webhook, discord or slack',
+      })
+      .optional(),
+    /** GitHub deployments and their statuses for releases whose stack/release maps to a repository. */
+    github: z
+      .object({
+        /** A token allowed to write deployments (fine-grained: Deployments read and write; classic: repo_deployment). */
+        token: secretSourceSchema.optional(),
+        /** Or a GitHub App (permission Deployments: read and write) installed on the repositories. */
+        app: z
+          .object({
+            appId: z.union([z.string().regex(/^\d+$/), z.number().int().positive()]).transform(String),
+            installationId: z.union([z.string().regex(/^\d+$/), z.number().int().positive()]).transform(String),
+            /** The app's private key (PEM), a secret source. */
+            privateKey: secretSourceSchema,
+          })
+          .strict()
+          .optional(),
+        /** "stack/release" to "owner/repository". */
+        repositories: z.record(
+          z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'a key is "stack/release"'),
+          z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'a repository is "owner/name"'),
+        ),
+        /** The REST API's base URL (GitHub Enterprise Server: https://HOST/api/v3). */
+        apiUrl: z.string().url().default('https://api.github.com'),
+      })
+      .strict()
+      .refine((github) => (github.token === undefined) !== (github.app === undefined), { message: 'github takes exactly one of token or app' })
+      .optional(),
+    /** Prometheus metrics and /healthz; off unless a port is given. */
+    metrics: z
+      .object({
+        port: z.number().int().min(1).max(65535),
+        host: z.string().min(1).default('0.0.0.0'),
+        /** /healthz answers 503 once the last successful poll of the queue is older than this. */
+        healthyPollSeconds: seconds('healthyPollSeconds', 30, 86_400).default(300),
       })
       .strict()
       .optional(),

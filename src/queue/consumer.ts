@@ -16,6 +16,8 @@ export interface ConsumerSettings {
   readonly maxInFlight?: number;
   readonly backoffMinMs?: number;
   readonly backoffMaxMs?: number;
+  /** Told after every receive from the queue: whether it answered (metrics). */
+  readonly onReceive?: (ok: boolean) => void;
 }
 
 /** What a handler may ask of the loop once it is done with a message: to hand it back for later. */
@@ -85,8 +87,10 @@ export class QueueConsumer {
           max: limit - this.inFlight.size,
         });
         failures = 0;
+        this.settings.onReceive?.(true);
       } catch (error) {
         if (stop.aborted || isAbort(error)) break;
+        this.settings.onReceive?.(false);
         failures += 1;
         const delay = this.backoff(failures);
         this.logger.error({ err: error, failures, retryInMs: delay }, 'receiving from the queue failed');

@@ -8,8 +8,8 @@ import { AwsAlarmActions } from '../alarms/alarm-actions.js';
 import { AwsAlarmMuteRules } from '../alarms/alarm-mute-rules.js';
 import { AwsAutoScaling } from '../autoscaling/process-suspension.js';
 import { clientOptions } from '../aws/clients.js';
-import { silentChat, type Chat } from '../chat/chat.js';
-import { createWebhookChat } from '../chat/webhook-chat.js';
+import type { Chat } from '../chat/chat.js';
+import { chatFromConfig } from '../chat/create-chat.js';
 import { ConfigError, type WorkerConfig } from '../config/worker-config.js';
 import { readSecret } from '../config/secret-source.js';
 import { SshHostConnector } from '../host/ssh-host-connector.js';
@@ -26,13 +26,7 @@ import { ReleaseRunner, type RolloutEffects } from './release-runner.js';
 // here, at start: a missing key or password stops the worker before it takes a request.
 
 export function createChat(config: WorkerConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Chat {
-  if (!config.chat) return silentChat;
-  return createWebhookChat({
-    url: readSecret(config.chat.webhook, env),
-    logger: logger.child({ component: 'chat' }),
-    retryWindowMs: config.chat.retryWindowSeconds * 1000,
-    ...(config.chat.username ? { username: config.chat.username } : {}),
-  });
+  return chatFromConfig(config, logger, env);
 }
 
 export interface RolloutWiring {

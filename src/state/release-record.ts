@@ -141,6 +141,10 @@ export interface ReleaseRecord {
   attention?: string[];
   /** The record was rebuilt from a damaged file: what is missing cannot be trusted. */
   damaged?: string;
+  /** The release's chat message (Slack app: channel and ts; Discord: message id), edited by whichever worker carries it. */
+  chatMessage?: { readonly via: 'slack' | 'discord'; readonly channel?: string; readonly id: string };
+  /** The GitHub deployment made for the release. */
+  githubDeployment?: { readonly repository: string; readonly id: number };
 }
 
 export const loadBalancerKey = (lb: LoadBalancerRef) => `${lb.kind}:${lb.id}`;

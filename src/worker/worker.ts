@@ -40,6 +40,8 @@ export interface WorkerParts {
   readonly backoffMinMs?: number;
   /** This worker's name in records and logs; default host name and PID. */
   readonly workerId?: string;
+  /** Told after every receive from the queue: whether it answered (metrics). */
+  readonly onQueueReceive?: (ok: boolean) => void;
 }
 
 export interface Worker {
@@ -109,6 +111,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
       // Room beyond the release slots, so refusals, duplicates and busy targets never wait behind releases.
       maxInFlight: config.parallelReleases + 2,
       ...(parts.backoffMinMs !== undefined ? { backoffMinMs: parts.backoffMinMs } : {}),
+      ...(parts.onQueueReceive ? { onReceive: parts.onQueueReceive } : {}),
     },
     log,
     handler.admit,

@@ -65,7 +65,7 @@ describe('webhook chat', () => {
     return createWebhookChat({ url: server.url, logger: capture.logger, minBackoffMs: 20, maxBackoffMs: 100, ...options });
   }
 
-  it('delivers messages in order with the Slack incoming-webhook payload', async () => {
+  it('delivers messages in order with the Slack incoming-webhook payload, in Block Kit', async () => {
     const notifier = chat({ username: 'harbormaster' });
     notifier.post(message('first', { severity: 'success', fields: [{ title: 'Target', value: 'data/ingest/staging' }] }));
     for (let index = 2; index <= 20; index += 1) notifier.post(message(`message ${index}`));
@@ -78,10 +78,18 @@ describe('webhook chat', () => {
     );
     assert.deepEqual(received[0]!.body, {
       text: 'first',
-      attachments: [{ color: '#2EB67D', fallback: 'first', fields: [{ title: 'Target', value: 'data/ingest/staging', short: true }] }],
+      blocks: [
+        { type: 'section', text: { type: 'mrkdwn', text: ':white_check_mark: first' } },
+        { type: 'section', fields: [{ type: 'mrkdwn', text: '*Target*\ndata/ingest/staging' }] },
+      ],
       username: 'harbormaster',
     });
-    assert.deepEqual(received[1]!.body, { text: 'message 2', username: 'harbormaster' }, 'no empty attachment without fields');
+    assert.deepEqual(
+      received[1]!.body,
+      { text: 'message 2', blocks: [{ type: 'section', text: { type: 'mrkdwn', text: ':information_source: message 2' } }], username: 'harbormaster' },
+      'no empty fields section without fields',
+    );
+    assert.equal(received.some((entry) => 'attachments' in entry.body), false, 'no legacy attachments');
     assert.equal(server.attempts(), 20, 'one attempt per message');
     assertUrlNeverLogged(capture.logs, server.url);
   });
