@@ -56,7 +56,7 @@ describe('stopping the worker with signals', () => {
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const done = collect(child, 60_000);
-    await eventually('the worker to poll', () => out.includes('polling for release requests'));
+    await eventually('the worker to poll', () => out.includes('polling for release requests'), 60_000);
     child.kill('SIGTERM');
     const result = await done;
     assert.equal(result.code, 0, result.stderr);
