@@ -17,8 +17,9 @@ import { carryRelease } from './carry-release.js';
 // expired and carries the release on from its record.
 //
 // Newest wins: before a release that has not started yet (or was stopped at a safe point) takes its
-// target, it is compared with every other release of the target the store knows, by the request's
-// signed creation time (then id). If a newer one exists (waiting, running or done), this one is ended
+// target, it is compared with every other release of the target the store knows, and with the newest
+// release that started on the target as its lease names it (DynamoDB), by the request's signed
+// creation time (then id). If a newer one exists (waiting, running or done), this one is ended
 // as superseded. A release that has not started never starts while another of its target is half-way.
 
 export type TakeResult =
@@ -121,7 +122,10 @@ export class ReleaseScheduler {
       const waiting = record.status === 'accepted' || record.status === 'interrupted';
       const others = waiting ? (await store.releasesOf(record.target)).filter((other) => other.releaseId !== releaseId) : [];
       if (waiting) {
-        const overtaken = newestAbove(record, others);
+        // The newest release that started on the target, as the lease said when it was taken (read
+        // with it, consistently): an index of the target's releases that lags cannot hide it.
+        const started = lease.newest && lease.newest.releaseId !== releaseId ? [{ ...lease.newest, status: 'running' as const }] : [];
+        const overtaken = newestAbove(record, [...others, ...started]);
         if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
       }
       // One release of a target at a time, also across a crash: a release that has not started waits
