@@ -22,6 +22,7 @@ import { START_CHECK_LABEL, type ReleaseTerms } from './host-decision.js';
 import { isPassing, reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
 import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
 import { outcomeOf, type Rollout, type RolloutContext, type RolloutOutcome } from './rollout.js';
+import { limitedEffects } from './limited-effects.js';
 import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
 import { createStepLog, StepFailure, type StepJournal, type StepLog, type StepRunner } from './step-runner.js';
 
@@ -167,7 +168,13 @@ export class ReleaseRunner implements Rollout {
     return sessions;
   }
 
-  async run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
+  run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
+    // Under a lease, every AWS call of the release takes its limit: the same runner over bound effects.
+    const runner = context.leaseCalls ? new ReleaseRunner(limitedEffects(this.effects, context.leaseCalls)) : this;
+    return runner.carryOut(release, context);
+  }
+
+  private async carryOut(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
     const log = context.logger;
     const steps = createStepLog(log, this.effects.journal);
     if (isFinal(release.record.status)) return outcomeOf(release.record);

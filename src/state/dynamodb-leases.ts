@@ -183,8 +183,8 @@ export class DynamoLeases {
   /**
    * The lease item's part of a fenced save's transaction: a check that the lease is still the
    * holder's (same owner and token, unexpired by the writer's clock), or, for a save that makes the
-   * release the target's newest started one (startsNewest), that check as the condition of an update
-   * recording it.
+   * release the target's newest started one (startsNewest), an update recording it under that same
+   * condition. The store puts it in its transaction as a ConditionCheck or an Update item.
    */
   fence(lease: TargetLease, now: number, record: ReleaseRecord) {
     const check = {
@@ -194,10 +194,10 @@ export class DynamoLeases {
     };
     const values = { ':owner': lease.owner, ':token': lease.token, ':now': now };
     if (!startsNewest(record, lease)) {
-      return { ConditionCheck: { ...check, ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token', '#expires': 'leaseExpiresAt' }, ExpressionAttributeValues: values } };
+      return { check: { ...check, ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token', '#expires': 'leaseExpiresAt' }, ExpressionAttributeValues: values } };
     }
     return {
-      Update: {
+      update: {
         ...check,
         UpdateExpression: `SET #newestAt = :newestAt, #newestId = :newestId, ${BUMP}`,
         ExpressionAttributeNames: { ...NAMES, '#newestAt': 'newestCreatedAt', '#newestId': 'newestReleaseId' },

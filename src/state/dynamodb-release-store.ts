@@ -291,12 +291,10 @@ export class DynamoReleaseStore implements ReleaseStore {
           await this.doc.send(new PutCommand(put));
           return;
         }
+        const fence = this.leases.fence(lease, now, next);
         await this.doc.send(
           new TransactWriteCommand({
-            TransactItems: [
-              this.leases.fence(lease, now, next),
-              { Put: put },
-            ],
+            TransactItems: [fence.update ? { Update: fence.update } : { ConditionCheck: fence.check }, { Put: put }],
           }),
         );
       } catch (error) {
