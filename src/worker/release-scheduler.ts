@@ -44,6 +44,8 @@ export interface SchedulerDeps {
   readonly parallel: number;
   /** Aborted when the worker is asked to stop: releases reach their next safe point. */
   readonly stopRequested: AbortSignal;
+  /** Aborted when this worker may no longer act on its store at all (its state directory was taken over): every lease is lost at once. */
+  readonly storeLost?: AbortSignal;
   readonly chat?: Chat;
   /** Told when a target frees up on this worker: releases waiting for it can be taken up at once. */
   readonly onTargetFree?: (target: string) => void;
@@ -67,7 +69,7 @@ export class ReleaseScheduler {
   /** Runs the release to its end if its target and a slot are free; says why not otherwise. */
   async take(releaseId: string, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
     const { store } = this.deps;
-    if (this.deps.stopRequested.aborted) return { status: 'busy', reason: 'this worker is stopping' };
+    if (this.deps.stopRequested.aborted || this.deps.storeLost?.aborted) return { status: 'busy', reason: 'this worker is stopping' };
     const record = await store.get(releaseId);
     if (!record) throw new Error(`release ${releaseId} is not in the store`);
     if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
@@ -115,6 +117,10 @@ export class ReleaseScheduler {
       giveUp = setTimeout(() => loseIt(new LeaseLostError(lease.target, 'it could not be renewed in time')), Math.max(0, sentAt + timing.holdMs - performance.now()));
     };
     holdFrom(takenAt);
+    const storeLost = this.deps.storeLost;
+    const onStoreLost = () => loseIt(new LeaseLostError(lease.target, `this worker may no longer act on its store (${String((storeLost?.reason as Error | undefined)?.message ?? storeLost?.reason)})`));
+    if (storeLost?.aborted) onStoreLost();
+    else storeLost?.addEventListener('abort', onStoreLost, { once: true });
     const renewal = setInterval(() => {
       const sentAt = performance.now();
       store.renewLease(held, this.deps.leaseMs).then(
@@ -160,6 +166,7 @@ export class ReleaseScheduler {
     } finally {
       clearInterval(renewal);
       clearTimeout(giveUp);
+      storeLost?.removeEventListener('abort', onStoreLost);
       if (!lost.signal.aborted) await store.releaseLease(held).catch((error: unknown) => logger.warn({ err: error }, 'giving the lease up failed; it expires on its own'));
     }
   }
