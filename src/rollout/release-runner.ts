@@ -137,11 +137,12 @@ export class ReleaseRunner implements Rollout {
   /** Every host reachable over SSH with its engine answering; with `pull`, the image pulled everywhere. */
   async preflight(
     hosts: ReadonlyArray<{ instanceId: string; address: string; name?: string | undefined }>,
-    options: { image: string; auth: RegistryAuth | undefined; pull: boolean; concurrency: number; run: StepRunner; startCheck?: { spec: ContainerSpec; seconds: number } },
+    options: { image: string; auth: RegistryAuth | undefined; pull: boolean; concurrency: number; run: StepRunner; startCheck?: { spec: ContainerSpec; seconds: number }; signal?: AbortSignal | undefined },
   ): Promise<Map<string, HostSession>> {
     const sessions = new Map<string, HostSession>();
     const results = await bounded(hosts, options.concurrency, async (host) => {
-      const session = await options.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address));
+      const session = await options.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, options.signal));
+      if (options.signal) session.abortOn?.(options.signal);
       sessions.set(host.instanceId, session);
       await options.run('engine', hostLabel(host), () => session.ping());
       // Pulled everywhere before any host leaves service: an unpullable image stops the release here.
@@ -228,6 +229,7 @@ export class ReleaseRunner implements Rollout {
         concurrency: settings.policy.pullConcurrency,
         run: steps.run,
         startCheck: { spec: startCheckSpec(spec, releaseId), seconds: settings.policy.startCheckSeconds },
+        signal: context.leaseLost,
       });
       const open = sessions;
       const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
@@ -338,7 +340,8 @@ export class ReleaseRunner implements Rollout {
       let lastError: unknown;
       for (let attempt = 1; ; attempt += 1) {
         try {
-          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address)));
+          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, context.leaseLost)));
+          if (context.leaseLost) session.abortOn?.(context.leaseLost);
           sessions.set(host.instanceId, session);
           if (needsImage) await steps.run('pull', hostLabel(host), () => session.pull(release.record.request.image, this.effects.registryAuth(release.record.request)));
           return;
@@ -354,7 +357,9 @@ export class ReleaseRunner implements Rollout {
       }
       if (!sessions.has(host.instanceId)) {
         log.warn({ host: hostLabel(host), reason: (lastError as Error).message }, 'host cannot be reached now; it is tried again when the release gets to it');
-        sessions.set(host.instanceId, new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1 }));
+        const later = new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1 });
+        if (context.leaseLost) later.abortOn(context.leaseLost);
+        sessions.set(host.instanceId, later);
       }
       if (needsImage && !context.stopRequested.aborted) throw lastError;
     });
@@ -678,7 +683,7 @@ export class ReleaseRunner implements Rollout {
     const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
     for (let attempt = 1; !joined; attempt += 1) {
       try {
-        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run });
+        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal).run, signal: context.leaseLost });
       } catch (error) {
         context.leaseLost?.throwIfAborted();
         if (attempt < 3 || (Date.now() < retryUntil && !context.stopRequested.aborted)) {

@@ -15,10 +15,10 @@ import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 // store: taken before the release starts, renewed by heartbeat, given up at the end. A worker that
 // cannot renew gives the lease up by its own monotonic clock early enough that no AWS call of its own
 // outlives the lease (lease-timing.ts): the lease's signal aborts every AWS call of the release in
-// flight and ends their retries, and the worker takes no new step (every write is fenced by the
-// lease, and it writes before it acts). A host call under way (Docker over SSH) is not aborted: it
-// ends within its own deadline (ssh.callTimeoutSeconds). Another worker takes the lease once it has
-// seen it go unrenewed for a full period, and carries the release on from its record.
+// flight and ends their retries, abandons the Docker calls of its host sessions (a request the
+// engine already received may still be carried out by it), and the worker takes no new step (every
+// write is fenced by the lease, and it writes before it acts). Another worker takes the lease once
+// it has seen it go unrenewed for a full period, and carries the release on from its record.
 //
 // Newest wins: before a release that has not started yet (or was stopped at a safe point) takes its
 // target, it is compared with every other release of the target the store knows, and with the newest
