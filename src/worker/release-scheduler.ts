@@ -110,8 +110,10 @@ export class ReleaseScheduler {
     // succeeded, whatever the reason it was not renewed since (the store unreachable, throttled).
     let renewedAt = takenAt;
     let giveUp: NodeJS.Timeout | undefined;
+    /** The release is over here: a renewal answered late arms nothing. */
+    let over = false;
     const holdFrom = (sentAt: number) => {
-      if (sentAt < renewedAt || lost.signal.aborted) return;
+      if (over || sentAt < renewedAt || lost.signal.aborted) return;
       renewedAt = sentAt;
       clearTimeout(giveUp);
       giveUp = setTimeout(() => loseIt(new LeaseLostError(lease.target, 'it could not be renewed in time')), Math.max(0, sentAt + timing.holdMs - performance.now()));
@@ -164,6 +166,7 @@ export class ReleaseScheduler {
       if (outcome.status === 'stopped') return { status: 'unfinished', reason: outcome.reason };
       return { status: 'ended', outcome };
     } finally {
+      over = true;
       clearInterval(renewal);
       clearTimeout(giveUp);
       storeLost?.removeEventListener('abort', onStoreLost);
