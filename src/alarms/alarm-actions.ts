@@ -1,5 +1,5 @@
 import { CloudWatchClient, DescribeAlarmsCommand, DisableAlarmActionsCommand, EnableAlarmActionsCommand } from '@aws-sdk/client-cloudwatch';
-import { withRetry } from '../aws/transient.js';
+import { withRetry, type CallLimit } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
 // Alerting is muted by disabling the alarms' actions (the alarms still evaluate, so their history
@@ -7,9 +7,9 @@ import type { Logger } from '../log/logger.js';
 
 export interface AlarmActions {
   /** Alarm name -> actions enabled. Missing alarms are an error: a typo must not silently skip muting. */
-  actionsEnabled(names: readonly string[]): Promise<Map<string, boolean>>;
-  disable(names: readonly string[]): Promise<void>;
-  enable(names: readonly string[]): Promise<void>;
+  actionsEnabled(names: readonly string[], limit?: CallLimit): Promise<Map<string, boolean>>;
+  disable(names: readonly string[], limit?: CallLimit): Promise<void>;
+  enable(names: readonly string[], limit?: CallLimit): Promise<void>;
 }
 
 export class AwsAlarmActions implements AlarmActions {
@@ -18,13 +18,14 @@ export class AwsAlarmActions implements AlarmActions {
     private readonly logger: Logger,
   ) {}
 
-  async actionsEnabled(names: readonly string[]): Promise<Map<string, boolean>> {
+  async actionsEnabled(names: readonly string[], limit?: CallLimit): Promise<Map<string, boolean>> {
     const states = new Map<string, boolean>();
     for (let i = 0; i < names.length; i += 100) {
       const chunk = names.slice(i, i + 100);
-      const result = await withRetry(() => this.client.send(new DescribeAlarmsCommand({ AlarmNames: chunk, AlarmTypes: ['MetricAlarm', 'CompositeAlarm'] })), {
+      const result = await withRetry((abortSignal) => this.client.send(new DescribeAlarmsCommand({ AlarmNames: chunk, AlarmTypes: ['MetricAlarm', 'CompositeAlarm'] }), { abortSignal }), {
         what: 'reading alarms',
         logger: this.logger,
+        ...(limit ? { limit } : {}),
       });
       for (const alarm of [...(result.MetricAlarms ?? []), ...(result.CompositeAlarms ?? [])]) states.set(alarm.AlarmName!, alarm.ActionsEnabled ?? false);
     }
@@ -33,13 +34,13 @@ export class AwsAlarmActions implements AlarmActions {
     return states;
   }
 
-  async disable(names: readonly string[]): Promise<void> {
+  async disable(names: readonly string[], limit?: CallLimit): Promise<void> {
     if (names.length === 0) return;
-    await withRetry(() => this.client.send(new DisableAlarmActionsCommand({ AlarmNames: [...names] })), { what: 'disabling alarm actions', logger: this.logger });
+    await withRetry((abortSignal) => this.client.send(new DisableAlarmActionsCommand({ AlarmNames: [...names] }), { abortSignal }), { what: 'disabling alarm actions', logger: this.logger, ...(limit ? { limit } : {}) });
   }
 
-  async enable(names: readonly string[]): Promise<void> {
+  async enable(names: readonly string[], limit?: CallLimit): Promise<void> {
     if (names.length === 0) return;
-    await withRetry(() => this.client.send(new EnableAlarmActionsCommand({ AlarmNames: [...names] })), { what: 'enabling alarm actions', logger: this.logger, retries: 8 });
+    await withRetry((abortSignal) => this.client.send(new EnableAlarmActionsCommand({ AlarmNames: [...names] }), { abortSignal }), { what: 'enabling alarm actions', logger: this.logger, retries: 8, ...(limit ? { limit } : {}) });
   }
 }

@@ -5,7 +5,7 @@ import {
   PutAlarmMuteRuleCommand,
   ResourceNotFoundException,
 } from '@aws-sdk/client-cloudwatch';
-import { withRetry } from '../aws/transient.js';
+import { withRetry, type CallLimit } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
 // Alarms muted by a CloudWatch alarm mute rule rather than by disabling their actions: the rule ends
@@ -41,11 +41,11 @@ export interface MuteRuleState {
 
 export interface AlarmMuteRules {
   /** Creates the rule, or moves it (renewal with a later `until`): `alarms` muted from `start` until `until`. Idempotent. */
-  mute(rule: MuteRule): Promise<void>;
+  mute(rule: MuteRule, limit?: CallLimit): Promise<void>;
   /** Deletes the rule; an unknown rule is already what was asked. */
-  unmute(name: string): Promise<void>;
+  unmute(name: string, limit?: CallLimit): Promise<void>;
   /** The rule as CloudWatch has it, or undefined when there is none. */
-  read(name: string): Promise<MuteRuleState | undefined>;
+  read(name: string, limit?: CallLimit): Promise<MuteRuleState | undefined>;
 }
 
 /** The mute rule of one release (release ids are UUIDs, well within the 255 characters allowed). */
@@ -90,7 +90,7 @@ export class AwsAlarmMuteRules implements AlarmMuteRules {
     private readonly logger: Logger,
   ) {}
 
-  async mute(rule: MuteRule): Promise<void> {
+  async mute(rule: MuteRule, limit?: CallLimit): Promise<void> {
     // Refused here, with the reason, rather than as a bare validation error from CloudWatch.
     if (!RULE_NAME.test(rule.name)) throw new Error(`invalid alarm mute rule name ${JSON.stringify(rule.name)}`);
     if (rule.alarms.length === 0) throw new Error(`alarm mute rule ${rule.name} needs at least one alarm`);
@@ -98,7 +98,7 @@ export class AwsAlarmMuteRules implements AlarmMuteRules {
     const { expression, duration } = muteSchedule(rule.start, rule.until);
     // Put replaces a rule of the same name whole, so a repeat (redelivery, renewal) converges.
     await withRetry(
-      () =>
+      (abortSignal) =>
         this.client.send(
           new PutAlarmMuteRuleCommand({
             Name: rule.name,
@@ -107,18 +107,20 @@ export class AwsAlarmMuteRules implements AlarmMuteRules {
             MuteTargets: { AlarmNames: [...rule.alarms] },
             ExpireDate: rule.until,
           }),
+          { abortSignal },
         ),
-      { what: `muting alarms with rule ${rule.name}`, logger: this.logger },
+      { what: `muting alarms with rule ${rule.name}`, logger: this.logger, ...(limit ? { limit } : {}) },
     );
   }
 
-  async unmute(name: string): Promise<void> {
+  async unmute(name: string, limit?: CallLimit): Promise<void> {
     try {
       // Unmuting matters more than muting: more patience before giving up.
-      await withRetry(() => this.client.send(new DeleteAlarmMuteRuleCommand({ AlarmMuteRuleName: name })), {
+      await withRetry((abortSignal) => this.client.send(new DeleteAlarmMuteRuleCommand({ AlarmMuteRuleName: name }), { abortSignal }), {
         what: `deleting alarm mute rule ${name}`,
         logger: this.logger,
         retries: 8,
+        ...(limit ? { limit } : {}),
       });
     } catch (error) {
       // AWS documents the delete as idempotent; a not-found answer would mean the same.
@@ -126,11 +128,12 @@ export class AwsAlarmMuteRules implements AlarmMuteRules {
     }
   }
 
-  async read(name: string): Promise<MuteRuleState | undefined> {
+  async read(name: string, limit?: CallLimit): Promise<MuteRuleState | undefined> {
     try {
-      const rule = await withRetry(() => this.client.send(new GetAlarmMuteRuleCommand({ AlarmMuteRuleName: name })), {
+      const rule = await withRetry((abortSignal) => this.client.send(new GetAlarmMuteRuleCommand({ AlarmMuteRuleName: name }), { abortSignal }), {
         what: `reading alarm mute rule ${name}`,
         logger: this.logger,
+        ...(limit ? { limit } : {}),
       });
       const schedule = rule.Rule?.Schedule;
       const start = parseAt(schedule?.Expression, schedule?.Timezone);

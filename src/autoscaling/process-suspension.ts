@@ -1,5 +1,5 @@
 import { AutoScalingClient, DescribeAutoScalingGroupsCommand, ResumeProcessesCommand, SuspendProcessesCommand } from '@aws-sdk/client-auto-scaling';
-import { withRetry } from '../aws/transient.js';
+import { withRetry, type CallLimit } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
 /**
@@ -32,12 +32,13 @@ export interface AutoScalingGroupFacts {
   readonly targetGroupArns: string[];
 }
 
+/** Every method takes an optional CallLimit: under a lease, its signal reaches each request and ends the retries. */
 export interface AutoScaling {
-  describe(group: string): Promise<AutoScalingGroupFacts>;
-  suspend(group: string, processes: readonly string[]): Promise<void>;
-  resume(group: string, processes: readonly string[]): Promise<void>;
+  describe(group: string, limit?: CallLimit): Promise<AutoScalingGroupFacts>;
+  suspend(group: string, processes: readonly string[], limit?: CallLimit): Promise<void>;
+  resume(group: string, processes: readonly string[], limit?: CallLimit): Promise<void>;
   /** The groups these instances belong to. */
-  groupsOf(instanceIds: readonly string[]): Promise<string[]>;
+  groupsOf(instanceIds: readonly string[], limit?: CallLimit): Promise<string[]>;
 }
 
 export class AwsAutoScaling implements AutoScaling {
@@ -46,10 +47,11 @@ export class AwsAutoScaling implements AutoScaling {
     private readonly logger: Logger,
   ) {}
 
-  async describe(group: string): Promise<AutoScalingGroupFacts> {
-    const result = await withRetry(() => this.client.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] })), {
+  async describe(group: string, limit?: CallLimit): Promise<AutoScalingGroupFacts> {
+    const result = await withRetry((abortSignal) => this.client.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [group] }), { abortSignal }), {
       what: `reading Auto Scaling group ${group}`,
       logger: this.logger,
+      ...(limit ? { limit } : {}),
     });
     const found = result.AutoScalingGroups?.[0];
     if (!found) throw new Error(`Auto Scaling group ${group} does not exist`);
@@ -61,31 +63,34 @@ export class AwsAutoScaling implements AutoScaling {
     };
   }
 
-  async suspend(group: string, processes: readonly string[]): Promise<void> {
+  async suspend(group: string, processes: readonly string[], limit?: CallLimit): Promise<void> {
     if (processes.length === 0) return;
-    await withRetry(() => this.client.send(new SuspendProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: [...processes] })), {
+    await withRetry((abortSignal) => this.client.send(new SuspendProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: [...processes] }), { abortSignal }), {
       what: `suspending ${processes.join(', ')} on ${group}`,
       logger: this.logger,
+      ...(limit ? { limit } : {}),
     });
   }
 
-  async resume(group: string, processes: readonly string[]): Promise<void> {
+  async resume(group: string, processes: readonly string[], limit?: CallLimit): Promise<void> {
     if (processes.length === 0) return;
-    await withRetry(() => this.client.send(new ResumeProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: [...processes] })), {
+    await withRetry((abortSignal) => this.client.send(new ResumeProcessesCommand({ AutoScalingGroupName: group, ScalingProcesses: [...processes] }), { abortSignal }), {
       what: `resuming ${processes.join(', ')} on ${group}`,
       logger: this.logger,
+      ...(limit ? { limit } : {}),
       retries: 8,
     });
   }
 
-  async groupsOf(instanceIds: readonly string[]): Promise<string[]> {
+  async groupsOf(instanceIds: readonly string[], limit?: CallLimit): Promise<string[]> {
     if (instanceIds.length === 0) return [];
     const groups = new Set<string>();
     let token: string | undefined;
     do {
-      const page = await withRetry(() => this.client.send(new DescribeAutoScalingGroupsCommand({ NextToken: token })), {
+      const page = await withRetry((abortSignal) => this.client.send(new DescribeAutoScalingGroupsCommand({ NextToken: token }), { abortSignal }), {
         what: 'listing Auto Scaling groups',
         logger: this.logger,
+        ...(limit ? { limit } : {}),
       });
       for (const group of page.AutoScalingGroups ?? []) {
         if ((group.Instances ?? []).some((i) => instanceIds.includes(i.InstanceId!))) groups.add(group.AutoScalingGroupName!);

@@ -53,6 +53,8 @@ export class DockerHostSession implements HostSession {
   private ended = false;
   /** Why it ended or failed, when close() was not asked. */
   private lost: Error | undefined;
+  /** When aborted, every call is abandoned and none is made (abortOn). */
+  private stopSignal: AbortSignal | undefined;
 
   constructor(
     readonly address: string,
@@ -97,31 +99,46 @@ export class DockerHostSession implements HostSession {
     return this.ended || this.lost !== undefined || this.closing !== undefined;
   }
 
+  abortOn(signal: AbortSignal): void {
+    this.stopSignal = signal;
+  }
+
   /**
    * One Docker call, under a deadline: past it the request is aborted (its channel closed) and the
-   * call fails with EngineTimeoutError.
+   * call fails with EngineTimeoutError. When the session's stop signal aborts (abortOn), the request
+   * is aborted the same way and the call rejects with the signal's reason.
    */
   private async call<T>(operation: string, work: (signal: AbortSignal) => Promise<T>, timeoutMs = this.deadlines.callMs): Promise<T> {
+    const stop = this.stopSignal;
+    stop?.throwIfAborted();
     if (this.closing) throw new HostUnreachableError(this.address, `session closed (docker ${operation} not done)`);
     if (this.lost) throw new HostUnreachableError(this.address, `SSH connection lost: ${this.lost.message}`);
     const started = performance.now();
     const deadline = new AbortController();
     let timer: NodeJS.Timeout | undefined;
+    let onStop: (() => void) | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         deadline.abort();
         reject(new EngineTimeoutError(this.address, operation, timeoutMs));
       }, timeoutMs);
+      onStop = () => {
+        deadline.abort();
+        reject(stop!.reason);
+      };
+      stop?.addEventListener('abort', onStop, { once: true });
     });
     try {
       // The race is the deadline's guarantee: a request that ignores the abort still stops being waited for.
       return await Promise.race([work(deadline.signal), expired]);
     } catch (error) {
+      if (stop?.aborted) throw stop.reason;
       if (error instanceof EngineTimeoutError) throw error;
       if (deadline.signal.aborted) throw new EngineTimeoutError(this.address, operation, timeoutMs);
       throw this.failure(operation, error);
     } finally {
       clearTimeout(timer);
+      if (onStop) stop?.removeEventListener('abort', onStop);
       this.log?.debug({ operation, ms: Math.round(performance.now() - started) }, 'docker call');
     }
   }
@@ -166,8 +183,8 @@ export class DockerHostSession implements HostSession {
 
   /**
    * Reads the progress stream to its end; resolves with the failure it reported, if any. A pull that
-   * goes past its deadline, or that gets no progress for pullStallMs (a stalled registry), is
-   * abandoned: its stream is destroyed and it fails.
+   * goes past its deadline, or that gets no progress for pullStallMs (a stalled registry), or whose
+   * session's stop signal aborts, is abandoned: its stream is destroyed and it fails.
    */
   private followPull(image: string, stream: NodeJS.ReadableStream): Promise<Error | undefined> {
     return new Promise((resolve) => {
@@ -175,12 +192,19 @@ export class DockerHostSession implements HostSession {
       let settled = false;
       let lastProgress = Date.now();
       const started = Date.now();
+      const stop = this.stopSignal;
+      const onStop = () => {
+        (stream as NodeJS.ReadableStream & { destroy?: (error?: Error) => void }).destroy?.();
+        finish(stop!.reason as Error);
+      };
       const finish = (result: Error | undefined) => {
         if (settled) return;
         settled = true;
         clearInterval(watchdog);
+        stop?.removeEventListener('abort', onStop);
         resolve(result);
       };
+      stop?.addEventListener('abort', onStop, { once: true });
       const watchdog = setInterval(() => {
         const now = Date.now();
         const stalled = now - lastProgress >= this.deadlines.pullStallMs;

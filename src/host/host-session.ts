@@ -70,6 +70,11 @@ export interface HostSession {
   /** Creates and starts a container; resolves with its id. */
   run(spec: ContainerSpec): Promise<string>;
   remove(nameOrId: string): Promise<void>;
+  /**
+   * From now on, every call of this session is abandoned (its request aborted) when `signal` aborts,
+   * rejecting with its reason, and no call is made after it: under a lease, the lease's signal.
+   */
+  abortOn?(signal: AbortSignal): void;
   close(): Promise<void>;
 }
 

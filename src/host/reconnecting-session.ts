@@ -29,6 +29,7 @@ export class ReconnectingHostSession implements HostSession {
   private current: (HostSession & Broken) | undefined;
   private opening: Promise<HostSession & Broken> | undefined;
   private closed = false;
+  private stopSignal: AbortSignal | undefined;
 
   /** `first` may be left out: the first call then opens the connection (a host not reachable yet). */
   constructor(
@@ -40,7 +41,14 @@ export class ReconnectingHostSession implements HostSession {
     this.current = first;
   }
 
+  /** Every session, the one open now and those opened later, is abandoned when `signal` aborts. */
+  abortOn(signal: AbortSignal): void {
+    this.stopSignal = signal;
+    this.current?.abortOn?.(signal);
+  }
+
   private async session(): Promise<HostSession & Broken> {
+    this.stopSignal?.throwIfAborted();
     if (this.closed) throw new HostUnreachableError(this.address, 'session closed');
     if (this.current && !this.current.broken) return this.current;
     this.opening ??= this.reopen().finally(() => (this.opening = undefined));
@@ -56,14 +64,16 @@ export class ReconnectingHostSession implements HostSession {
     let lastError: unknown;
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {
-        this.current = (await this.connector.connect(this.address, undefined, this.options.connectWith)) as HostSession & Broken;
+        this.current = (await this.connector.connect(this.address, this.stopSignal, this.options.connectWith)) as HostSession & Broken;
+        if (this.stopSignal) this.current.abortOn?.(this.stopSignal);
         this.options.logger?.info({ host: this.address, attempt }, 'SSH session opened again');
         if (attempt > 1) this.options.onReconnect?.({ address: this.address, ok: true, attempts: attempt, reason: (lastError as Error).message });
         return this.current;
       } catch (error) {
         lastError = error;
         this.options.logger?.warn({ host: this.address, attempt, attempts, err: error }, 'opening the SSH session again failed');
-        if (attempt < attempts) await sleep(delay);
+        this.stopSignal?.throwIfAborted();
+        if (attempt < attempts) await sleep(delay, undefined, this.stopSignal ? { signal: this.stopSignal } : {}).catch(() => this.stopSignal?.throwIfAborted());
         delay *= 2;
       }
     }

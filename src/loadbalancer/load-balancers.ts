@@ -14,11 +14,13 @@ import {
   ElasticLoadBalancingV2Client,
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { withRetry } from '../aws/transient.js';
+import { withRetry, type CallLimit } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
 // Classic ELBs and ELBv2 target groups behind one narrow interface: what membership a host has, how
 // long draining and health checks take, and register/deregister. Retries on throttling are here.
+// Every method takes an optional CallLimit: under a lease, its signal reaches each request
+// (`abortSignal`) and ends the retries when the lease is given up.
 
 /**
  * What a load balancer says of one instance. in-service, pending and unhealthy: registered. draining:
@@ -40,12 +42,12 @@ export interface LoadBalancerTimings {
 }
 
 export interface LoadBalancers {
-  register(lb: LoadBalancerRef, instanceId: string): Promise<void>;
-  deregister(lb: LoadBalancerRef, instanceId: string): Promise<void>;
-  membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership>;
-  timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings>;
+  register(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<void>;
+  deregister(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<void>;
+  membership(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<Membership>;
+  timings(lb: LoadBalancerRef, limit?: CallLimit): Promise<LoadBalancerTimings>;
   /** A target group's ARN from its ARN or its name. */
-  targetGroupArn(nameOrArn: string): Promise<string>;
+  targetGroupArn(nameOrArn: string, limit?: CallLimit): Promise<string>;
 }
 
 export const describeLoadBalancer = (lb: LoadBalancerRef) => (lb.kind === 'classic' ? `elb/${lb.id}` : lb.id.replace(/^.*:targetgroup\//, 'tg/'));
@@ -57,35 +59,35 @@ export class AwsLoadBalancers implements LoadBalancers {
     private readonly logger: Logger,
   ) {}
 
-  private retry<T>(what: string, call: () => Promise<T>): Promise<T> {
-    return withRetry(call, { what, logger: this.logger });
+  private retry<T>(what: string, limit: CallLimit | undefined, call: (abortSignal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    return withRetry(call, { what, logger: this.logger, ...(limit ? { limit } : {}) });
   }
 
-  async register(lb: LoadBalancerRef, instanceId: string): Promise<void> {
-    await this.retry(`registering ${instanceId} with ${describeLoadBalancer(lb)}`, () =>
+  async register(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<void> {
+    await this.retry(`registering ${instanceId} with ${describeLoadBalancer(lb)}`, limit, (abortSignal) =>
       lb.kind === 'classic'
-        ? this.classic.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }))
-        : this.v2.send(new RegisterTargetsCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
+        ? this.classic.send(new RegisterInstancesWithLoadBalancerCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }), { abortSignal })
+        : this.v2.send(new RegisterTargetsCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] }), { abortSignal }),
     );
   }
 
-  async deregister(lb: LoadBalancerRef, instanceId: string): Promise<void> {
-    await this.retry(`deregistering ${instanceId} from ${describeLoadBalancer(lb)}`, () =>
+  async deregister(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<void> {
+    await this.retry(`deregistering ${instanceId} from ${describeLoadBalancer(lb)}`, limit, (abortSignal) =>
       lb.kind === 'classic'
-        ? this.classic.send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }))
-        : this.v2.send(new DeregisterTargetsCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
+        ? this.classic.send(new DeregisterInstancesFromLoadBalancerCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }), { abortSignal })
+        : this.v2.send(new DeregisterTargetsCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] }), { abortSignal }),
     );
   }
 
-  async membership(lb: LoadBalancerRef, instanceId: string): Promise<Membership> {
+  async membership(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<Membership> {
     if (lb.kind === 'classic') {
       // Registration and health are two questions for a classic ELB: the instance list says whether
       // the host is registered; its health says whether traffic still flows. On AWS a deregistered
       // instance still reads InService while connection draining runs.
       const [description, health] = await Promise.all([
-        this.retry(`reading ${describeLoadBalancer(lb)}`, () => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }))),
-        this.retry(`reading ${describeLoadBalancer(lb)} health`, () =>
-          this.classic.send(new DescribeInstanceHealthCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] })),
+        this.retry(`reading ${describeLoadBalancer(lb)}`, limit, (abortSignal) => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }), { abortSignal })),
+        this.retry(`reading ${describeLoadBalancer(lb)} health`, limit, (abortSignal) =>
+          this.classic.send(new DescribeInstanceHealthCommand({ LoadBalancerName: lb.id, Instances: [{ InstanceId: instanceId }] }), { abortSignal }),
         ).catch((error: Error) => {
           if (error.name === 'InvalidInstance' || error.name === 'InvalidEndPointException') return undefined;
           throw error;
@@ -99,8 +101,8 @@ export class AwsLoadBalancers implements LoadBalancers {
       }
       return state?.State === 'InService' ? 'draining' : 'out';
     }
-    const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, () =>
-      this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] })),
+    const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, limit, (abortSignal) =>
+      this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id, Targets: [{ Id: instanceId }] }), { abortSignal }),
     );
     const state = result.TargetHealthDescriptions?.[0]?.TargetHealth?.State;
     switch (state) {
@@ -118,19 +120,19 @@ export class AwsLoadBalancers implements LoadBalancers {
     }
   }
 
-  async targetGroupArn(nameOrArn: string): Promise<string> {
+  async targetGroupArn(nameOrArn: string, limit?: CallLimit): Promise<string> {
     if (nameOrArn.startsWith('arn:')) return nameOrArn;
-    const result = await this.retry(`finding target group ${nameOrArn}`, () => this.v2.send(new DescribeTargetGroupsCommand({ Names: [nameOrArn] })));
+    const result = await this.retry(`finding target group ${nameOrArn}`, limit, (abortSignal) => this.v2.send(new DescribeTargetGroupsCommand({ Names: [nameOrArn] }), { abortSignal }));
     const arn = result.TargetGroups?.[0]?.TargetGroupArn;
     if (!arn) throw new Error(`target group ${nameOrArn} does not exist`);
     return arn;
   }
 
-  async timings(lb: LoadBalancerRef): Promise<LoadBalancerTimings> {
+  async timings(lb: LoadBalancerRef, limit?: CallLimit): Promise<LoadBalancerTimings> {
     if (lb.kind === 'classic') {
       const [attributes, description] = await Promise.all([
-        this.retry('reading ELB attributes', () => this.classic.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerName: lb.id }))),
-        this.retry('reading ELB', () => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }))),
+        this.retry('reading ELB attributes', limit, (abortSignal) => this.classic.send(new DescribeLoadBalancerAttributesCommand({ LoadBalancerName: lb.id }), { abortSignal })),
+        this.retry('reading ELB', limit, (abortSignal) => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }), { abortSignal })),
       ]);
       const draining = attributes.LoadBalancerAttributes?.ConnectionDraining;
       const check = description.LoadBalancerDescriptions?.[0]?.HealthCheck;
@@ -140,8 +142,8 @@ export class AwsLoadBalancers implements LoadBalancers {
       };
     }
     const [attributes, groups] = await Promise.all([
-      this.retry('reading target group attributes', () => this.v2.send(new DescribeTargetGroupAttributesCommand({ TargetGroupArn: lb.id }))),
-      this.retry('reading target group', () => this.v2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [lb.id] }))),
+      this.retry('reading target group attributes', limit, (abortSignal) => this.v2.send(new DescribeTargetGroupAttributesCommand({ TargetGroupArn: lb.id }), { abortSignal })),
+      this.retry('reading target group', limit, (abortSignal) => this.v2.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [lb.id] }), { abortSignal })),
     ]);
     const delay = attributes.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value;
     const group = groups.TargetGroups?.[0];

@@ -23,6 +23,7 @@ import { isPassing, isPassingAtPreflight, waitOutPassing } from './passing-failu
 import { reconcileHost, type HostReconcilerContext, type HostResult, type HostTimings } from './host-reconciler.js';
 import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
 import { outcomeOf, type Rollout, type RolloutContext, type RolloutOutcome } from './rollout.js';
+import { limitedEffects } from './limited-effects.js';
 import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
 import { createStepLog, StepFailure, type StepJournal, type StepLog, type StepRunner } from './step-runner.js';
 
@@ -144,6 +145,8 @@ export class ReleaseRunner implements Rollout {
       concurrency: number;
       run: StepRunner;
       startCheck?: { spec: ContainerSpec; seconds: number };
+      /** The lease: every session is bound to it. */
+      signal?: AbortSignal | undefined;
       /** The release's engine socket, over the connector's own. */
       engineSocket?: string | undefined;
       /** A host that does not answer for now is tried again this long (policy.hostRetrySeconds); default not at all. */
@@ -158,7 +161,8 @@ export class ReleaseRunner implements Rollout {
         async () => {
           let session = sessions.get(host.instanceId);
           if (!session) {
-            session = await options.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, undefined, connectWith));
+            session = await options.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, options.signal, connectWith));
+            if (options.signal) session.abortOn?.(options.signal);
             sessions.set(host.instanceId, session);
           }
           const open = session;
@@ -196,7 +200,13 @@ export class ReleaseRunner implements Rollout {
     return sessions;
   }
 
-  async run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
+  run(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
+    // Under a lease, every AWS call of the release takes its limit: the same runner over bound effects.
+    const runner = context.leaseCalls ? new ReleaseRunner(limitedEffects(this.effects, context.leaseCalls)) : this;
+    return runner.carryOut(release, context);
+  }
+
+  private async carryOut(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
     const log = context.logger;
     // A journal that waits (the test hold hook) yields to these, the deadline counted as the hosts' is.
     const policy = (release.record.plan?.settings ?? context.releaseConfig?.rollout)?.policy;
@@ -259,6 +269,7 @@ export class ReleaseRunner implements Rollout {
           stop: context.stopRequested,
           onWaiting: (host, step, reason, windowMs) => this.effects.chat.post(say.hostTrouble({ target, host, step, reason, retryingForMs: windowMs, goingBack: false })),
         },
+        signal: context.leaseLost,
       });
       const open = sessions;
       const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
@@ -370,7 +381,8 @@ export class ReleaseRunner implements Rollout {
       let lastError: unknown;
       for (let attempt = 1; ; attempt += 1) {
         try {
-          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, undefined, connectWith)));
+          const session = sessions.get(host.instanceId) ?? (await steps.run('connect', hostLabel(host), () => this.effects.connector.connect(host.address, context.leaseLost, connectWith)));
+          if (context.leaseLost) session.abortOn?.(context.leaseLost);
           sessions.set(host.instanceId, session);
           if (needsImage) await steps.run('pull', hostLabel(host), () => session.pull(release.record.request.image, this.effects.registryAuth(release.record.request)));
           return;
@@ -386,7 +398,9 @@ export class ReleaseRunner implements Rollout {
       }
       if (!sessions.has(host.instanceId)) {
         log.warn({ host: hostLabel(host), reason: (lastError as Error).message }, 'host cannot be reached now; it is tried again when the release gets to it');
-        sessions.set(host.instanceId, new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1, ...(connectWith ? { connectWith } : {}) }));
+        const later = new ReconnectingHostSession(host.address, undefined, this.effects.connector, { attempts: 1, ...(connectWith ? { connectWith } : {}) });
+        if (context.leaseLost) later.abortOn(context.leaseLost);
+        sessions.set(host.instanceId, later);
       }
       if (needsImage && !context.stopRequested.aborted) throw lastError;
     });
@@ -710,7 +724,7 @@ export class ReleaseRunner implements Rollout {
     const retryUntil = Date.now() + plan.settings.policy.hostRetrySeconds * 1000;
     for (let attempt = 1; !joined; attempt += 1) {
       try {
-        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal, { stopRequested: context.stopRequested, leaseLost: context.leaseLost }).run, engineSocket: plan.settings.engineSocket });
+        joined = await this.preflight(newcomers, { image: request.image, auth: this.effects.registryAuth(request), pull: true, concurrency: plan.settings.policy.pullConcurrency, run: createStepLog(context.logger, this.effects.journal, { stopRequested: context.stopRequested, leaseLost: context.leaseLost }).run, engineSocket: plan.settings.engineSocket, signal: context.leaseLost });
       } catch (error) {
         context.leaseLost?.throwIfAborted();
         if (attempt < 3 || (Date.now() < retryUntil && !context.stopRequested.aborted)) {

@@ -1,3 +1,4 @@
+import type { CallLimit } from '../aws/transient.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
@@ -24,6 +25,8 @@ export interface RolloutContext {
   readonly occasion: 'new' | 'redelivered' | 'repair' | 'takeover';
   /** Aborted when this worker lost the target's lease: it must stop acting at once (another worker carries on). */
   readonly leaseLost?: AbortSignal;
+  /** Under a lease: taken by every AWS call of the release (aborted with leaseLost; a deadline per attempt). */
+  readonly leaseCalls?: CallLimit;
 }
 
 export type RolloutOutcome =

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { withRetry } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord } from './release-record.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 import { RELEASE_TABLE } from './dynamodb-release-table.js';
+import { DynamoLeases } from './dynamodb-leases.js';
+import { LeaseWatch } from './lease-watch.js';
 
 export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, RELEASE_TABLE } from './dynamodb-release-table.js';
 
@@ -18,12 +20,12 @@ export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, REL
 // - claim: a put only where no release item exists (or an expired one, below): one of racing claims wins,
 //   the others read the winner's record.
 // - save: revision N+1 only over revision N. Under a lease, the put is a TransactWriteItems with a
-//   ConditionCheck on the target's lease item (same owner, same token, not expired by the writer's clock):
-//   a worker that slept past its lease cannot write, so it must not act. The transaction's cancellation
-//   reasons say which condition failed: the lease (LeaseLostError) or the revision (StaleRecordError).
-// - leases: read, decide (free, expired, or mine), then a write conditional on what was read; the token
-//   grows by one at every taking by anyone, and lease items are never deleted (releasing one expires it),
-//   so a token is never handed out twice for a target.
+//   condition on the target's lease item (same owner, same token, not expired by the writer's clock): a
+//   worker that slept past its lease cannot write, so it must not act. A save that makes the release the
+//   target's newest started one also records that on the lease item, in the same transaction. The
+//   transaction's cancellation reasons say which condition failed: the lease (LeaseLostError) or the
+//   revision (StaleRecordError).
+// - leases: see dynamodb-leases.ts (taking another worker's lease never compares two clocks).
 //
 // Retries: transient errors (throttling, 5xx, the network) are retried with withRetry; a failed condition
 // never is. A retried write may find that its first attempt landed after all (the answer was lost): every
@@ -39,8 +41,10 @@ export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, REL
 //   within about a second on AWS: unfinished() serves repair at start, where a release claimed in that
 //   second is still in its worker's hands (and its message still on the queue).
 // - releasesOf(target): a GSI on target sorted by the request's createdAt. Newest-wins under the lease
-//   tolerates the index's lag: a just-claimed newer request that is missed only means the older one is
-//   released first and the newer one after it, which still ends on the newest.
+//   does not rest on it alone: the lease item names the newest release that started on the target (read
+//   consistently with the lease), so an older request never starts after a newer one however far the
+//   index lags. A just-claimed newer request the index misses, that has not started, only means the
+//   older one is released first and the newer one after it, which still ends on the newest.
 //
 // Retention: a final record gets `purgeAt` = now + retentionDays (default 30) in epoch seconds, the
 // table's TTL attribute. AWS deletes expired items within a few days; moto never does. So the store
@@ -58,12 +62,9 @@ export const DEFAULT_RETENTION_DAYS = 30;
 /** DynamoDB items are at most 400 KB; records are a few KiB. */
 const MAX_RECORD_BYTES = 350_000;
 const RELEASE_PREFIX = 'release#';
-const LEASE_PREFIX = 'lease#';
 const UNFINISHED = 'yes';
 /** DynamoDB answers: 100 keys per BatchGetItem. */
 const BATCH_GET_LIMIT = 100;
-/** Conditional-write rounds in acquireLease before it concludes another worker is taking the lease. */
-const LEASE_ROUNDS = 5;
 
 /** Cancellation reasons and error names that say "try again", not "your condition failed". */
 const RETRYABLE_REASONS = new Set(['TransactionConflict', 'ThrottlingError', 'ProvisionedThroughputExceeded', 'RequestLimitExceeded']);
@@ -84,14 +85,6 @@ interface ReleaseItem {
   writeId: string;
 }
 
-interface LeaseItem {
-  pk: string;
-  kind: 'lease';
-  leaseTarget: string;
-  owner: string;
-  token: number;
-  leaseExpiresAt: number;
-}
 
 /** A failure that withRetry must try again (isTransient honours `$retryable`). */
 class RetryableConflict extends Error {
@@ -118,9 +111,7 @@ function asRetryable(error: unknown): unknown {
 }
 
 const releasePk = (releaseId: string) => `${RELEASE_PREFIX}${releaseId}`;
-const leasePk = (target: string) => `${LEASE_PREFIX}${target}`;
 const releaseKey = (releaseId: string) => ({ [RELEASE_TABLE.partitionKey]: releasePk(releaseId) });
-const leaseKey = (target: string) => ({ [RELEASE_TABLE.partitionKey]: leasePk(target) });
 
 export interface DynamoReleaseStoreOptions {
   readonly client: DynamoDBClient;
@@ -128,8 +119,10 @@ export interface DynamoReleaseStoreOptions {
   readonly logger?: Logger;
   /** How long a finished release stays known (TTL); at least MIN_RETENTION_DAYS. Default 30. */
   readonly retentionDays?: number;
-  /** Epoch ms; lease expiry, fencing and retention are judged by it. */
+  /** Epoch ms; this worker's own lease expiry, fencing and retention are judged by it. */
   readonly clock?: () => number;
+  /** Monotonic ms (default performance.now): how long another worker's lease has been seen unchanged. */
+  readonly monotonic?: () => number;
 }
 
 export class DynamoReleaseStore implements ReleaseStore {
@@ -139,6 +132,7 @@ export class DynamoReleaseStore implements ReleaseStore {
   private readonly logger: Logger | undefined;
   private readonly retentionSeconds: number;
   private readonly clock: () => number;
+  private readonly leases: DynamoLeases;
 
   constructor(options: DynamoReleaseStoreOptions) {
     const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
@@ -154,6 +148,10 @@ export class DynamoReleaseStore implements ReleaseStore {
     this.clock = options.clock ?? Date.now;
     // The caller owns `client` (and destroys it); the document client only wraps it.
     this.doc = DynamoDBDocumentClient.from(options.client, { marshallOptions: { removeUndefinedValues: true } });
+    this.leases = new DynamoLeases(
+      { doc: this.doc, table: this.table, clock: this.clock, call: (what, work) => this.call(what, work), conditional: (what, work) => this.conditional(what, work) },
+      options.monotonic ? new LeaseWatch(options.monotonic) : undefined,
+    );
   }
 
   private call<T>(what: string, work: () => Promise<T>): Promise<T> {
@@ -293,20 +291,10 @@ export class DynamoReleaseStore implements ReleaseStore {
           await this.doc.send(new PutCommand(put));
           return;
         }
+        const fence = this.leases.fence(lease, now, next);
         await this.doc.send(
           new TransactWriteCommand({
-            TransactItems: [
-              {
-                ConditionCheck: {
-                  TableName: this.table,
-                  Key: leaseKey(lease.target),
-                  ConditionExpression: '#owner = :owner AND #token = :token AND #expires > :now',
-                  ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token', '#expires': 'leaseExpiresAt' },
-                  ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token, ':now': now },
-                },
-              },
-              { Put: put },
-            ],
+            TransactItems: [fence.update ? { Update: fence.update } : { ConditionCheck: fence.check }, { Put: put }],
           }),
         );
       } catch (error) {
@@ -326,7 +314,7 @@ export class DynamoReleaseStore implements ReleaseStore {
 
     const item = await this.readItem(record.releaseId);
     if (item?.writeId === writeId) return next; // an earlier attempt landed; its answer was lost
-    if (failed === 'lease') throw new LeaseLostError(lease!.target, await this.whyLost(lease!));
+    if (failed === 'lease') throw new LeaseLostError(lease!.target, await this.leases.whyLost(lease!));
     const found = item && !this.expired(item) && typeof item.revision === 'number' ? item.revision : undefined;
     throw new StaleRecordError(record.releaseId, record.revision, found);
   }
@@ -407,91 +395,15 @@ export class DynamoReleaseStore implements ReleaseStore {
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.releaseId.localeCompare(b.releaseId));
   }
 
-  private async readLease(target: string): Promise<LeaseItem | undefined> {
-    const { Item } = await this.call(`reading the lease on ${target}`, () => this.doc.send(new GetCommand({ TableName: this.table, Key: leaseKey(target), ConsistentRead: true })));
-    return Item as LeaseItem | undefined;
+  acquireLease(target: string, owner: string, ttlMs: number): Promise<TargetLease | undefined> {
+    return this.leases.acquire(target, owner, ttlMs);
   }
 
-  async acquireLease(target: string, owner: string, ttlMs: number): Promise<TargetLease | undefined> {
-    for (let round = 0; round < LEASE_ROUNDS; round++) {
-      const held = await this.readLease(target);
-      const now = this.clock();
-      const expiresAt = now + ttlMs;
-      if (held && held.owner === owner && held.leaseExpiresAt > now) {
-        // Already this owner's: renewed, same token.
-        const renewed = await this.conditional(`renewing the lease on ${target}`, () => this.writeExpiry(target, held, expiresAt, now));
-        if (renewed) return { target, owner, token: held.token, expiresAt };
-        continue;
-      }
-      if (held && held.leaseExpiresAt > now) return undefined; // another owner's, not expired
-      // Free or expired: taken with the next token, only if nobody changed it since it was read.
-      const token = (held?.token ?? 0) + 1;
-      const item: LeaseItem = { pk: leasePk(target), kind: 'lease', leaseTarget: target, owner, token, leaseExpiresAt: expiresAt };
-      const taken = await this.conditional(`taking the lease on ${target}`, () =>
-        this.doc.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: item,
-            ...(held
-              ? {
-                  ConditionExpression: '#token = :seen AND #expires <= :now',
-                  ExpressionAttributeNames: { '#token': 'token', '#expires': 'leaseExpiresAt' },
-                  ExpressionAttributeValues: { ':seen': held.token, ':now': now },
-                }
-              : { ConditionExpression: 'attribute_not_exists(#pk)', ExpressionAttributeNames: { '#pk': RELEASE_TABLE.partitionKey } }),
-          }),
-        ),
-      );
-      if (taken) return { target, owner, token, expiresAt };
-      // Someone wrote it between the read and the write (or an earlier attempt of ours did): read again.
-    }
-    return undefined;
+  renewLease(lease: TargetLease, ttlMs: number): Promise<TargetLease> {
+    return this.leases.renew(lease, ttlMs);
   }
 
-  private writeExpiry(target: string, lease: { owner: string; token: number }, expiresAt: number, now: number) {
-    return this.doc.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: leaseKey(target),
-        UpdateExpression: 'SET #expires = :expires',
-        ConditionExpression: '#owner = :owner AND #token = :token AND #expires > :now',
-        ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token', '#expires': 'leaseExpiresAt' },
-        ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token, ':now': now, ':expires': expiresAt },
-      }),
-    );
-  }
-
-  private async whyLost(lease: TargetLease): Promise<string> {
-    const held = await this.readLease(lease.target);
-    if (!held) return 'the lease is not in the table';
-    if (held.owner !== lease.owner || held.token !== lease.token) return `${held.owner} holds it now (token ${held.token}, ours was ${lease.token})`;
-    if (held.leaseExpiresAt === 0) return 'it was released';
-    return 'it expired before it was renewed';
-  }
-
-  async renewLease(lease: TargetLease, ttlMs: number): Promise<TargetLease> {
-    const now = this.clock();
-    const expiresAt = now + ttlMs;
-    // A retry after a lost answer passes again (same owner and token, and now unexpired).
-    const renewed = await this.conditional(`renewing the lease on ${lease.target}`, () => this.writeExpiry(lease.target, lease, expiresAt, now));
-    if (!renewed) throw new LeaseLostError(lease.target, await this.whyLost(lease));
-    return { ...lease, expiresAt };
-  }
-
-  async releaseLease(lease: TargetLease): Promise<void> {
-    // Expired rather than deleted, so the next taking still counts on from this token. Only the holder's
-    // own token releases it: a stale release never frees another owner's lease.
-    await this.conditional(`releasing the lease on ${lease.target}`, () =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: leaseKey(lease.target),
-          UpdateExpression: 'SET #expires = :zero',
-          ConditionExpression: '#owner = :owner AND #token = :token',
-          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token', '#expires': 'leaseExpiresAt' },
-          ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token, ':zero': 0 },
-        }),
-      ),
-    );
+  releaseLease(lease: TargetLease): Promise<void> {
+    return this.leases.release(lease);
   }
 }

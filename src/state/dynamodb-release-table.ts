@@ -20,8 +20,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 //                        indexes and conditions read: `target`, `createdAt` (the request's signed creation
 //                        time), `acceptedAt`, `status`; `unfinished` while the release is not final (the
 //                        sparse index below); `purgeAt` (TTL, epoch seconds) once it is final.
-//   lease#<target>       the target's lease: `owner`, `token`, `leaseExpiresAt` (epoch ms). Never deleted
-//                        (a release expires it), so its token only ever grows: fencing stays sound.
+//   lease#<target>       the target's lease: `owner`, `token`, `leaseExpiresAt` (epoch ms, holder's clock),
+//                        `leaseMs`, `revision` (bumped by every write), and `newestCreatedAt` /
+//                        `newestReleaseId` (the newest release started on the target). Never deleted (a
+//                        release expires it), so its token only ever grows: fencing stays sound.
 // Lease items carry none of the index attributes, so they are in neither index.
 
 export const RELEASE_TABLE = {

@@ -4,10 +4,15 @@ import { join } from 'node:path';
 import { releaseIdPattern } from '../request/names.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
 import { LocalLeases } from './local-leases.js';
-import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
+import type { StateDirectoryLock } from './state-directory-lock.js';
+import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
-// (a lock on the directory keeps a second worker out, see state-directory-lock.ts).
+// (a lock on the directory keeps a second worker out, see state-directory-lock.ts). Given the lock
+// (guardWith), the store reads it back before each write takes its place (the rename or link), and
+// once the lock is another worker's it writes nothing more and every lease it gave out is lost. (A
+// takeover between that read and the rename can still let one last write through: files offer no
+// atomic compare-and-rename across processes.)
 //
 // A write is durable before `save` resolves: the new revision goes to a temporary file that is
 // flushed (fsync), the current file is kept as `<id>.prev.json`, the temporary file is renamed over
@@ -145,6 +150,7 @@ export class FileReleaseStore implements ReleaseStore {
   private readonly finished = new Map<string, FinishedSummary>();
   /** One worker per state directory (the directory lock): its leases live in its memory. */
   private readonly leases = new LocalLeases();
+  private lock: Pick<StateDirectoryLock, 'lost' | 'verify'> | undefined;
 
   constructor(
     stateDirectory: string,
@@ -152,6 +158,28 @@ export class FileReleaseStore implements ReleaseStore {
   ) {
     this.directory = join(stateDirectory, 'releases');
     this.description = `files in ${this.directory}`;
+  }
+
+  /** From now on every write first checks that the directory is still this worker's; its loss revokes every lease. */
+  guardWith(lock: Pick<StateDirectoryLock, 'lost' | 'verify'>): void {
+    this.lock = lock;
+    const revoke = () => this.leases.revokeAll(`the state directory was taken over by another worker (${String((lock.lost.reason as Error | undefined)?.message ?? lock.lost.reason)})`);
+    if (lock.lost.aborted) revoke();
+    else lock.lost.addEventListener('abort', revoke, { once: true });
+  }
+
+  /**
+   * The write at `temporary` may take its place only while the directory is still this worker's;
+   * under a lease, its loss is the lease's (LeaseLostError).
+   */
+  private async stillOurs(temporary: string, lease?: TargetLease): Promise<void> {
+    try {
+      await this.lock?.verify();
+    } catch (error) {
+      await unlink(temporary).catch(() => undefined);
+      if (lease) throw new LeaseLostError(lease.target, `the state directory was taken over by another worker (${(error as Error).message})`);
+      throw error;
+    }
   }
 
   private paths(releaseId: string) {
@@ -216,6 +244,7 @@ export class FileReleaseStore implements ReleaseStore {
       const stored: ReleaseRecord = { ...record, revision: 1 };
       const temporary = `${current}.tmp-${process.pid}-${++this.tmpCounter}`;
       await writeDurably(temporary, encode(stored));
+      await this.stillOurs(temporary);
       try {
         // link() creates the name only if it is free: two claims of one id cannot both win.
         await link(temporary, current);
@@ -236,6 +265,7 @@ export class FileReleaseStore implements ReleaseStore {
     await this.prepare();
     return this.serialised(record.releaseId, async () => {
       if (lease) this.leases.check(lease);
+      this.lock?.lost.throwIfAborted();
       const { current, previous } = this.paths(record.releaseId);
       const stored = await this.read(record.releaseId);
       if (!stored || stored.revision !== record.revision) throw new StaleRecordError(record.releaseId, record.revision, stored?.revision);
@@ -243,6 +273,7 @@ export class FileReleaseStore implements ReleaseStore {
       delete next.damaged;
       const temporary = `${current}.tmp-${process.pid}-${++this.tmpCounter}`;
       await writeDurably(temporary, encode(next));
+      await this.stillOurs(temporary, lease);
       // Keep the copy being replaced, so a later damaged current file still has a fallback.
       await unlink(previous).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;

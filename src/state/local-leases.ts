@@ -7,10 +7,13 @@ import { LeaseLostError, type TargetLease } from './release-store.js';
 export class LocalLeases {
   private readonly leases = new Map<string, TargetLease>();
   private readonly tokens = new Map<string, number>();
+  /** Set once this process may hold no lease any more (its state directory was taken over). */
+  private revoked: string | undefined;
 
   constructor(private readonly clock: () => number = Date.now) {}
 
   acquire(target: string, owner: string, ttlMs: number): TargetLease | undefined {
+    if (this.revoked) return undefined;
     const now = this.clock();
     const held = this.leases.get(target);
     if (held && held.owner !== owner && held.expiresAt > now) return undefined;
@@ -23,6 +26,7 @@ export class LocalLeases {
 
   /** The lease as the holder knows it is still current: same owner and token, not expired. */
   check(lease: TargetLease): void {
+    if (this.revoked) throw new LeaseLostError(lease.target, this.revoked);
     const held = this.leases.get(lease.target);
     if (!held || held.owner !== lease.owner || held.token !== lease.token) throw new LeaseLostError(lease.target, 'another worker holds it now');
     if (held.expiresAt <= this.clock()) throw new LeaseLostError(lease.target, 'it expired before it was renewed');
@@ -33,6 +37,12 @@ export class LocalLeases {
     const renewed = { ...lease, expiresAt: this.clock() + ttlMs };
     this.leases.set(lease.target, renewed);
     return renewed;
+  }
+
+  /** Every lease held here is lost from now on, and none is given out again. */
+  revokeAll(reason: string): void {
+    this.revoked ??= reason;
+    this.leases.clear();
   }
 
   release(lease: TargetLease): void {

@@ -6,8 +6,8 @@ import { LeaseLostError, type ReleaseStore, type TargetLease } from './release-s
 // intent, then act") is `await release.update(...)` before the effect. Changes from hosts that work
 // side by side are applied one after the other, each over the revision the previous one stored.
 // Under a target lease every write is fenced by it: a worker that lost its lease cannot write, and
-// since it writes before each effect, it takes no new step (one already under way ends within its
-// own deadline). A lease this worker gave up by its own clock (`leaseLost`) stops writes here too,
+// since it writes before each effect, it takes no new step (an AWS or Docker call under way is
+// abandoned by the lease's signal). A lease this worker gave up by its own clock (`leaseLost`) stops writes here too,
 // before the store's own fence: the store may still accept one for the last moments of the lease.
 
 export class RecordedRelease {

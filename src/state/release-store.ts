@@ -44,8 +44,13 @@ export interface TargetLease {
   readonly owner: string;
   /** Bumped by every taking: a write under an older token is refused (fencing). */
   readonly token: number;
-  /** Epoch ms. */
+  /** Epoch ms, by the clock of the worker that took or renewed it. */
   readonly expiresAt: number;
+  /**
+   * The newest release that started on the target, as the lease item said when the lease was taken
+   * (DynamoDB store; the file and memory stores know every release at once and leave it out).
+   */
+  readonly newest?: { readonly releaseId: string; readonly createdAt: string };
 }
 
 /** This worker no longer holds the lease (it expired and another worker took it): it must stop acting. */
@@ -90,8 +95,10 @@ export interface ReleaseStore {
   /** Every release of a target the store knows, with its status (for newest-wins). */
   releasesOf(target: string): Promise<TargetRelease[]>;
   /**
-   * Takes the target's lease if it is free, expired, or already `owner`'s (then it is renewed);
-   * undefined while another owner holds it. Each taking by a new owner bumps the token.
+   * Takes the target's lease if it is free, given up, or already `owner`'s (then it is renewed, or
+   * taken anew once expired); undefined while another owner holds it. Another owner's lease that is
+   * no longer renewed is taken once it is over (the DynamoDB store judges that without reading the
+   * other owner's clock: see lease-watch.ts). Each taking bumps the token.
    */
   acquireLease(target: string, owner: string, ttlMs: number): Promise<TargetLease | undefined>;
   /** Moves the lease's expiry forward; rejects with LeaseLostError if it is no longer the holder's. */

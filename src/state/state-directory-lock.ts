@@ -29,7 +29,8 @@ interface Holder {
 export interface LockOptions {
   /**
    * Told when the lock is found to be another worker's (this one was paused past `staleMs`, and the
-   * other took it over): this worker must stop, since the store assumes one writer.
+   * other took it over), by the heartbeat or by verify(): this worker must stop at once, since the
+   * store assumes one writer.
    */
   readonly onLost?: (reason: string) => void;
 }
@@ -105,7 +106,16 @@ async function stillTouched(path: string, timings: Required<LockTimings>): Promi
   }
 }
 
+/** This worker's lock on the state directory was taken over by another worker. */
+export class StateDirectoryLostError extends Error {
+  override name = 'StateDirectoryLostError';
+}
+
 export interface StateDirectoryLock {
+  /** Aborted (reason: StateDirectoryLostError) once the lock is found to be another worker's. */
+  readonly lost: AbortSignal;
+  /** Reads the lock back: rejects with StateDirectoryLostError (and aborts `lost`) when it is no longer this worker's. */
+  verify(): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -148,21 +158,33 @@ export async function lockStateDirectory(directory: string, options: LockTimings
     } finally {
       await unlink(draft).catch(() => undefined);
     }
-    let lost = false;
+    const lost = new AbortController();
+    const loseIt = (held: string | undefined) => {
+      if (lost.signal.aborted) return;
+      clearInterval(heartbeat);
+      const reason = held === undefined ? 'the lock file is gone' : `the lock now names another worker (${held.trim().slice(0, 200)})`;
+      lost.abort(new StateDirectoryLostError(`state directory ${directory}: ${reason}`));
+      options.onLost?.(reason);
+    };
     const heartbeat = setInterval(() => {
       void (async () => {
         const now = new Date();
         const held = await readFile(path, 'utf8').catch(() => undefined);
         if (held === content) return void (await utimes(path, now, now).catch(() => undefined));
-        if (lost) return;
-        lost = true;
-        clearInterval(heartbeat);
-        options.onLost?.(held === undefined ? 'the lock file is gone' : `the lock now names another worker (${held.trim().slice(0, 200)})`);
+        loseIt(held);
       })();
     }, timings.heartbeatMs);
     heartbeat.unref();
     let released = false;
     return {
+      lost: lost.signal,
+      async verify() {
+        if (!lost.signal.aborted) {
+          const held = await readFile(path, 'utf8').catch(() => undefined);
+          if (held !== content) loseIt(held);
+        }
+        lost.signal.throwIfAborted();
+      },
       async release() {
         if (released) return;
         released = true;

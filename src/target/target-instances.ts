@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { withRetry } from '../aws/transient.js';
+import { withRetry, type CallLimit } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
 export interface TargetInstance {
@@ -15,8 +15,8 @@ export interface TargetTags {
 }
 
 export interface InstanceFinder {
-  /** Running instances carrying the three tags, in a stable order (by private address). */
-  find(tags: TargetTags): Promise<TargetInstance[]>;
+  /** Running instances carrying the three tags, in a stable order (by private address). `limit`: see CallLimit. */
+  find(tags: TargetTags, limit?: CallLimit): Promise<TargetInstance[]>;
 }
 
 export class Ec2InstanceFinder implements InstanceFinder {
@@ -25,12 +25,12 @@ export class Ec2InstanceFinder implements InstanceFinder {
     private readonly logger: Logger,
   ) {}
 
-  async find(tags: TargetTags): Promise<TargetInstance[]> {
+  async find(tags: TargetTags, limit?: CallLimit): Promise<TargetInstance[]> {
     const instances: TargetInstance[] = [];
     let token: string | undefined;
     do {
       const page = await withRetry(
-        () =>
+        (abortSignal) =>
           this.ec2.send(
             new DescribeInstancesCommand({
               Filters: [
@@ -41,8 +41,9 @@ export class Ec2InstanceFinder implements InstanceFinder {
               ],
               NextToken: token,
             }),
+            { abortSignal },
           ),
-        { what: 'finding the target instances', logger: this.logger },
+        { what: 'finding the target instances', logger: this.logger, ...(limit ? { limit } : {}) },
       );
       for (const reservation of page.Reservations ?? []) {
         for (const instance of reservation.Instances ?? []) {

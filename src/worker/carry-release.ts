@@ -1,3 +1,4 @@
+import type { CallLimit } from '../aws/transient.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { servedRelease } from '../request/acceptance.js';
@@ -24,6 +25,7 @@ export interface CarryDeps {
   readonly stopRequested: AbortSignal;
   readonly occasion: 'new' | 'redelivered' | 'repair' | 'takeover';
   readonly leaseLost?: AbortSignal;
+  readonly leaseCalls?: CallLimit;
 }
 
 /** Resolves with the outcome, or undefined when the rollout broke off without one (the record says where it stands). */
@@ -32,7 +34,7 @@ export async function carryRelease(release: RecordedRelease, deps: CarryDeps): P
   const started = Date.now();
   let outcome: RolloutOutcome;
   try {
-    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: served.ok ? served.release.releaseConfig : undefined, occasion: deps.occasion, ...(deps.leaseLost ? { leaseLost: deps.leaseLost } : {}) });
+    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: served.ok ? served.release.releaseConfig : undefined, occasion: deps.occasion, ...(deps.leaseLost ? { leaseLost: deps.leaseLost } : {}), ...(deps.leaseCalls ? { leaseCalls: deps.leaseCalls } : {}) });
   } catch (error) {
     // Not an outcome: the record holds how far it got, and the next start or delivery carries it on.
     deps.logger.error({ err: error, durationMs: Date.now() - started }, 'the release broke off before its end; its record is kept and it will be carried on');

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import * as say from '../chat/release-messages.js';
 import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
@@ -7,18 +8,22 @@ import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
 import { carryRelease } from './carry-release.js';
+import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 
 // Who runs which release, when. Releases to different targets run side by side (at most `parallel`
 // on this worker); one target has one release at a time, across every worker, by its lease in the
 // store: taken before the release starts, renewed by heartbeat, given up at the end. A worker that
-// cannot renew gives the lease up by its own clock before it runs out, and stops: it takes no new
-// step (every write is fenced by the lease, and it writes before it acts). An effect already under
-// way when that happens ends within its own deadline; another worker takes the lease once it has
-// expired and carries the release on from its record.
+// cannot renew gives the lease up by its own monotonic clock early enough that no AWS call of its own
+// outlives the lease (lease-timing.ts): the lease's signal aborts every AWS call of the release in
+// flight and ends their retries, abandons the Docker calls of its host sessions (a request the
+// engine already received may still be carried out by it), and the worker takes no new step (every
+// write is fenced by the lease, and it writes before it acts). Another worker takes the lease once
+// it has seen it go unrenewed for a full period, and carries the release on from its record.
 //
 // Newest wins: before a release that has not started yet (or was stopped at a safe point) takes its
-// target, it is compared with every other release of the target the store knows, by the request's
-// signed creation time (then id). If a newer one exists (waiting, running or done), this one is ended
+// target, it is compared with every other release of the target the store knows, and with the newest
+// release that started on the target as its lease names it (DynamoDB), by the request's signed
+// creation time (then id). If a newer one exists (waiting, running or done), this one is ended
 // as superseded. A release that has not started never starts while another of its target is half-way.
 
 export type TakeResult =
@@ -39,6 +44,8 @@ export interface SchedulerDeps {
   readonly parallel: number;
   /** Aborted when the worker is asked to stop: releases reach their next safe point. */
   readonly stopRequested: AbortSignal;
+  /** Aborted when this worker may no longer act on its store at all (its state directory was taken over): every lease is lost at once. */
+  readonly storeLost?: AbortSignal;
   readonly chat?: Chat;
   /** Told when a target frees up on this worker: releases waiting for it can be taken up at once. */
   readonly onTargetFree?: (target: string) => void;
@@ -62,7 +69,7 @@ export class ReleaseScheduler {
   /** Runs the release to its end if its target and a slot are free; says why not otherwise. */
   async take(releaseId: string, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
     const { store } = this.deps;
-    if (this.deps.stopRequested.aborted) return { status: 'busy', reason: 'this worker is stopping' };
+    if (this.deps.stopRequested.aborted || this.deps.storeLost?.aborted) return { status: 'busy', reason: 'this worker is stopping' };
     const record = await store.get(releaseId);
     if (!record) throw new Error(`release ${releaseId} is not in the store`);
     if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
@@ -74,9 +81,10 @@ export class ReleaseScheduler {
     this.running.set(target, releaseId);
     let ended = false;
     try {
+      const takenAt = performance.now();
       const lease = await store.acquireLease(target, this.deps.workerId, this.deps.leaseMs);
       if (!lease) return { status: 'busy', reason: `another worker holds ${target}` };
-      const result = await this.underLease(releaseId, lease, logger, occasion);
+      const result = await this.underLease(releaseId, lease, takenAt, logger, occasion);
       ended = result.status === 'ended';
       return result;
     } finally {
@@ -88,28 +96,47 @@ export class ReleaseScheduler {
     }
   }
 
-  private async underLease(releaseId: string, lease: TargetLease, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
+  private async underLease(releaseId: string, lease: TargetLease, takenAt: number, logger: Logger, occasion: 'new' | 'redelivered' | 'repair' | 'takeover'): Promise<TakeResult> {
     const { store } = this.deps;
     const lost = new AbortController();
+    const timing = leaseTiming(this.deps.leaseMs);
     let held = lease;
-    // A lease that could not be renewed in time is given up by this worker's own clock too, whatever
-    // the reason (the store unreachable, throttled): another worker may take it once it expires.
-    const margin = Math.floor(this.deps.leaseMs / 6);
     const loseIt = (error: LeaseLostError) => {
       if (lost.signal.aborted) return;
       logger.error({ err: error, target: lease.target }, 'lease lost: this worker stops acting on the target');
       lost.abort(error);
     };
+    // Given up by this worker's own monotonic clock, holdMs after it sent the last renewal that
+    // succeeded, whatever the reason it was not renewed since (the store unreachable, throttled).
+    let renewedAt = takenAt;
+    let giveUp: NodeJS.Timeout | undefined;
+    /** The release is over here: a renewal answered late arms nothing. */
+    let over = false;
+    const holdFrom = (sentAt: number) => {
+      if (over || sentAt < renewedAt || lost.signal.aborted) return;
+      renewedAt = sentAt;
+      clearTimeout(giveUp);
+      giveUp = setTimeout(() => loseIt(new LeaseLostError(lease.target, 'it could not be renewed in time')), Math.max(0, sentAt + timing.holdMs - performance.now()));
+    };
+    holdFrom(takenAt);
+    const storeLost = this.deps.storeLost;
+    const onStoreLost = () => loseIt(new LeaseLostError(lease.target, `this worker may no longer act on its store (${String((storeLost?.reason as Error | undefined)?.message ?? storeLost?.reason)})`));
+    if (storeLost?.aborted) onStoreLost();
+    else storeLost?.addEventListener('abort', onStoreLost, { once: true });
     const renewal = setInterval(() => {
-      if (Date.now() > held.expiresAt - margin) return loseIt(new LeaseLostError(lease.target, 'it could not be renewed before it ran out'));
+      const sentAt = performance.now();
       store.renewLease(held, this.deps.leaseMs).then(
-        (renewed) => (held = renewed),
+        (renewed) => {
+          if (lost.signal.aborted) return;
+          held = renewed;
+          holdFrom(sentAt);
+        },
         (error: unknown) => {
           if (error instanceof LeaseLostError) return loseIt(error);
           logger.warn({ err: error, target: lease.target }, 'renewing the lease failed; trying again');
         },
       );
-    }, Math.max(500, Math.floor(this.deps.leaseMs / 6)));
+    }, timing.renewEveryMs);
     try {
       // Read again under the lease: the release may have moved while this worker waited for it.
       const record = await store.get(releaseId);
@@ -121,7 +148,10 @@ export class ReleaseScheduler {
       const waiting = record.status === 'accepted' || record.status === 'interrupted';
       const others = waiting ? (await store.releasesOf(record.target)).filter((other) => other.releaseId !== releaseId) : [];
       if (waiting) {
-        const overtaken = newestAbove(record, others);
+        // The newest release that started on the target, as the lease said when it was taken (read
+        // with it, consistently): an index of the target's releases that lags cannot hide it.
+        const started = lease.newest && lease.newest.releaseId !== releaseId ? [{ ...lease.newest, status: 'running' as const }] : [];
+        const overtaken = newestAbove(record, [...others, ...started]);
         if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
       }
       // One release of a target at a time, also across a crash: a release that has not started waits
@@ -131,12 +161,15 @@ export class ReleaseScheduler {
         const halfway = others.find((other) => other.status === 'running' || other.status === 'interrupted');
         if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
       }
-      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal });
+      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing) });
       if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };
       if (outcome.status === 'stopped') return { status: 'unfinished', reason: outcome.reason };
       return { status: 'ended', outcome };
     } finally {
+      over = true;
       clearInterval(renewal);
+      clearTimeout(giveUp);
+      storeLost?.removeEventListener('abort', onStoreLost);
       if (!lost.signal.aborted) await store.releaseLease(held).catch((error: unknown) => logger.warn({ err: error }, 'giving the lease up failed; it expires on its own'));
     }
   }

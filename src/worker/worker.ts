@@ -78,6 +78,8 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   // A refused message the dead-letter queue cannot take is kept here (and acknowledged), never looped.
   const queue = new SqsWorkQueue(sqs, { queue: config.queue.url, deadLetter: config.queue.deadLetterUrl }, log, { undeliverableDirectory: join(config.stateDirectory, 'undeliverable') });
   const stopController = new AbortController();
+  /** Aborted when the state directory lock is taken over: this worker's leases are lost at once. */
+  const storeLost = new AbortController();
   const scheduler = new ReleaseScheduler({
     store,
     rollout: parts.rollout,
@@ -87,6 +89,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     leaseMs: config.leaseSeconds * 1000,
     parallel: config.parallelReleases,
     stopRequested: stopController.signal,
+    storeLost: storeLost.signal,
     ...(parts.chat ? { chat: parts.chat } : {}),
     onTargetFree: () => sweepSoon(),
   });
@@ -155,13 +158,16 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
         lock = await lockStateDirectory(config.stateDirectory, {
           onLost: (reason) => {
             // Another worker took the directory over (this one was frozen past the lock's staleness):
-            // two writers on one file store must not go on. Stop taking requests; releases in hand
-            // stop at their next safe point.
-            log.error({ reason, stateDirectory: config.stateDirectory }, 'the state directory lock was taken over by another worker: stopping');
+            // two writers on one file store must not go on. The store writes nothing more, every
+            // lease is lost at once (releases in hand stop acting, their AWS calls aborted), and no
+            // request is taken.
+            log.error({ reason, stateDirectory: config.stateDirectory }, 'the state directory lock was taken over by another worker: stopping at once');
+            storeLost.abort(new Error(`the state directory lock was taken over: ${reason}`));
             stopController.abort();
             void consumer.stop();
           },
         });
+        if (store instanceof FileReleaseStore) store.guardWith(lock);
       }
       const sweeper = setInterval(sweepSoon, config.leaseSeconds * 1000);
       try {

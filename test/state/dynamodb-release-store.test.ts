@@ -98,12 +98,13 @@ describe('two workers on one table', () => {
     const { record } = await a.claim(recordFor({ target }));
     const leaseA = (await a.acquireLease(target, 'worker-a', 400))!;
     assert.ok(leaseA);
-    assert.equal(await b.acquireLease(target, 'worker-b', 5_000), undefined, 'worker a holds it');
     const savedByA = await a.save({ ...record, status: 'running' }, leaseA);
+    // (Each write of worker a to the lease item, this save's included, starts b's watch again.)
+    assert.equal(await b.acquireLease(target, 'worker-b', 5_000), undefined, 'worker a holds it');
 
     await sleep(550);
     const leaseB = (await b.acquireLease(target, 'worker-b', 60_000))!;
-    assert.ok(leaseB, 'worker b takes the expired lease');
+    assert.ok(leaseB, 'worker b takes the lease nobody renewed for a lease period');
     assert.ok(leaseB.token > leaseA.token);
     await assert.rejects(a.renewLease(leaseA, 60_000), (error: unknown) => error instanceof LeaseLostError && /worker-b holds it now/.test(error.message));
     await assert.rejects(a.save({ ...savedByA, reason: 'worker a woke up' }, leaseA), LeaseLostError);

@@ -156,15 +156,17 @@ export function releaseStoreContract(name: string, makeStore: () => Promise<Rele
       assert.equal(results.filter(Boolean).length, 1);
     });
 
-    it('hands an expired lease to another worker with a new token, and fences the old holder out of renewing and writing', async () => {
+    it('hands a lease its holder stopped renewing to another worker with a new token, and fences the old holder out of renewing and writing', async () => {
       const store = await makeStore();
       const target = uniqueTarget();
       const { record } = await store.claim(recordFor({ target }));
       const a = (await store.acquireLease(target, 'worker-a', 300))!;
       const saved = await store.save({ ...record, status: 'running' }, a);
+      // Worker b looks while a holds it, then again a lease period later, with nothing renewed meanwhile.
+      assert.equal(await store.acquireLease(target, 'worker-b', 5_000), undefined, 'held by a');
       await sleep(450);
       const b = await store.acquireLease(target, 'worker-b', 5_000);
-      assert.ok(b, 'the expired lease is free to take');
+      assert.ok(b, 'the lease nobody renewed is free to take');
       assert.ok(b.token > a.token, 'a new taking bumps the token');
       await assert.rejects(store.renewLease(a, 5_000), LeaseLostError);
       await assert.rejects(store.save({ ...saved, reason: 'from the old holder' }, a), LeaseLostError);
