@@ -130,6 +130,8 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = await session.inspect(action.container);
       if (!current) return {};
       if (current.name !== action.rename) await session.rename(action.container, action.rename);
+      // Kept for rollback, stopped: restart policy `no` first, so an engine restart never revives it.
+      await session.setRestartPolicy(action.container, 'no');
       await session.stop(action.container, spec.stopTimeoutSeconds);
       return {};
     }
@@ -139,6 +141,8 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = await session.inspect(action.container);
       if (!current) return {};
       if (current.name !== spec.name) await session.rename(action.container, spec.name);
+      // Live again: the configured restart policy back.
+      await session.setRestartPolicy(action.container, spec.restartPolicy);
       await session.start(action.container);
       return {};
     }

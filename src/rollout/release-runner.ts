@@ -709,6 +709,8 @@ export class ReleaseRunner implements Rollout {
       const session = sessions.get(id);
       const result: HostResult = session ? await reconcileHost(hostCtx, id, session, goalOf(id)) : { status: 'attention', step: 'connect', reason: 'the host cannot be reached' };
       if (result.status === 'done' && result.on === 'old' && goalOf(id) === 'old') rolledBack.push(hostLabel(host));
+      // The kept copy was gone: the host stayed on the new container, which is said, never hidden.
+      if (result.status === 'done' && result.on === 'new' && goalOf(id) === 'old' && host.before.live) attention.push(`${hostLabel(host)}: kept on the new image: the container live before the release (${host.before.live.id.slice(0, 12)}) is gone, nothing to go back to`);
       if (result.status !== 'done') {
         attention.push(`${hostLabel(host)}: ${result.reason}`);
         if (result.status === 'attention' && !session) await release.update((draft) => void Object.assign(draft.hosts[id]!, { progress: 'attention', attention: result.reason }));

@@ -216,7 +216,8 @@ describe('the release runner', () => {
     assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
-    assert.deepEqual(effectCalls(h.host(1)), ['rename ingest ingest-previous-' + recorded.releaseId.slice(0, 8), 'stop ingest-previous-' + recorded.releaseId.slice(0, 8), 'run ingest 127.0.0.1:5000/data/ingest:v2']);
+    const kept = 'ingest-previous-' + recorded.releaseId.slice(0, 8);
+    assert.deepEqual(effectCalls(h.host(1)), [`rename ingest ${kept}`, `update ${kept} restart=no`, `stop ${kept}`, 'run ingest 127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.suspended, { 'asg-a': ['Launch'] }, 'Launch, suspended before, stays; the rest is resumed');
     assert.deepEqual([...h.rules.keys()], [], 'the mute rule is gone');
     assert.equal(h.mutes[0]!.name, `harbormaster-${recorded.releaseId}`);
@@ -571,5 +572,35 @@ describe('the release runner', () => {
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2'], 'h1 stays on the new image, in service');
     assert.ok(recorded.record.attention!.some((a) => /^h1: left on the new image: rolling it back now would leave fewer than policy.minHealthy in service/.test(a)), recorded.record.attention!.join('; '));
     assert.ok(recorded.record.attention!.some((a) => /^h2: /.test(a)));
+  });
+  it('going back with onFailure all, keeps a released host whose kept copy is gone live on the new image and registered, and says so', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, onFailure: 'all', minHealthy: 0 } } });
+    // Once h1 is released, its kept copy is pruned (a `docker container prune` cron); then h2's new container exits.
+    const h2 = h.host(2);
+    h2.behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
+    const run = h2.run.bind(h2);
+    h2.run = async (spec) => {
+      for (const c of await h.host(1).list({})) if (c.name.startsWith('ingest-previous-')) await h.host(1).remove(c.id);
+      return run(spec);
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2'], 'h1 keeps serving the new image');
+    assert.equal(await h.lbs.membership({ kind: 'classic', id: 'web' }, 'i-1'), 'in-service', 'h1 stays in its load balancer');
+    assert.equal(h.lbs.calls.filter((c) => c === 'deregister web i-1').length, 1, 'h1 left service once, for its release, and never again');
+    assert.equal(recorded.record.hosts['i-1']!.progress, 'kept');
+    assert.ok(recorded.record.attention!.some((a) => /^h1: kept on the new image: the container live before the release \(live0+\d*\) is gone/.test(a)), recorded.record.attention!.join('; '));
+    assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v1'], 'h2 is back on the old image');
+    assert.match(h.posted.at(-1)!.text, /h1: kept on the new image/);
+  });
+
+  it('gives the copy it keeps for rollback restart policy no, so that an engine restart never revives it', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    const calls = effectCalls(h.host(1));
+    const update = calls.indexOf('update ingest-previous-' + calls.find((c) => c.startsWith('rename ingest ingest-previous-'))!.split('ingest-previous-')[1] + ' restart=no');
+    assert.ok(update >= 0, calls.join(', '));
+    assert.ok(update < calls.findIndex((c) => c.startsWith('stop ')), `the policy is changed before the stop: ${calls.join(', ')}`);
   });
 });
