@@ -296,6 +296,16 @@ export function restorePending(input: RestorePendingInput): ChatMessage {
   };
 }
 
+/** Restores AWS refused for good (a group deleted, access denied): exactly what was left as it is, for a person. */
+export function restoreLeft(input: { readonly target: RequestTarget | string; readonly left: readonly string[] }): ChatMessage {
+  const target = targetName(input.target);
+  return {
+    text: `NEEDS ATTENTION on ${target}: not put back as before the release, and not tried again: ${untrusted(input.left.join('; '), 600)}`,
+    fields: [{ title: 'Target', value: target }, ...input.left.map((what) => ({ title: 'Left for a person', value: untrusted(what, 500) }))],
+    severity: 'failure',
+  };
+}
+
 export function restoreConfirmed(input: { readonly target: RequestTarget | string; readonly attempts: number }): ChatMessage {
   return {
     text: `Auto Scaling and alarms of ${targetName(input.target)} are back as they were before the release (after ${plural(input.attempts, 'attempt')})`,

@@ -55,6 +55,8 @@ function harness(options: HarnessOptions = {}) {
   const calls: string[] = [];
   const suspended: Record<string, string[]> = structuredClone(options.groups ?? { 'asg-a': [] });
   let refuseResumes = 0;
+  // What AWS answers a refused resume: by default throttling (it clears); a test may give a ValidationError (it does not).
+  let resumeRefusal: () => Error = () => Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $fault: 'client', $metadata: { httpStatusCode: 400 } });
   let refuseSuspendOn: string | undefined;
   const autoScaling: AutoScaling = {
     async describe(group) {
@@ -69,7 +71,7 @@ function harness(options: HarnessOptions = {}) {
       calls.push(`resume ${group} ${processes.join(',')}`);
       if (refuseResumes > 0) {
         refuseResumes -= 1;
-        throw new Error('AccessDenied: not allowed to resume');
+        throw resumeRefusal();
       }
       suspended[group] = suspended[group]!.filter((p) => !processes.includes(p));
     },
@@ -202,7 +204,10 @@ function harness(options: HarnessOptions = {}) {
     store,
     runner,
     release,
-    refuseResumes: (n: number) => void (refuseResumes = n),
+    refuseResumes: (n: number, refusal?: () => Error) => {
+      refuseResumes = n;
+      if (refusal) resumeRefusal = refusal;
+    },
     refuseSuspendOn: (group: string) => void (refuseSuspendOn = group),
   };
 }
@@ -264,7 +269,7 @@ describe('the release runner', () => {
     assert.deepEqual(h.suspended, { 'asg-a': [] });
     assert.ok(statusWhileRefused.length > 0 && statusWhileRefused.every((s) => s === 'running'), `status while pending: ${statusWhileRefused.join(',')}`);
     const texts = h.posted.map((m) => m.text);
-    const pending = texts.findIndex((t) => /^Needs attention on data\/ingest\/staging: Auto Scaling or alarms are not yet back as they were .*AccessDenied.*until it succeeds/.test(t));
+    const pending = texts.findIndex((t) => /^Needs attention on data\/ingest\/staging: Auto Scaling or alarms are not yet back as they were .*Rate exceeded.*until it succeeds/.test(t));
     const confirmed = texts.findIndex((t) => /are back as they were before the release \(after 4 attempts\)/.test(t));
     const released = texts.findIndex((t) => t.startsWith('Released '));
     assert.ok(pending >= 0 && pending < confirmed && confirmed < released, texts.join('\n'));
@@ -602,5 +607,40 @@ describe('the release runner', () => {
     const update = calls.indexOf('update ingest-previous-' + calls.find((c) => c.startsWith('rename ingest ingest-previous-'))!.split('ingest-previous-')[1] + ' restart=no');
     assert.ok(update >= 0, calls.join(', '));
     assert.ok(update < calls.findIndex((c) => c.startsWith('stop ')), `the policy is changed before the stop: ${calls.join(', ')}`);
+  });
+  it('ends the restore of a group deleted during the release: the release fails, naming the group and the processes left suspended, and the resume is not tried again', async () => {
+    const h = harness({ groups: { 'asg-a': [] } });
+    // What AWS answers ResumeProcesses on a group that no longer exists.
+    h.refuseResumes(1_000, () => Object.assign(new Error("AutoScalingGroup name not found - AutoScalingGroup 'asg-a' not found"), { name: 'ValidationError', $fault: 'client', $metadata: { httpStatusCode: 400 } }));
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.equal(recorded.record.status, 'failed');
+    assert.equal(h.calls.filter((c) => c.startsWith('resume ')).length, 1, 'tried once, not again');
+    assert.equal(recorded.record.scaling['asg-a']!.phase, 'left');
+    assert.equal(recorded.record.pending, undefined);
+    const left = recorded.record.attention!.find((a) => a.includes('asg-a'));
+    assert.match(left ?? '', /resuming AZRebalance, HealthCheck, ReplaceUnhealthy, ScheduledActions, Terminate on Auto Scaling group asg-a failed for good/);
+    assert.match((outcome as { reason: string }).reason, /^restore: every host was released, but Auto Scaling or alarms could not be put back/);
+    assert.ok(h.posted.some((m) => /^NEEDS ATTENTION on data\/ingest\/staging: not put back .*AZRebalance, HealthCheck, ReplaceUnhealthy, ScheduledActions, Terminate on Auto Scaling group asg-a/.test(m.text)), h.posted.map((m) => m.text).join('\n'));
+    assert.match(h.posted.at(-1)!.text, /failed at restore: .*NEEDS ATTENTION: .*asg-a/);
+    assert.deepEqual([...h.rules.keys()], [], 'the alarms are unmuted all the same');
+  });
+
+  it('stops retrying a pending restore when the worker is asked to stop, and keeps it pending in the record for the next start', async () => {
+    const h = harness();
+    h.refuseResumes(1_000);
+    const stop = new AbortController();
+    h.posted.push = ((original) =>
+      function (this: unknown, ...messages: Parameters<typeof original>) {
+        // Asked to stop as soon as the restore is said to be pending.
+        if (messages.some((m) => m.text.startsWith('Needs attention on'))) stop.abort();
+        return original.apply(h.posted, messages);
+      })(h.posted.push);
+    const { outcome, recorded } = await h.release('v2', { stopRequested: stop.signal });
+    assert.equal(outcome.status, 'stopped');
+    assert.match((outcome as { reason: string }).reason, /restores pending: resuming .* on Auto Scaling group asg-a: resume-auto-scaling: Rate exceeded/);
+    assert.equal(recorded.record.status, 'running', 'not finished: the next start carries it on');
+    assert.ok(recorded.record.pending!.length > 0);
+    assert.equal(h.calls.filter((c) => c.startsWith('resume ')).length, 1);
   });
 });
