@@ -343,14 +343,18 @@ export interface ReleaseSupersededInput {
   readonly releaseId: string;
   /** The newer release of the same target that came first. */
   readonly newer: { readonly releaseId: string; readonly image?: string; readonly createdAt: string };
+  /** Hosts it had changed before it stopped at a safe point (none: it changed nothing). */
+  readonly changed?: readonly string[];
 }
 
-/** An older request that a newer one of the same target overtook: it changed nothing. */
+/** An older request that a newer one of the same target overtook: it changed nothing, or (stopped half-way) the newer one carries its hosts on. */
 export function releaseSuperseded(input: ReleaseSupersededInput): ChatMessage {
   const target = targetName(input.target);
   const newer = input.newer.image ? shortImage(input.newer.image) : `release ${untrusted(input.newer.releaseId, 64)}`;
+  const changed = input.changed ?? [];
+  const what = changed.length > 0 ? `it had changed ${untrusted(changed.join(', '), 200)}, which the newer release carries on` : 'it changed nothing';
   return {
-    text: `Release of ${shortImage(input.image)} to ${target} superseded by the newer ${newer}: it changed nothing`,
+    text: `Release of ${shortImage(input.image)} to ${target} superseded by the newer ${newer}: ${what}`,
     fields: [
       { title: 'Target', value: target },
       { title: 'Image', value: fullImage(input.image) },

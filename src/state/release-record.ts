@@ -25,7 +25,10 @@ export type ReleaseStatus =
   | 'failed'
   /** Stopped before changing anything (no instance, preflight failed). */
   | 'refused'
-  /** A newer release of the same target came first; this one changed nothing. */
+  /**
+   * A newer release of the same target came first: this one changed nothing, or it had stopped at a
+   * safe point after changing hosts and the newer one, past its preflight, took the target over.
+   */
   | 'superseded';
 
 const FINAL: ReadonlySet<ReleaseStatus> = new Set(['succeeded', 'rolled-back', 'failed', 'refused', 'superseded']);
