@@ -10,6 +10,7 @@ import type { ReleaseRequest } from '../../src/request/release-request.js';
 import { ReleaseRunner } from '../../src/rollout/release-runner.js';
 import { HostUnreachableError } from '../../src/host/host-errors.js';
 import type { RolloutOutcome } from '../../src/rollout/rollout.js';
+import type { Membership } from '../../src/loadbalancer/load-balancers.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { RecordedRelease } from '../../src/state/recorded-release.js';
 import { newReleaseRecord } from '../../src/state/release-record.js';
@@ -642,5 +643,31 @@ describe('the release runner', () => {
     assert.equal(recorded.record.status, 'running', 'not finished: the next start carries it on');
     assert.ok(recorded.record.pending!.length > 0);
     assert.equal(h.calls.filter((c) => c.startsWith('resume ')).length, 1);
+  });
+  it('waits for a load balancer reading that lags a deregistration, instead of deregistering again and failing the host', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    // For a while after the call, the load balancer still reports the host as it was.
+    h.lbs.afterDeregister = () => [...Array<Membership>(8).fill('in-service'), 'out'];
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded', JSON.stringify(outcome));
+    assert.deepEqual(h.lbs.calls.filter((c) => c.startsWith('deregister ')), ['deregister web i-1'], 'deregistered once');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+  });
+
+  it('waits for a load balancer reading that lags a registration, instead of registering again and failing the host', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    h.lbs.afterRegister = () => [...Array<Membership>(8).fill('out'), 'in-service'];
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded', JSON.stringify(outcome));
+    assert.deepEqual(h.lbs.calls.filter((c) => c.startsWith('register ')), ['register web i-1'], 'registered once');
+  });
+
+  it("takes the in-service timeout from the load balancers' own health check settings (interval x healthy threshold) plus a margin when it is not configured", async () => {
+    const h = harness({ hosts: 1, rollout: { loadBalancers: { classic: ['web'], drainTimeoutSeconds: 0 }, policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    // A health check every 10 s, healthy after 5 passes.
+    h.lbs.timingsFor = { drainingSeconds: 0, healthCheckSeconds: 50 };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    assert.equal(recorded.record.plan!.inServiceTimeoutMs, (50 + 30) * 1000);
   });
 });
