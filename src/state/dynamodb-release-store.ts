@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord } from './release-record.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 import { RELEASE_TABLE } from './dynamodb-release-table.js';
+import { outcomeOfRecord, type ReleaseOutcome } from './release-outcome.js';
 
 export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, RELEASE_TABLE } from './dynamodb-release-table.js';
 
@@ -79,6 +80,7 @@ interface ReleaseItem {
   createdAt?: string;
   acceptedAt: string;
   status: string;
+  outcome: ReleaseOutcome;
   unfinished?: string;
   purgeAt?: number;
   writeId: string;
@@ -203,6 +205,8 @@ export class DynamoReleaseStore implements ReleaseStore {
       ...(record.request.createdAt ? { createdAt: record.request.createdAt } : {}),
       acceptedAt: record.acceptedAt,
       status: record.status,
+      // What CI may read, apart from the record (see release-outcome.ts).
+      outcome: outcomeOfRecord(record),
       ...(final ? { purgeAt: this.nowSeconds(now) + this.retentionSeconds } : { unfinished: UNFINISHED }),
       writeId,
     };
