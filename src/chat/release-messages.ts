@@ -284,13 +284,13 @@ export interface RestorePendingInput {
   readonly retryInMs: number;
 }
 
-/** Auto Scaling or alarms not back as they were: said loudly, and tried again until they are. */
+/** Auto Scaling or alarms not back as they were: said loudly, and tried again until they are, fail for good, or the worker is asked to stop. */
 export function restorePending(input: RestorePendingInput): ChatMessage {
   const target = targetName(input.target);
   return {
     text:
       `Needs attention on ${target}: Auto Scaling or alarms are not yet back as they were before the release (${untrusted(input.left.join('; '), 300)}); ` +
-      `trying again in ${formatDuration(input.retryInMs)} (attempt ${input.attempt}), until it succeeds`,
+      `trying again in ${formatDuration(input.retryInMs)} (attempt ${input.attempt}), until it succeeds (or fails for good, or the worker is asked to stop)`,
     fields: [{ title: 'Target', value: target }, ...input.left.map((what) => ({ title: 'Pending', value: untrusted(what, 500) }))],
     severity: 'failure',
   };
