@@ -20,6 +20,11 @@ ELBv2:
   An instance id that EC2 does not know at all is still refused with InvalidTarget, and the call is
   all or nothing (moto deregistered the targets before the bad one, then failed).
 
+Auto Scaling:
+- SuspendProcesses / ResumeProcesses on a group that does not exist (deleted during a release) answer
+  a ValidationError (a 400) as AWS does; moto 5.2.1 raises a KeyError, an HTML 500 that a client takes
+  for a transient failure and retries for ever.
+
 The handlers are written like moto's own: `_get_param` reads whichever protocol the client speaks
 (the JS SDK v3 sends CloudWatch as awsJson1_0 with awsQueryCompatible: X-Amz-Target
 GraniteServiceVersion20100801.<Operation>) and an ActionResult is serialised by moto against
@@ -36,6 +41,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from moto.autoscaling.exceptions import ValidationError as AutoScalingValidationError
+from moto.autoscaling.models import AutoScalingBackend
 from moto.cloudwatch.exceptions import CloudWatchException, InvalidParameterValue, ResourceNotFoundException, ValidationError
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult, EmptyResult
@@ -477,6 +484,24 @@ FakeTargetGroup.deregister = _deregister_timed
 FakeTargetGroup.health_for = _health_for_timed
 _describe_target_health_as_moto = ELBv2Backend.describe_target_health
 ELBv2Backend.describe_target_health = _describe_target_health_timed
+
+
+# --- Auto Scaling Suspend/ResumeProcesses on a group that does not exist ------------------------
+
+
+def _with_group(original):
+    # moto 5.2.1 raises KeyError (an HTML 500, which a client takes for a transient failure); AWS
+    # answers a ValidationError (a 400), which retrying never clears.
+    def handler(self, group_name, scaling_processes):
+        if group_name not in self.autoscaling_groups:
+            raise AutoScalingValidationError(f"AutoScalingGroup name not found - AutoScalingGroup '{group_name}' not found")
+        return original(self, group_name, scaling_processes)
+
+    return handler
+
+
+AutoScalingBackend.suspend_processes = _with_group(AutoScalingBackend.suspend_processes)
+AutoScalingBackend.resume_processes = _with_group(AutoScalingBackend.resume_processes)
 
 
 def _exit_with_parent():

@@ -32,6 +32,14 @@ export interface AutoScalingGroupFacts {
   readonly targetGroupArns: string[];
 }
 
+/** DescribeAutoScalingGroups does not list the group: it was deleted (or renamed). It will not come back by retrying. */
+export class AutoScalingGroupNotFoundError extends Error {
+  override name = 'AutoScalingGroupNotFound';
+  constructor(readonly group: string) {
+    super(`Auto Scaling group ${group} does not exist`);
+  }
+}
+
 /** Every method takes an optional CallLimit: under a lease, its signal reaches each request and ends the retries. */
 export interface AutoScaling {
   describe(group: string, limit?: CallLimit): Promise<AutoScalingGroupFacts>;
@@ -54,7 +62,7 @@ export class AwsAutoScaling implements AutoScaling {
       ...(limit ? { limit } : {}),
     });
     const found = result.AutoScalingGroups?.[0];
-    if (!found) throw new Error(`Auto Scaling group ${group} does not exist`);
+    if (!found) throw new AutoScalingGroupNotFoundError(group);
     return {
       name: group,
       suspended: (found.SuspendedProcesses ?? []).map((p) => p.ProcessName!).filter(Boolean).sort(),

@@ -297,16 +297,26 @@ export interface RestorePendingInput {
   readonly retryInMs: number;
 }
 
-/** Auto Scaling or alarms not back as they were: said loudly, and tried again until they are. */
+/** Auto Scaling or alarms not back as they were: said loudly, and tried again until they are, fail for good, or the worker is asked to stop. */
 export function restorePending(input: RestorePendingInput): ChatMessage {
   const target = targetName(input.target);
   return {
     text:
       `Needs attention on ${target}: Auto Scaling or alarms are not yet back as they were before the release (${untrusted(input.left.join('; '), 300)}); ` +
-      `trying again in ${formatDuration(input.retryInMs)} (attempt ${input.attempt}), until it succeeds`,
+      `trying again in ${formatDuration(input.retryInMs)} (attempt ${input.attempt}), until it succeeds (or fails for good, or the worker is asked to stop)`,
     fields: [{ title: 'Target', value: target }, ...input.left.map((what) => ({ title: 'Pending', value: untrusted(what, 500) }))],
     severity: 'failure',
     event: { kind: 'restore-pending' },
+  };
+}
+
+/** Restores AWS refused for good (a group deleted, access denied): exactly what was left as it is, for a person. */
+export function restoreLeft(input: { readonly target: RequestTarget | string; readonly left: readonly string[] }): ChatMessage {
+  const target = targetName(input.target);
+  return {
+    text: `NEEDS ATTENTION on ${target}: not put back as before the release, and not tried again: ${untrusted(input.left.join('; '), 600)}`,
+    fields: [{ title: 'Target', value: target }, ...input.left.map((what) => ({ title: 'Left for a person', value: untrusted(what, 500) }))],
+    severity: 'failure',
   };
 }
 
@@ -348,14 +358,18 @@ export interface ReleaseSupersededInput {
   readonly releaseId: string;
   /** The newer release of the same target that came first. */
   readonly newer: { readonly releaseId: string; readonly image?: string; readonly createdAt: string };
+  /** Hosts it had changed before it stopped at a safe point (none: it changed nothing). */
+  readonly changed?: readonly string[];
 }
 
-/** An older request that a newer one of the same target overtook: it changed nothing. */
+/** An older request that a newer one of the same target overtook: it changed nothing, or (stopped half-way) the newer one carries its hosts on. */
 export function releaseSuperseded(input: ReleaseSupersededInput): ChatMessage {
   const target = targetName(input.target);
   const newer = input.newer.image ? shortImage(input.newer.image) : `release ${untrusted(input.newer.releaseId, 64)}`;
+  const changed = input.changed ?? [];
+  const what = changed.length > 0 ? `it had changed ${untrusted(changed.join(', '), 200)}, which the newer release carries on` : 'it changed nothing';
   return {
-    text: `Release of ${shortImage(input.image)} to ${target} superseded by the newer ${newer}: it changed nothing`,
+    text: `Release of ${shortImage(input.image)} to ${target} superseded by the newer ${newer}: ${what}`,
     fields: [
       { title: 'Target', value: target },
       { title: 'Image', value: fullImage(input.image) },

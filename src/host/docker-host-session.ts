@@ -269,6 +269,10 @@ export class DockerHostSession implements HostSession {
     await this.onContainer('stop', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).stop({ t: timeoutSeconds, abortSignal }), [304], this.deadlines.callMs + timeoutSeconds * 1000);
   }
 
+  async setRestartPolicy(nameOrId: string, policy: ContainerSpec['restartPolicy']): Promise<void> {
+    await this.onContainer('update', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).update({ RestartPolicy: { Name: policy }, abortSignal }));
+  }
+
   async start(nameOrId: string): Promise<void> {
     // 304: already running.
     await this.onContainer('start', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).start({ abortSignal }), [304]);

@@ -67,6 +67,8 @@ export interface HostSession {
   rename(nameOrId: string, newName: string): Promise<void>;
   stop(nameOrId: string, timeoutSeconds: number): Promise<void>;
   start(nameOrId: string): Promise<void>;
+  /** `docker container update --restart`: a copy kept for rollback gets `no`, so an engine restart never revives it. */
+  setRestartPolicy(nameOrId: string, policy: ContainerSpec['restartPolicy']): Promise<void>;
   /** Creates and starts a container; resolves with its id. */
   run(spec: ContainerSpec): Promise<string>;
   remove(nameOrId: string): Promise<void>;

@@ -121,6 +121,9 @@ export class ReconnectingHostSession implements HostSession {
   start(nameOrId: string) {
     return this.use((s) => s.start(nameOrId), false);
   }
+  async setRestartPolicy(nameOrId: string, policy: ContainerSpec['restartPolicy']) {
+    return this.use((s) => s.setRestartPolicy(nameOrId, policy), true);
+  }
   run(spec: ContainerSpec) {
     return this.use((s) => s.run(spec), false);
   }

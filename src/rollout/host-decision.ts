@@ -120,7 +120,10 @@ export function decideHostAction(situation: HostSituation): HostAction {
   if (c.leftover) return { kind: 'remove', step: back ? 'rollback-remove-leftover' : 'remove-leftover', container: c.leftover.id, why: 'a start check left behind' };
   if (!back) return forward(situation, c);
   // Nothing to go back to (the host's first release): keep what the release started if it is healthy.
-  if (situation.host.before.live === null) return keepWhatRuns(situation, c);
+  if (situation.host.before.live === null) return keepWhatRuns(situation, c, 'there was no container before the release to go back to');
+  // The kept copy is gone (pruned, or started with --rm): checked before anything is taken away, so
+  // that going back never empties a host; a healthy new container stays live and registered.
+  if (!c.old && c.fresh) return keepWhatRuns(situation, c, `the container live before the release (${shortId(situation.host.before.live.id)}) is gone`);
   return backward(situation, c);
 }
 
@@ -219,9 +222,8 @@ function servesHealthy(situation: HostSituation, containers: readonly ContainerI
   return containers.some((o) => isLive(o) && judgeHealth(o, situation.observed, situation.release, false).status === 'healthy');
 }
 
-/** Going back on a host that had no container before: what the release started stays if it is healthy. */
-function keepWhatRuns(situation: HostSituation, c: Classified): HostAction {
-  const nothing = 'there was no container before the release to go back to';
+/** Going back with nothing to go back to (`nothing` says why): what the release started stays if it is healthy. */
+function keepWhatRuns(situation: HostSituation, c: Classified, nothing: string): HostAction {
   if (!c.fresh || c.fresh.state === 'created') {
     if (c.registered.length > 0 && !servesHealthy(situation, c.others)) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
     return { kind: 'attention', step: 'rollback-start-previous', reason: `${nothing}, and the release started none that runs` };

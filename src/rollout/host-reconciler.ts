@@ -7,6 +7,7 @@ import type { LoadBalancerRef, LoadBalancers, Membership } from '../loadbalancer
 import type { Logger } from '../log/logger.js';
 import { loadBalancerKey, type HostRecord, type RecordedPlan, type ReleaseRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
+import { awaitCallTaken, pollDelay } from './balancer-readings.js';
 import { decideHostAction, RELEASE_ID_LABEL, type HostAction, type HostObservation, type ReleaseTerms } from './host-decision.js';
 import type { OpenStep, StepLog } from './step-runner.js';
 
@@ -37,8 +38,10 @@ export interface HostReconcilerContext {
   readonly loadBalancers: LoadBalancers;
   readonly steps: StepLog;
   readonly log: Logger;
-  /** Poll interval of the load balancer waits (the health wait uses the health check's interval). */
+  /** First poll interval of the load balancer waits, growing to ten times it (the health wait uses the health check's interval). */
   readonly pollMs: number;
+  /** After a register or deregister call, how long at most to wait for the readings to show it (default 30 s). */
+  readonly readingLagMs?: number;
   /** Going back, how long a failing effect is tried again before the host is left for a person. */
   readonly rollbackRetryMs: number;
   /** Going forward, how long a transient failure (host unreachable, engine not answering, AWS throttling) is tried again before the host fails. */
@@ -125,6 +128,8 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = await session.inspect(action.container);
       if (!current) return {};
       if (current.name !== action.rename) await session.rename(action.container, action.rename);
+      // Kept for rollback, stopped: restart policy `no` first, so an engine restart never revives it.
+      await session.setRestartPolicy(action.container, 'no');
       await session.stop(action.container, spec.stopTimeoutSeconds);
       return {};
     }
@@ -134,6 +139,8 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = await session.inspect(action.container);
       if (!current) return {};
       if (current.name !== spec.name) await session.rename(action.container, spec.name);
+      // Live again: the configured restart policy back.
+      await session.setRestartPolicy(action.container, spec.restartPolicy);
       await session.start(action.container);
       return {};
     }
@@ -174,7 +181,9 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     });
   };
 
+  let waitPolls = 0;
   const closeWait = async () => {
+    waitPolls = 0;
     if (!waiting) return;
     const durationMs = await waiting.done();
     if (waiting.step === 'wait-healthy') timings.healthyMs += durationMs;
@@ -239,7 +248,8 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       }
       case 'wait':
         waiting ??= await ctx.steps.open(action.step, label);
-        await sleep(action.for === 'healthy' ? ctx.plan.settings.health.intervalMs : ctx.pollMs);
+        waitPolls += 1;
+        await sleep(action.for === 'healthy' ? ctx.plan.settings.health.intervalMs : pollDelay(waitPolls, ctx.pollMs, ctx.pollMs * 10));
         continue;
       case 'fail':
       case 'attention': {
@@ -314,6 +324,11 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
         return finish(result);
       }
       continue;
+    }
+    if (action.kind === 'register' || action.kind === 'deregister') {
+      // The readings may lag the call: wait for them to show it rather than decide (and call) again.
+      const refs = (action.kind === 'register' ? action.to : action.from).map((key) => refOf(ctx.plan, key));
+      await awaitCallTaken(ctx.loadBalancers, refs, instanceId, action.kind, { firstMs: ctx.pollMs, maxMs: ctx.pollMs * 10, timeoutMs: ctx.readingLagMs ?? 30_000, ...(ctx.signal ? { signal: ctx.signal } : {}) });
     }
     const durationMs = await span.done();
     if (action.kind === 'stop-old') timings.stopMs += durationMs;

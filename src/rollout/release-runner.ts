@@ -24,7 +24,8 @@ import { reconcileHost, type HostReconcilerContext, type HostResult, type HostTi
 import { minHealthyFor, planRelease, type ReleasePlan } from './plan.js';
 import { outcomeOf, type Rollout, type RolloutContext, type RolloutOutcome } from './rollout.js';
 import { limitedEffects } from './limited-effects.js';
-import { keepMuted, restoreScalingAndAlarms, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
+import { restoreAndReport } from './restore-report.js';
+import { keepMuted, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
 import { createStepLog, StepFailure, type StepJournal, type StepLog, type StepRunner } from './step-runner.js';
 
 // The executor of a release, from its record. A new release is resolved, planned and preflighted;
@@ -497,23 +498,10 @@ export class ReleaseRunner implements Rollout {
       await stopRenewing();
     }
 
-    await restoreScalingAndAlarms(
-      release,
-      this.effects,
-      steps,
-      {
-        pending: (left, attempt, retryInMs) => {
-          log.error({ pending: left, attempt, retryInMs }, 'restoring Auto Scaling or alarms failed: still pending, trying again');
-          // Loud at first, then every tenth attempt: a stuck restore is not forgotten, nor spammed.
-          if (attempt === 1 || attempt % 10 === 0) chat.post(say.restorePending({ target: release.record.target, left, attempt, retryInMs }));
-        },
-        restored: (attempts) => {
-          log.info({ attempts }, 'Auto Scaling and alarms restored after retrying');
-          chat.post(say.restoreConfirmed({ target: release.record.target, attempts }));
-        },
-      },
-      this.effects.restoreBackoff,
-    );
+    const restore = await restoreAndReport(release, this.effects, steps, context, this.effects.restoreBackoff);
+    // Asked to stop with a restore still pending: the record keeps it, and the next start carries it on.
+    if (restore.status === 'stopped') return { status: 'stopped', reason: `stopped on request with restores pending: ${restore.pending.join('; ')}` };
+    attention.push(...restore.left);
 
     const record = release.record;
     const present = Object.values(record.hosts).filter((h) => h.progress !== 'gone');
@@ -539,13 +527,13 @@ export class ReleaseRunner implements Rollout {
       await release.update((draft) => {
         draft.status = 'failed';
         draft.reason = reason;
-        draft.attention = [reason];
+        draft.attention = [reason, ...restore.left];
         draft.finishedAt = new Date().toISOString();
       });
       chat.post(say.releaseIncomplete({ target: record.target, image, released: present.filter((h) => h.progress === 'released').map(hostLabel), notReleased: left, reason: why }));
       return { status: 'failed', reason };
     }
-    if (record.direction === 'forward') {
+    if (record.direction === 'forward' && restore.left.length === 0) {
       await this.prune(release, sessions, log);
       const durationMs = Date.now() - started;
       log.info({ durationMs, hosts: reports }, 'all hosts released');
@@ -557,7 +545,7 @@ export class ReleaseRunner implements Rollout {
       chat.post(say.releaseSucceeded({ target: record.target, image, hosts: present.map(hostLabel), durationMs }));
       return { status: 'succeeded', hosts: total };
     }
-    const failure = record.failure ?? { step: 'unknown', reason: 'the release turned back' };
+    const failure = record.failure ?? (record.direction === 'forward' ? { step: 'restore', reason: 'every host was released, but Auto Scaling or alarms could not be put back' } : { step: 'unknown', reason: 'the release turned back' });
     const status = attention.length > 0 ? 'failed' : 'rolled-back';
     const reason = `${failure.host ? `${failure.host}: ` : ''}${failure.step}: ${failure.reason}`;
     await release.update((draft) => {
@@ -762,6 +750,8 @@ export class ReleaseRunner implements Rollout {
       const session = sessions.get(id);
       const result: HostResult = session ? await reconcileHost(hostCtx, id, session, goalOf(id)) : { status: 'attention', step: 'connect', reason: 'the host cannot be reached' };
       if (result.status === 'done' && result.on === 'old' && goalOf(id) === 'old') rolledBack.push(hostLabel(host));
+      // The kept copy was gone: the host stayed on the new container, which is said, never hidden.
+      if (result.status === 'done' && result.on === 'new' && goalOf(id) === 'old' && host.before.live) attention.push(`${hostLabel(host)}: kept on the new image: the container live before the release (${host.before.live.id.slice(0, 12)}) is gone, nothing to go back to`);
       if (result.status !== 'done') {
         attention.push(`${hostLabel(host)}: ${result.reason}`);
         if (result.status === 'attention' && !session) await release.update((draft) => void Object.assign(draft.hosts[id]!, { progress: 'attention', attention: result.reason }));

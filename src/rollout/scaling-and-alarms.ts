@@ -1,17 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlarmActions } from '../alarms/alarm-actions.js';
 import { muteRuleName, type AlarmMuteRules } from '../alarms/alarm-mute-rules.js';
-import type { AutoScaling } from '../autoscaling/process-suspension.js';
+import { AutoScalingGroupNotFoundError, type AutoScaling } from '../autoscaling/process-suspension.js';
+import { isTransient } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 import type { AlarmRecord, GroupRecord, ReleaseRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
-import type { StepLog } from './step-runner.js';
+import { LeaseLostError } from '../state/release-store.js';
+import { StepFailure, type StepLog } from './step-runner.js';
 
 // Auto Scaling and alerting around a release. What was suspended or muted *before* is recorded
 // before anything is touched (afterwards the live state no longer says), each suspension or mute is
 // recorded before its call, and the restore is exactly the difference: the processes this release
 // suspended, the alarms it muted. A restore is confirmed by reading AWS back; until then it stays
-// pending and is tried again, loudly, for as long as it takes.
+// pending and is tried again, loudly, with backoff, until the worker is asked to stop. One that AWS
+// refuses for good (the group deleted, access denied) is left for a person, said, and not tried again.
 
 export interface ScalingEffects {
   readonly autoScaling: AutoScaling;
@@ -41,7 +44,7 @@ export function restoreNeeds(record: Pick<ReleaseRecord, 'scaling' | 'alarms'>):
 
 /** Suspends the recorded processes and mutes the recorded alarms; each call is recorded before it is made. */
 export async function suspendAndMute(release: RecordedRelease, effects: ScalingEffects, steps: StepLog, muteWindowMs: number): Promise<void> {
-  const groups = Object.entries(release.record.scaling).filter(([, g]) => g.phase !== 'suspended' && g.suspend.length > 0);
+  const groups = Object.entries(release.record.scaling).filter(([, g]) => g.phase !== 'suspended' && g.phase !== 'left' && g.suspend.length > 0);
   if (groups.length > 0) {
     await steps.run('suspend-auto-scaling', undefined, async () => {
       for (const [name, group] of groups) {
@@ -57,7 +60,7 @@ export async function suspendAndMute(release: RecordedRelease, effects: ScalingE
     });
   }
   let alarms = release.record.alarms;
-  if (!alarms || alarms.phase === 'muted') return;
+  if (!alarms || alarms.phase === 'muted' || alarms.phase === 'left') return;
   if (alarms.mode === 'disable-actions' && alarms.phase === 'unmuted') {
     // Likewise, an alarm whose actions someone disabled since is left to them.
     const enabled = await effects.alarms.actionsEnabled(alarms.disable);
@@ -126,10 +129,34 @@ export function keepMuted(release: RecordedRelease, effects: ScalingEffects, mut
   };
 }
 
-/** Tries every pending restore once and reads AWS back; resolves with what is still not as it was. */
-async function restoreOnce(release: RecordedRelease, effects: ScalingEffects, steps: StepLog): Promise<string[]> {
+/** A failure that retrying will not clear: AWS refused the call itself (the group or alarm gone, access denied, a validation error). */
+export function isPermanent(error: unknown): boolean {
+  const cause = error instanceof StepFailure ? error.cause : error;
+  if (cause instanceof AutoScalingGroupNotFoundError) return true;
+  return cause instanceof Error && (cause as { $fault?: string }).$fault === 'client' && !isTransient(cause);
+}
+
+const lost = (error: unknown) => error instanceof LeaseLostError || (error instanceof StepFailure && error.cause instanceof LeaseLostError);
+
+/**
+ * Tries every pending restore once and reads AWS back. What still differs is `pending` (tried again);
+ * what failed for good is recorded `left`, with what a person must put back in `attention`, and never tried again.
+ */
+async function restoreOnce(release: RecordedRelease, effects: ScalingEffects, steps: StepLog): Promise<{ pending: string[]; left: string[] }> {
   const needs = restoreNeeds(release.record);
+  const pending: string[] = [];
   const left: string[] = [];
+  const failed = async (error: unknown, what: string, leave: (draft: ReleaseRecord) => void) => {
+    if (lost(error)) throw error;
+    const message = (error as Error).message;
+    if (!isPermanent(error)) return void pending.push(`${what}: ${message}`);
+    const reason = `${what} failed for good, left as it is for a person: ${message}`;
+    left.push(reason);
+    await release.update((draft) => {
+      leave(draft);
+      draft.attention = [...(draft.attention ?? []), reason];
+    });
+  };
   for (const { group, processes } of needs.resume) {
     try {
       await release.update((draft) => void (draft.scaling[group]!.phase = 'resuming'));
@@ -138,10 +165,11 @@ async function restoreOnce(release: RecordedRelease, effects: ScalingEffects, st
       if (still.length > 0) throw new Error(`${still.join(', ')} still suspended after resuming`);
       await release.update((draft) => void (draft.scaling[group]!.phase = 'resumed'));
     } catch (error) {
-      left.push(`resuming ${processes.join(', ')} on ${group}: ${(error as Error).message}`);
+      await failed(error, `resuming ${processes.join(', ')} on Auto Scaling group ${group}`, (draft) => void (draft.scaling[group]!.phase = 'left'));
     }
   }
   if (needs.alarms) {
+    const what = needs.alarms.mode === 'mute-rule' ? `deleting alarm mute rule ${needs.alarms.rule} (alarms ${release.record.alarms!.names.join(', ')})` : `enabling the actions of alarms ${needs.alarms.names.join(', ')}`;
     try {
       await release.update((draft) => void (draft.alarms!.phase = 'unmuting'));
       if (needs.alarms.mode === 'mute-rule') {
@@ -156,32 +184,56 @@ async function restoreOnce(release: RecordedRelease, effects: ScalingEffects, st
       }
       await release.update((draft) => void (draft.alarms!.phase = 'unmuted'));
     } catch (error) {
-      left.push(`unmuting alarms: ${(error as Error).message}`);
+      await failed(error, what, (draft) => void (draft.alarms!.phase = 'left'));
     }
   }
-  return left;
+  return { pending, left };
 }
 
 export interface RestoreReporter {
   /** Told every time a restore is still pending after an attempt (the first time, then now and then). */
   pending(left: string[], attempt: number, retryInMs: number): void;
   restored(afterAttempts: number): void;
+  /** Told once of the restores that failed for good: what a person must put back. */
+  left(left: string[]): void;
 }
 
-/** Restores until AWS confirms it: never reported done while it is not. */
-export async function restoreScalingAndAlarms(release: RecordedRelease, effects: ScalingEffects, steps: StepLog, reporter: RestoreReporter, backoff = { minMs: 1_000, maxMs: 60_000 }): Promise<void> {
+/**
+ * restored: AWS confirms every restore. left: the others are confirmed, these failed for good (also in
+ * the record's `attention`). stopped: asked to stop while some were still pending (the record keeps them).
+ */
+export type RestoreResult = { readonly status: 'restored' | 'left' | 'stopped'; readonly left: string[]; readonly pending: string[] };
+
+/**
+ * Restores until AWS confirms it or refuses it for good: never reported done while it is not. Transient
+ * failures are tried again with backoff until the worker is asked to stop; a lost lease ends it at once.
+ */
+export async function restoreScalingAndAlarms(
+  release: RecordedRelease,
+  effects: ScalingEffects,
+  steps: StepLog,
+  reporter: RestoreReporter,
+  backoff = { minMs: 1_000, maxMs: 60_000 },
+  signals: { readonly stopRequested?: AbortSignal; readonly leaseLost?: AbortSignal } = {},
+): Promise<RestoreResult> {
+  const left: string[] = [];
   for (let attempt = 1; ; attempt += 1) {
-    const left = await restoreOnce(release, effects, steps);
+    signals.leaseLost?.throwIfAborted();
+    const once = await restoreOnce(release, effects, steps);
+    left.push(...once.left);
+    if (once.left.length > 0) reporter.left(once.left);
     await release.update((draft) => {
-      if (left.length > 0) draft.pending = left;
+      if (once.pending.length > 0) draft.pending = once.pending;
       else delete draft.pending;
     });
-    if (left.length === 0) {
+    if (once.pending.length === 0) {
       if (attempt > 1) reporter.restored(attempt);
-      return;
+      return { status: left.length > 0 ? 'left' : 'restored', left, pending: [] };
     }
+    if (signals.stopRequested?.aborted) return { status: 'stopped', left, pending: once.pending };
     const retryInMs = Math.min(backoff.maxMs, backoff.minMs * 2 ** Math.min(attempt - 1, 16));
-    reporter.pending(left, attempt, retryInMs);
-    await sleep(retryInMs);
+    reporter.pending(once.pending, attempt, retryInMs);
+    await sleep(retryInMs, undefined, signals.stopRequested ? { signal: signals.stopRequested } : {}).catch(() => undefined);
+    if (signals.stopRequested?.aborted) return { status: 'stopped', left, pending: once.pending };
   }
 }

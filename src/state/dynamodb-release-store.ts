@@ -9,6 +9,7 @@ import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult,
 import { RELEASE_TABLE } from './dynamodb-release-table.js';
 import { DynamoLeases } from './dynamodb-leases.js';
 import { LeaseWatch } from './lease-watch.js';
+import { outcomeOfRecord, type ReleaseOutcome } from './release-outcome.js';
 
 export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, RELEASE_TABLE } from './dynamodb-release-table.js';
 
@@ -80,6 +81,7 @@ interface ReleaseItem {
   createdAt?: string;
   acceptedAt: string;
   status: string;
+  outcome: ReleaseOutcome;
   unfinished?: string;
   purgeAt?: number;
   writeId: string;
@@ -201,6 +203,8 @@ export class DynamoReleaseStore implements ReleaseStore {
       ...(record.request.createdAt ? { createdAt: record.request.createdAt } : {}),
       acceptedAt: record.acceptedAt,
       status: record.status,
+      // What CI may read, apart from the record (see release-outcome.ts).
+      outcome: outcomeOfRecord(record),
       ...(final ? { purgeAt: this.nowSeconds(now) + this.retentionSeconds } : { unfinished: UNFINISHED }),
       writeId,
     };

@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 // table, so its IAM policy has no table-level actions.
 //
 // Items (one partition key, `pk`; no sort key):
-//   release#<releaseId>  the record as a JSON string (`record`), its `revision`, and the attributes the
+//   release#<releaseId>  the record as a JSON string (`record`), its `revision`, what CI may read of it
+//                        (`outcome`: status, reason, progress, hosts; src/state/release-outcome.ts), and the attributes the
 //                        indexes and conditions read: `target`, `createdAt` (the request's signed creation
 //                        time), `acceptedAt`, `status`; `unfinished` while the release is not final (the
 //                        sparse index below); `purgeAt` (TTL, epoch seconds) once it is final.

@@ -25,7 +25,10 @@ export type ReleaseStatus =
   | 'failed'
   /** Stopped before changing anything (no instance, preflight failed). */
   | 'refused'
-  /** A newer release of the same target came first; this one changed nothing. */
+  /**
+   * A newer release of the same target came first: this one changed nothing, or it had stopped at a
+   * safe point after changing hosts and the newer one, past its preflight, took the target over.
+   */
   | 'superseded';
 
 const FINAL: ReadonlySet<ReleaseStatus> = new Set(['succeeded', 'rolled-back', 'failed', 'refused', 'superseded']);
@@ -75,8 +78,11 @@ export interface HostRecord {
 export interface GroupRecord {
   readonly before: string[];
   readonly suspend: string[];
-  /** suspending: the call was recorded and may or may not have been made; resuming is right either way. */
-  phase: 'planned' | 'suspending' | 'suspended' | 'resuming' | 'resumed';
+  /**
+   * suspending: the call was recorded and may or may not have been made; resuming is right either way.
+   * left: resuming failed for good (the group deleted, access denied): left to a person, never tried again.
+   */
+  phase: 'planned' | 'suspending' | 'suspended' | 'resuming' | 'resumed' | 'left';
 }
 
 export type AlarmMuting = 'mute-rule' | 'disable-actions';
@@ -89,7 +95,8 @@ export interface AlarmRecord {
   readonly disable: string[];
   /** mute-rule: the rule and how far it reaches; moved forward while the release runs. */
   rule?: { readonly name: string; readonly start: string; until: string };
-  phase: 'planned' | 'muting' | 'muted' | 'unmuting' | 'unmuted';
+  /** left: unmuting failed for good (access denied): left to a person, never tried again. */
+  phase: 'planned' | 'muting' | 'muted' | 'unmuting' | 'unmuted' | 'left';
 }
 
 /** Everything the release works from, settled before its first effect, so a resume does what the first run would have. */
@@ -135,7 +142,7 @@ export interface ReleaseRecord {
   scaling: Record<string, GroupRecord>;
   alarms?: AlarmRecord;
   hosts: Record<string, HostRecord>;
-  /** Restores that are not confirmed yet (retried until they are). */
+  /** Restores that are not confirmed yet (retried, with backoff, until they are or fail for good). */
   pending?: string[];
   /** What needs a person. */
   attention?: string[];

@@ -24,7 +24,12 @@ import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 // target, it is compared with every other release of the target the store knows, and with the newest
 // release that started on the target as its lease names it (DynamoDB), by the request's signed
 // creation time (then id). If a newer one exists (waiting, running or done), this one is ended
-// as superseded. A release that has not started never starts while another of its target is half-way.
+// as superseded, with one exception: a release stopped at a safe point that had already changed hosts
+// gives way only to a newer one that has passed preflight (running, or ended other than refused or
+// superseded). Until then it waits, and the newer one goes first: if the newer one is refused (its
+// preflight failed), this one resumes, so the target never ends on two images with nothing pending.
+// A release that has not started never starts while another of its target is running (its worker
+// died); one stopped at a safe point does not hold it back.
 
 export type TakeResult =
   /** Not now: the release itself already runs here, its target is busy (here or on another worker), or every slot is taken. */
@@ -58,6 +63,13 @@ const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: stri
 function newestAbove(record: ReleaseRecord, others: readonly TargetRelease[]): TargetRelease | undefined {
   const mine = { createdAt: record.request.createdAt, releaseId: record.releaseId };
   return others.filter((other) => other.status !== 'refused' && other.status !== 'superseded' && newer(other, mine)).sort((a, b) => (newer(a, b) ? -1 : 1))[0];
+}
+
+/** Hosts a release has changed (or may have, mid-way): not 'pending', not back as they were, not gone. */
+export function changedHosts(record: ReleaseRecord): string[] {
+  return Object.values(record.hosts)
+    .filter((h) => h.progress === 'released' || h.progress === 'kept' || h.progress === 'in-progress' || h.progress === 'attention')
+    .map((h) => h.name ?? h.address);
 }
 
 export class ReleaseScheduler {
@@ -152,13 +164,17 @@ export class ReleaseScheduler {
         // with it, consistently): an index of the target's releases that lags cannot hide it.
         const started = lease.newest && lease.newest.releaseId !== releaseId ? [{ ...lease.newest, status: 'running' as const }] : [];
         const overtaken = newestAbove(record, [...others, ...started]);
+        if (overtaken && overtaken.status === 'accepted' && changedHosts(record).length > 0) {
+          return { status: 'busy', reason: `the newer release ${overtaken.releaseId} of ${record.target} goes first: this one is superseded once it has passed preflight, and resumes if it cannot start` };
+        }
         if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
       }
       // One release of a target at a time, also across a crash: a release that has not started waits
-      // while another of its target is still half-way (its worker died, or it was interrupted), so it
-      // never starts on top of that one's hosts, and the older one never runs after it.
+      // while another of its target is running (its worker died), so it never starts on top of that
+      // one's hosts, and the older one never runs after it. One stopped at a safe point (every host
+      // whole) waits for this one instead: see above.
       if (record.status === 'accepted') {
-        const halfway = others.find((other) => other.status === 'running' || other.status === 'interrupted');
+        const halfway = others.find((other) => other.status === 'running');
         if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
       }
       const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing) });
@@ -183,7 +199,9 @@ export class ReleaseScheduler {
       draft.finishedAt = new Date().toISOString();
     });
     logger.warn({ newer: by.releaseId, newerCreatedAt: by.createdAt, newerStatus: by.status }, 'release superseded');
-    this.deps.chat?.post(say.releaseSuperseded({ target: release.record.target, image: release.record.request.image, releaseId: release.releaseId, newer: { releaseId: by.releaseId, createdAt: by.createdAt, ...(newerRecord ? { image: newerRecord.request.image } : {}) } }));
+    this.deps.chat?.post(
+      say.releaseSuperseded({ target: release.record.target, image: release.record.request.image, releaseId: release.releaseId, changed: changedHosts(release.record), newer: { releaseId: by.releaseId, createdAt: by.createdAt, ...(newerRecord ? { image: newerRecord.request.image } : {}) } }),
+    );
     return { status: 'superseded', reason };
   }
 }

@@ -7,10 +7,12 @@ import type { ReleaseScheduler } from './release-scheduler.js';
 // Repair: every release the store holds unfinished (a worker was killed, or stopped at a safe point,
 // or a request waits for its target) is handed to the scheduler, which carries each to its end when
 // its target's lease is free: each host made whole, exactly what the release suspended and muted put
-// back, the release continued if it can and rolled back if not. At start the worker waits for these
-// before it takes a new request; a sweep (every lease period, and when a target frees up here) only
-// starts them and returns, so a long release taken up by a sweep never holds back the next sweep,
-// which is how a waiting release of another target, or a dead worker's release, is taken up.
+// back, the release continued if it can and rolled back if not. Both at start and on a sweep (every
+// lease period, and when a target frees up here) this only starts them and returns: the queue is read
+// alongside, so a long or stuck release never holds back the requests of other targets, and a long
+// release taken up by a sweep never holds back the next sweep (which is how a waiting release of
+// another target, or a dead worker's release, is taken up). A request for a target whose release is
+// still half-way waits for it (the scheduler's check).
 
 export interface RepairDeps {
   readonly store: ReleaseStore;
@@ -30,7 +32,7 @@ export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'
     else {
       deps.logger.warn(
         { count: unfinished.length, releases: unfinished.map((r) => ({ releaseId: r.releaseId, target: r.target, image: r.request.image, found: whereItStands(r) })) },
-        'unfinished releases found at start: carrying each to its end before taking new requests',
+        'unfinished releases found at start: carrying each to its end, alongside new requests',
       );
     }
   }
@@ -42,10 +44,6 @@ export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'
     });
     if (taken?.status === 'busy') logger.debug({ reason: taken.reason }, 'unfinished release not taken up now');
   });
-  if (when === 'start') {
-    await Promise.all(runs);
-    return;
-  }
   for (const run of runs) {
     deps.started.add(run);
     void run.finally(() => deps.started.delete(run));

@@ -24,8 +24,8 @@ import { repairUnfinished } from './repair.js';
 const MIN_SWEEP_GAP_MS = 1000;
 
 // Assembles a worker from its configuration. Effects (the rollout, chat, the store) are injected so
-// the same assembly runs in production, in the local fleet and in tests. A worker first carries every
-// unfinished release in its store to its end (repair), then takes requests from the queue, several
+// the same assembly runs in production, in the local fleet and in tests. A worker starts carrying every
+// unfinished release in its store to its end (repair) and takes requests from the queue alongside, several
 // at once (one release per target, `parallelReleases` in all), and sweeps the store for unfinished
 // releases every lease period (a dead worker's, once its lease has expired).
 

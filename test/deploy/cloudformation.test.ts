@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, type Tags } from 'yaml';
 import { releaseTableDefinition, releaseTableTimeToLive } from '../../src/state/dynamodb-release-table.js';
+import { CI_READABLE_ATTRIBUTES } from '../../src/state/release-outcome.js';
 
 // deploy/cloudformation.yml checked without AWS: the table is the one the store's code defines, the
 // queue has its dead-letter queue, and the worker's IAM policy allows exactly the AWS calls the worker's
@@ -198,7 +199,16 @@ describe('deploy/cloudformation.yml', () => {
     assert.deepEqual(statementWith('CiPolicy', 'sqs:SendMessage')!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] }, 'CI sends to the request queue only');
     const read = statementWith('CiPolicy', 'dynamodb:GetItem')!;
     assert.deepEqual(read.Resource, { 'Fn::GetAtt': ['ReleaseTable', 'Arn'] });
-    assert.deepEqual(read.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['release#*'] } }, 'release items only, not the leases');
+    assert.deepEqual(
+      read.Condition,
+      {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['release#*'] },
+        'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...CI_READABLE_ATTRIBUTES] },
+        StringEqualsIfExists: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES' },
+      },
+      'release items only, not the leases; of them only what enqueue --wait reads (the outcome), asked for by name',
+    );
+    assert.ok(!CI_READABLE_ATTRIBUTES.includes('record' as never), 'the record (plan, container spec and environment) is not readable by CI');
   });
 
   it('scopes the worker\'s queue and table calls to the stack\'s own queues and table', () => {

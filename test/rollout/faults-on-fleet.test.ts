@@ -167,6 +167,40 @@ describe('faults on the local fleet', () => {
     assert.match(run.texts.find((t) => t.startsWith('Release of'))!, /failed on h2 at wait-healthy: .*; rolled back 1 host$/);
   });
 
+  it('keeps a released host whose kept copy was pruned live on the new image and in service when the release turns back with onFailure all', async () => {
+    // Once h1 is released, its kept copy is pruned (a `docker container prune` cron); then h2 is broken.
+    const h1 = new Docker({ socketPath: fleet.hosts[0]!.dockerSocket });
+    const pruneAndBreak = at('h1', 'register', 'end', async () => {
+      for (const c of await h1.listContainers({ all: true })) if (c.Names.some((n) => n.startsWith('/ingest-previous-'))) await h1.getContainer(c.Id).remove({ force: true });
+      const docker = new Docker({ socketPath: fleet.hosts[1]!.dockerSocket });
+      const auth = { username: fleet.registry.username, password: fleet.registry.password, serveraddress: fleet.registry.address };
+      const stream = await docker.pull(fleet.images.broken, { authconfig: auth });
+      await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined))));
+      await docker.getImage(fleet.images.broken).tag({ repo: `${fleet.registry.address}/data/ingest`, tag: 'v2' });
+    });
+    const run = await release('v2', { journal: pruneAndBreak, policy: { onFailure: 'all' } });
+    assert.equal(run.outcome.status, 'failed');
+    // h1 had nothing to go back to: it stays on the new image, healthy, in both load balancers; h2 is back on v1.
+    await assertWhole({ h1: 'v2', h2: 'v1', h3: 'v1' });
+    assert.equal(run.recorded.record.hosts[fleet.hosts[0]!.instanceId]!.progress, 'kept');
+    assert.ok(run.recorded.record.attention!.some((a) => /^h1: kept on the new image: the container live before the release \(\w+\) is gone/.test(a)), run.recorded.record.attention!.join('; '));
+    // The copy kept for rollback on h2 was started again: with the configured restart policy back.
+    const h2 = new Docker({ socketPath: fleet.hosts[1]!.dockerSocket });
+    const live = await h2.getContainer('ingest').inspect();
+    assert.equal(live.HostConfig.RestartPolicy?.Name, 'unless-stopped');
+  });
+
+  it('gives the copies it keeps for rollback restart policy no, so that an engine restart never revives them', async () => {
+    const run = await release('v2');
+    assert.equal(run.outcome.status, 'succeeded');
+    for (const host of fleet.hosts.slice(0, 3)) {
+      const docker = new Docker({ socketPath: host.dockerSocket });
+      const kept = (await docker.listContainers({ all: true })).filter((c) => c.Names.some((n) => n.startsWith('/ingest-previous-')));
+      assert.ok(kept.length > 0, `${host.name}: a copy is kept`);
+      for (const c of kept) assert.equal((await docker.getContainer(c.Id).inspect()).HostConfig.RestartPolicy?.Name, 'no', `${host.name}: ${c.Names[0]}`);
+    }
+  });
+
   it("reaches a host whose SSH key changed once provisioning has written the new key into known_hosts, and refuses it until then", async () => {
     // One worker for both releases: nothing is restarted between them.
     const worker = engine();

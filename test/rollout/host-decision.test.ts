@@ -84,6 +84,12 @@ const ROWS: Row[] = [
   { state: 'old gone, host registered, a stranger live that does not serve', containers: [stranger()], lb: 'in-service', probe: false, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
   { state: 'old gone, host registered, a stranger live but unhealthy', containers: [stranger({ health: 'unhealthy' })], lb: 'in-service', probe: true, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
   { state: 'old gone, host still registered, nothing live', containers: [], lb: 'in-service', forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
+  // The kept copy gone (pruned, or started with --rm): going back never empties a host; a healthy new container stays.
+  { state: 'old gone, new live and in service everywhere', containers: [fresh()], lb: 'in-service', probe: true, host: { smokePassed: NEW_ID, registeredAt: iso(ago(5)) }, forward: 'done:done:new', back: 'done:done:new' },
+  { state: 'old gone, new healthy, out', containers: [fresh()], lb: 'out', probe: true, host: { smokePassed: NEW_ID }, forward: `register:register:${ELB},${TG}`, back: `register:rollback-register:${ELB},${TG}` },
+  { state: 'old gone, new starting, out', containers: [starting()], lb: 'out', probe: false, forward: 'wait:wait-healthy:healthy', back: 'wait:rollback-wait-healthy:healthy' },
+  { state: 'old gone, new failed and registered', containers: [fresh({ running: false, state: 'exited', exitCode: 1 })], lb: 'in-service', host: { registeredAt: iso(ago(3)) }, forward: `deregister:deregister:${ELB},${TG}`, back: `deregister:rollback-deregister:${ELB},${TG}` },
+  { state: 'old gone, new failed, out', containers: [fresh({ running: false, state: 'exited', exitCode: 1 })], lb: 'out', forward: /^fail:wait-healthy:container exited with code 1/, back: /^attention:rollback-wait-healthy:the container live before the release \(01d000000000\) is gone, and the new container is not healthy: container exited with code 1/ },
 
   // The new container.
   { state: 'new created but never started', containers: [oldSetAside(), fresh({ running: false, state: 'created', startedAt: undefined })], lb: 'out', forward: `remove:start-new:${NEW_ID}`, back: `remove:rollback-remove-new:${NEW_ID}` },
@@ -179,7 +185,9 @@ describe('the host decision table', () => {
         const registered = Object.values(observed.memberships).some((m) => m === 'in-service' || m === 'pending' || m === 'unhealthy');
         // Healthy as the release judges it: the container that should serve (new going forward, the old one going back) running, its HEALTHCHECK passing, the probe answering.
         const firstRelease = hostRecord(row.host).before.live === null;
-        const serving = goal === 'new' || firstRelease ? row.containers.find((c) => c.id === NEW_ID) : row.containers.find((c) => c.id === OLD_ID && c.name === 'ingest');
+        // Going back with the kept copy gone, the new container is the one that may serve.
+        const oldGone = !row.containers.some((c) => c.id === OLD_ID);
+        const serving = goal === 'new' || firstRelease || oldGone ? row.containers.find((c) => c.id === NEW_ID) : row.containers.find((c) => c.id === OLD_ID && c.name === 'ingest');
         const healthy = (c: ContainerInfo | undefined) => c !== undefined && c.state === 'running' && c.health === 'healthy' && c.restartCount === 0 && row.probe === true;
         // Going back with nothing of its own to go back to, a host left for a person may stay registered on a healthy container someone else runs.
         const strangers = row.containers.filter((c) => c.id !== OLD_ID && c.id !== NEW_ID && c.labels['harbormaster.start-check'] !== 'true');

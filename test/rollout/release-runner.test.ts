@@ -12,6 +12,7 @@ import { ReleaseRunner } from '../../src/rollout/release-runner.js';
 import type { StepJournal } from '../../src/rollout/step-runner.js';
 import { HostUnreachableError } from '../../src/host/host-errors.js';
 import type { RolloutOutcome } from '../../src/rollout/rollout.js';
+import type { Membership } from '../../src/loadbalancer/load-balancers.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { RecordedRelease } from '../../src/state/recorded-release.js';
 import { newReleaseRecord } from '../../src/state/release-record.js';
@@ -58,6 +59,8 @@ function harness(options: HarnessOptions = {}) {
   const calls: string[] = [];
   const suspended: Record<string, string[]> = structuredClone(options.groups ?? { 'asg-a': [] });
   let refuseResumes = 0;
+  // What AWS answers a refused resume: by default throttling (it clears); a test may give a ValidationError (it does not).
+  let resumeRefusal: () => Error = () => Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $fault: 'client', $metadata: { httpStatusCode: 400 } });
   let refuseSuspendOn: string | undefined;
   const autoScaling: AutoScaling = {
     async describe(group) {
@@ -72,7 +75,7 @@ function harness(options: HarnessOptions = {}) {
       calls.push(`resume ${group} ${processes.join(',')}`);
       if (refuseResumes > 0) {
         refuseResumes -= 1;
-        throw new Error('AccessDenied: not allowed to resume');
+        throw resumeRefusal();
       }
       suspended[group] = suspended[group]!.filter((p) => !processes.includes(p));
     },
@@ -206,7 +209,10 @@ function harness(options: HarnessOptions = {}) {
     store,
     runner,
     release,
-    refuseResumes: (n: number) => void (refuseResumes = n),
+    refuseResumes: (n: number, refusal?: () => Error) => {
+      refuseResumes = n;
+      if (refusal) resumeRefusal = refusal;
+    },
     refuseSuspendOn: (group: string) => void (refuseSuspendOn = group),
   };
 }
@@ -220,7 +226,8 @@ describe('the release runner', () => {
     assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
-    assert.deepEqual(effectCalls(h.host(1)), ['rename ingest ingest-previous-' + recorded.releaseId.slice(0, 8), 'stop ingest-previous-' + recorded.releaseId.slice(0, 8), 'run ingest 127.0.0.1:5000/data/ingest:v2']);
+    const kept = 'ingest-previous-' + recorded.releaseId.slice(0, 8);
+    assert.deepEqual(effectCalls(h.host(1)), [`rename ingest ${kept}`, `update ${kept} restart=no`, `stop ${kept}`, 'run ingest 127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.suspended, { 'asg-a': ['Launch'] }, 'Launch, suspended before, stays; the rest is resumed');
     assert.deepEqual([...h.rules.keys()], [], 'the mute rule is gone');
     assert.equal(h.mutes[0]!.name, `harbormaster-${recorded.releaseId}`);
@@ -267,7 +274,7 @@ describe('the release runner', () => {
     assert.deepEqual(h.suspended, { 'asg-a': [] });
     assert.ok(statusWhileRefused.length > 0 && statusWhileRefused.every((s) => s === 'running'), `status while pending: ${statusWhileRefused.join(',')}`);
     const texts = h.posted.map((m) => m.text);
-    const pending = texts.findIndex((t) => /^Needs attention on data\/ingest\/staging: Auto Scaling or alarms are not yet back as they were .*AccessDenied.*until it succeeds/.test(t));
+    const pending = texts.findIndex((t) => /^Needs attention on data\/ingest\/staging: Auto Scaling or alarms are not yet back as they were .*Rate exceeded.*until it succeeds/.test(t));
     const confirmed = texts.findIndex((t) => /are back as they were before the release \(after 4 attempts\)/.test(t));
     const released = texts.findIndex((t) => t.startsWith('Released '));
     assert.ok(pending >= 0 && pending < confirmed && confirmed < released, texts.join('\n'));
@@ -589,6 +596,97 @@ describe('the release runner', () => {
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2'], 'h1 stays on the new image, in service');
     assert.ok(recorded.record.attention!.some((a) => /^h1: left on the new image: rolling it back now would leave fewer than policy.minHealthy in service/.test(a)), recorded.record.attention!.join('; '));
     assert.ok(recorded.record.attention!.some((a) => /^h2: /.test(a)));
+  });
+  it('going back with onFailure all, keeps a released host whose kept copy is gone live on the new image and registered, and says so', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, onFailure: 'all', minHealthy: 0 } } });
+    // Once h1 is released, its kept copy is pruned (a `docker container prune` cron); then h2's new container exits.
+    const h2 = h.host(2);
+    h2.behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
+    const run = h2.run.bind(h2);
+    h2.run = async (spec) => {
+      for (const c of await h.host(1).list({})) if (c.name.startsWith('ingest-previous-')) await h.host(1).remove(c.id);
+      return run(spec);
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2'], 'h1 keeps serving the new image');
+    assert.equal(await h.lbs.membership({ kind: 'classic', id: 'web' }, 'i-1'), 'in-service', 'h1 stays in its load balancer');
+    assert.equal(h.lbs.calls.filter((c) => c === 'deregister web i-1').length, 1, 'h1 left service once, for its release, and never again');
+    assert.equal(recorded.record.hosts['i-1']!.progress, 'kept');
+    assert.ok(recorded.record.attention!.some((a) => /^h1: kept on the new image: the container live before the release \(live0+\d*\) is gone/.test(a)), recorded.record.attention!.join('; '));
+    assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v1'], 'h2 is back on the old image');
+    assert.match(h.posted.at(-1)!.text, /h1: kept on the new image/);
+  });
+
+  it('gives the copy it keeps for rollback restart policy no, so that an engine restart never revives it', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    const calls = effectCalls(h.host(1));
+    const update = calls.indexOf('update ingest-previous-' + calls.find((c) => c.startsWith('rename ingest ingest-previous-'))!.split('ingest-previous-')[1] + ' restart=no');
+    assert.ok(update >= 0, calls.join(', '));
+    assert.ok(update < calls.findIndex((c) => c.startsWith('stop ')), `the policy is changed before the stop: ${calls.join(', ')}`);
+  });
+  it('ends the restore of a group deleted during the release: the release fails, naming the group and the processes left suspended, and the resume is not tried again', async () => {
+    const h = harness({ groups: { 'asg-a': [] } });
+    // What AWS answers ResumeProcesses on a group that no longer exists.
+    h.refuseResumes(1_000, () => Object.assign(new Error("AutoScalingGroup name not found - AutoScalingGroup 'asg-a' not found"), { name: 'ValidationError', $fault: 'client', $metadata: { httpStatusCode: 400 } }));
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'failed');
+    assert.equal(recorded.record.status, 'failed');
+    assert.equal(h.calls.filter((c) => c.startsWith('resume ')).length, 1, 'tried once, not again');
+    assert.equal(recorded.record.scaling['asg-a']!.phase, 'left');
+    assert.equal(recorded.record.pending, undefined);
+    const left = recorded.record.attention!.find((a) => a.includes('asg-a'));
+    assert.match(left ?? '', /resuming AZRebalance, HealthCheck, ReplaceUnhealthy, ScheduledActions, Terminate on Auto Scaling group asg-a failed for good/);
+    assert.match((outcome as { reason: string }).reason, /^restore: every host was released, but Auto Scaling or alarms could not be put back/);
+    assert.ok(h.posted.some((m) => /^NEEDS ATTENTION on data\/ingest\/staging: not put back .*AZRebalance, HealthCheck, ReplaceUnhealthy, ScheduledActions, Terminate on Auto Scaling group asg-a/.test(m.text)), h.posted.map((m) => m.text).join('\n'));
+    assert.match(h.posted.at(-1)!.text, /failed at restore: .*NEEDS ATTENTION: .*asg-a/);
+    assert.deepEqual([...h.rules.keys()], [], 'the alarms are unmuted all the same');
+  });
+
+  it('stops retrying a pending restore when the worker is asked to stop, and keeps it pending in the record for the next start', async () => {
+    const h = harness();
+    h.refuseResumes(1_000);
+    const stop = new AbortController();
+    h.posted.push = ((original) =>
+      function (this: unknown, ...messages: Parameters<typeof original>) {
+        // Asked to stop as soon as the restore is said to be pending.
+        if (messages.some((m) => m.text.startsWith('Needs attention on'))) stop.abort();
+        return original.apply(h.posted, messages);
+      })(h.posted.push);
+    const { outcome, recorded } = await h.release('v2', { stopRequested: stop.signal });
+    assert.equal(outcome.status, 'stopped');
+    assert.match((outcome as { reason: string }).reason, /restores pending: resuming .* on Auto Scaling group asg-a: resume-auto-scaling: Rate exceeded/);
+    assert.equal(recorded.record.status, 'running', 'not finished: the next start carries it on');
+    assert.ok(recorded.record.pending!.length > 0);
+    assert.equal(h.calls.filter((c) => c.startsWith('resume ')).length, 1);
+  });
+  it('waits for a load balancer reading that lags a deregistration, instead of deregistering again and failing the host', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    // For a while after the call, the load balancer still reports the host as it was.
+    h.lbs.afterDeregister = () => [...Array<Membership>(8).fill('in-service'), 'out'];
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded', JSON.stringify(outcome));
+    assert.deepEqual(h.lbs.calls.filter((c) => c.startsWith('deregister ')), ['deregister web i-1'], 'deregistered once');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+  });
+
+  it('waits for a load balancer reading that lags a registration, instead of registering again and failing the host', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    h.lbs.afterRegister = () => [...Array<Membership>(8).fill('out'), 'in-service'];
+    const { outcome } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded', JSON.stringify(outcome));
+    assert.deepEqual(h.lbs.calls.filter((c) => c.startsWith('register ')), ['register web i-1'], 'registered once');
+  });
+
+  it("takes the in-service timeout from the load balancers' own health check settings (interval x healthy threshold) plus a margin when it is not configured", async () => {
+    const h = harness({ hosts: 1, rollout: { loadBalancers: { classic: ['web'], drainTimeoutSeconds: 0 }, policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    // A health check every 10 s, healthy after 5 passes.
+    h.lbs.timingsFor = { drainingSeconds: 0, healthCheckSeconds: 50 };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    assert.equal(recorded.record.plan!.inServiceTimeoutMs, (50 + 30) * 1000);
   });
 });
 

@@ -98,6 +98,9 @@ export class SimulatedHost implements HostSession {
     this.calls.push(`stop ${c.name}`);
     if (c.state === 'running') Object.assign(c, { state: 'exited', exitCode: 0 });
   }
+  async setRestartPolicy(key: string, policy: string) {
+    this.calls.push(`update ${this.find(key)!.name} restart=${policy}`);
+  }
   async start(key: string) {
     const c = this.find(key)!;
     this.calls.push(`start ${c.name}`);
