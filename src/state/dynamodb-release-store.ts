@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord } from './release-record.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 import { RELEASE_TABLE } from './dynamodb-release-table.js';
+import { releaseSummary, summarySlot, TARGET_SUMMARY_FORMAT, type ReleaseHistory, type TargetSummary } from './target-summary.js';
 
 export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, RELEASE_TABLE } from './dynamodb-release-table.js';
 
@@ -42,6 +43,12 @@ export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, REL
 //   tolerates the index's lag: a just-claimed newer request that is missed only means the older one is
 //   released first and the newer one after it, which still ends on the newest.
 //
+// Target summaries: a save under a lease that makes a record final also updates the target's
+// `target#<target>` item in the same transaction (current release or last failure, target-summary.ts);
+// a save without a lease, and a refusal claimed final, update it right after their write. These items never expire, so the current release of a
+// target outlives its record. targetSummaries() reads them all with one Query of the sparse `targets`
+// index; recent() reads a target's newest releases from the by-target index, newest first.
+//
 // Retention: a final record gets `purgeAt` = now + retentionDays (default 30) in epoch seconds, the
 // table's TTL attribute. AWS deletes expired items within a few days; moto never does. So the store
 // decides expiry itself, the same way whether or not the item is still there: an expired release is
@@ -59,6 +66,7 @@ export const DEFAULT_RETENTION_DAYS = 30;
 const MAX_RECORD_BYTES = 350_000;
 const RELEASE_PREFIX = 'release#';
 const LEASE_PREFIX = 'lease#';
+const TARGET_PREFIX = 'target#';
 const UNFINISHED = 'yes';
 /** DynamoDB answers: 100 keys per BatchGetItem. */
 const BATCH_GET_LIMIT = 100;
@@ -132,7 +140,7 @@ export interface DynamoReleaseStoreOptions {
   readonly clock?: () => number;
 }
 
-export class DynamoReleaseStore implements ReleaseStore {
+export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
   readonly description: string;
   private readonly doc: DynamoDBDocumentClient;
   private readonly table: string;
@@ -230,7 +238,27 @@ export class DynamoReleaseStore implements ReleaseStore {
     return Item;
   }
 
+  /** The update of the target's summary item that a final record makes (undefined for others). */
+  private summaryUpdate(record: ReleaseRecord, now: number) {
+    if (!isFinal(record.status)) return undefined;
+    const slot = summarySlot(record);
+    return {
+      TableName: this.table,
+      Key: { [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${record.target}` },
+      UpdateExpression: `SET #kind = :kind, #format = :format, #target = :target, #list = :yes, #updatedAt = :now${slot ? ', #slot = :summary' : ''}`,
+      ExpressionAttributeNames: { '#kind': 'kind', '#format': 'format', '#target': 'summaryTarget', '#list': RELEASE_TABLE.targetsAttribute, '#updatedAt': 'updatedAt', ...(slot ? { '#slot': slot } : {}) },
+      ExpressionAttributeValues: { ':kind': 'target', ':format': TARGET_SUMMARY_FORMAT, ':target': record.target, ':yes': UNFINISHED, ':now': new Date(now).toISOString(), ...(slot ? { ':summary': releaseSummary(record) } : {}) },
+    };
+  }
+
   async claim(record: ReleaseRecord): Promise<ClaimResult> {
+    const result = await this.claimRecord(record);
+    const summary = result.claimed ? this.summaryUpdate(result.record, this.clock()) : undefined;
+    if (summary) await this.call(`summarising ${result.record.target}`, () => this.doc.send(new UpdateCommand(summary)));
+    return result;
+  }
+
+  private async claimRecord(record: ReleaseRecord): Promise<ClaimResult> {
     const stored: ReleaseRecord = { ...record, revision: 1 };
     for (let round = 0; ; round++) {
       const writeId = randomUUID();
@@ -288,6 +316,7 @@ export class DynamoReleaseStore implements ReleaseStore {
         ExpressionAttributeNames: revisionCondition.names,
         ExpressionAttributeValues: { ':expected': record.revision, ':nowSeconds': this.nowSeconds(now) },
       };
+      const summary = this.summaryUpdate(next, now);
       try {
         if (!lease) {
           await this.doc.send(new PutCommand(put));
@@ -306,6 +335,7 @@ export class DynamoReleaseStore implements ReleaseStore {
                 },
               },
               { Put: put },
+              ...(summary ? [{ Update: summary }] : []),
             ],
           }),
         );
@@ -322,7 +352,12 @@ export class DynamoReleaseStore implements ReleaseStore {
         throw error;
       }
     });
-    if (!failed) return next;
+    if (!failed) {
+      // Under a lease the summary went in the same transaction; a write without one updates it after.
+      const summary = lease ? undefined : this.summaryUpdate(next, this.clock());
+      if (summary) await this.call(`summarising ${next.target}`, () => this.doc.send(new UpdateCommand(summary)));
+      return next;
+    }
 
     const item = await this.readItem(record.releaseId);
     if (item?.writeId === writeId) return next; // an earlier attempt landed; its answer was lost
@@ -405,6 +440,61 @@ export class DynamoReleaseStore implements ReleaseStore {
       .filter((item) => item.target === target && !this.expired(item, now) && typeof item.createdAt === 'string')
       .map((item) => ({ releaseId: String(item.releaseId), createdAt: item.createdAt as string, status: item.status as ReleaseRecord['status'] }))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.releaseId.localeCompare(b.releaseId));
+  }
+
+  async targetSummaries(): Promise<TargetSummary[]> {
+    const summaries: TargetSummary[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call('listing the targets', () =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: RELEASE_TABLE.targetsIndex,
+            KeyConditionExpression: '#key = :value',
+            ExpressionAttributeNames: { '#key': RELEASE_TABLE.targetsAttribute },
+            ExpressionAttributeValues: { ':value': UNFINISHED },
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        if (item.format !== TARGET_SUMMARY_FORMAT || typeof item.summaryTarget !== 'string') continue;
+        summaries.push({ format: TARGET_SUMMARY_FORMAT, target: item.summaryTarget, updatedAt: String(item.updatedAt), ...(item.current ? { current: item.current } : {}), ...(item.lastFailure ? { lastFailure: item.lastFailure } : {}) });
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return summaries;
+  }
+
+  async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
+    const records: ReleaseRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call(`listing the releases of ${target}`, () =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: RELEASE_TABLE.targetIndex,
+            KeyConditionExpression: '#key = :value',
+            ExpressionAttributeNames: { '#key': 'target' },
+            ExpressionAttributeValues: { ':value': target },
+            ScanIndexForward: false,
+            Limit: limit - records.length,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      const keys = (page.Items ?? []).map((item) => ({ [RELEASE_TABLE.partitionKey]: item[RELEASE_TABLE.partitionKey] }));
+      const now = this.clock();
+      for (const item of await this.readMany(keys)) {
+        if (item.target !== target || this.expired(item, now)) continue;
+        records.push(this.decode(String(item.releaseId), item));
+      }
+      start = page.LastEvaluatedKey;
+    } while (start && records.length < limit);
+    // BatchGetItem answers in any order.
+    return records.sort((a, b) => b.request.createdAt.localeCompare(a.request.createdAt) || b.releaseId.localeCompare(a.releaseId));
   }
 
   private async readLease(target: string): Promise<LeaseItem | undefined> {

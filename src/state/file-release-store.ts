@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { releaseIdPattern } from '../request/names.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
 import { LocalLeases } from './local-leases.js';
+import { foldTargetSummary, TARGET_SUMMARY_FORMAT, type ReleaseHistory, type TargetSummary } from './target-summary.js';
 import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
@@ -15,6 +16,9 @@ import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageRepo
 // file that is torn, empty or altered is detected; the previous copy is used instead (it lacks the
 // last write: an intent or an outcome the reconciler re-decides from what it observes, or a status
 // or phase change that is then made again), and the damage is reported, never a reason to stop.
+//
+// Each target with a finished release also has `<stateDirectory>/targets/<sha1(target)>.json`: its
+// current release and last failure (target-summary.ts), written after the final record, never removed.
 
 const FILE_FORMAT = 'harbormaster.release-file/1';
 
@@ -131,11 +135,17 @@ interface FinishedSummary extends TargetRelease {
 export interface FileReleaseStoreOptions {
   /** Told of every damaged file found (once per file and content). */
   readonly onDamage?: (report: DamageReport) => void;
+  /**
+   * For readers beside a running worker (the ops commands): creates nothing and leaves temporary files
+   * alone, since they may be the worker's writes in progress. Such a store must not write.
+   */
+  readonly readOnly?: boolean;
 }
 
-export class FileReleaseStore implements ReleaseStore {
+export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
   readonly description: string;
   private readonly directory: string;
+  private readonly targetsDirectory: string;
   private ready: Promise<void> | undefined;
   /** Writes to one release are serialised here; different releases write side by side. */
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -151,6 +161,7 @@ export class FileReleaseStore implements ReleaseStore {
     private readonly options: FileReleaseStoreOptions = {},
   ) {
     this.directory = join(stateDirectory, 'releases');
+    this.targetsDirectory = join(stateDirectory, 'targets');
     this.description = `files in ${this.directory}`;
   }
 
@@ -163,6 +174,7 @@ export class FileReleaseStore implements ReleaseStore {
 
   private prepare(): Promise<void> {
     this.ready ??= (async () => {
+      if (this.options.readOnly) return;
       await mkdir(this.directory, { recursive: true, mode: 0o700 });
       // Temporary files of a write that a killed worker never finished: never renamed, so never a record.
       for (const name of await readdir(this.directory)) {
@@ -224,6 +236,9 @@ export class FileReleaseStore implements ReleaseStore {
       }
       await syncDirectory(this.directory);
       return { claimed: true, record: stored };
+    }).then(async (result) => {
+      if (result.claimed && isFinal(result.record.status)) await this.noteFinal(result.record);
+      return result;
     });
   }
 
@@ -251,7 +266,61 @@ export class FileReleaseStore implements ReleaseStore {
       await rename(temporary, current);
       await syncDirectory(this.directory);
       return next;
+    }).then(async (next) => {
+      if (isFinal(next.status)) await this.noteFinal(next);
+      return next;
     });
+  }
+
+  private targetPath(target: string): string {
+    return join(this.targetsDirectory, `${createHash('sha1').update(target).digest('hex')}.json`);
+  }
+
+  private async readSummary(path: string): Promise<TargetSummary | undefined> {
+    const text = await readIfThere(path);
+    if (text === undefined) return undefined;
+    try {
+      const parsed = JSON.parse(text) as TargetSummary;
+      return parsed.format === TARGET_SUMMARY_FORMAT ? parsed : undefined;
+    } catch {
+      // Torn by a crash mid-write cannot happen (temporary file, then rename); altered by hand: left out.
+      return undefined;
+    }
+  }
+
+  /** Folds a final record into its target's summary file (temporary file, fsync, rename). */
+  private noteFinal(record: ReleaseRecord): Promise<void> {
+    return this.serialised(`target:${record.target}`, async () => {
+      await mkdir(this.targetsDirectory, { recursive: true, mode: 0o700 });
+      const path = this.targetPath(record.target);
+      const next = foldTargetSummary(await this.readSummary(path), record, new Date());
+      const temporary = `${path}.tmp-${process.pid}-${++this.tmpCounter}`;
+      await writeDurably(temporary, `${JSON.stringify(next)}\n`);
+      await rename(temporary, path);
+      await syncDirectory(this.targetsDirectory);
+    });
+  }
+
+  async targetSummaries(): Promise<TargetSummary[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.targetsDirectory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const summaries = await Promise.all(names.filter((name) => /^[0-9a-f]{40}\.json$/.test(name)).map((name) => this.readSummary(join(this.targetsDirectory, name))));
+    return summaries.filter((summary): summary is TargetSummary => summary !== undefined).sort((a, b) => a.target.localeCompare(b.target));
+  }
+
+  async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
+    const mine = (await this.all())
+      .filter((r) => r.target === target)
+      .map((r) => ({ releaseId: r.releaseId, createdAt: 'finished' in r ? r.createdAt : r.request.createdAt }))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.releaseId.localeCompare(a.releaseId))
+      .slice(0, limit);
+    const records = await Promise.all(mine.map((r) => this.get(r.releaseId).catch(() => undefined)));
+    return records.filter((record): record is ReleaseRecord => record !== undefined);
   }
 
   /**
@@ -261,7 +330,7 @@ export class FileReleaseStore implements ReleaseStore {
   private async all(): Promise<Array<ReleaseRecord | FinishedSummary>> {
     await this.prepare();
     const records: Array<ReleaseRecord | FinishedSummary> = [];
-    for (const name of await readdir(this.directory)) {
+    for (const name of await this.releaseFiles()) {
       const match = /^(.+)\.json$/.exec(name);
       if (!match || name.endsWith('.prev.json') || !releaseIdPattern.test(match[1]!)) continue;
       const finished = this.finished.get(match[1]!);
@@ -278,6 +347,16 @@ export class FileReleaseStore implements ReleaseStore {
       records.push(record);
     }
     return records;
+  }
+
+  /** The names in the releases directory; none when a read-only store finds no directory yet. */
+  private async releaseFiles(): Promise<string[]> {
+    try {
+      return await readdir(this.directory);
+    } catch (error) {
+      if (this.options.readOnly && (error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
   }
 
   async unfinished(): Promise<ReleaseRecord[]> {
