@@ -21,6 +21,8 @@ export interface ReleaseSummary {
   readonly startedAt?: string;
   readonly finishedAt?: string;
   readonly reason?: string;
+  /** What the release left for a person (a failed restore). */
+  readonly attention?: string[];
   /** Instance ids the release touched. */
   readonly hosts: string[];
 }
@@ -53,6 +55,7 @@ export function releaseSummary(record: ReleaseRecord): ReleaseSummary {
     ...(record.startedAt ? { startedAt: record.startedAt } : {}),
     ...(record.finishedAt ? { finishedAt: record.finishedAt } : {}),
     ...(record.reason ? { reason: record.reason } : {}),
+    ...(record.attention?.length ? { attention: [...record.attention] } : {}),
     hosts: Object.keys(record.hosts),
   };
 }
