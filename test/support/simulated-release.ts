@@ -73,16 +73,26 @@ export function simulatedFleet(config: WorkerConfig = parseWorkerConfig(stringif
     muteWindowMs: 60_000,
   });
 
-  /** Claims a release of `tag` to `deployment` and takes it through the scheduler, as a worker does. */
-  async function release(store: ReleaseStore, deployment: string, tag: string, requestedBy = 'ci-bot'): Promise<{ releaseId: string; taken: TakeResult }> {
+  /** Claims a release of `tag` to `deployment`, as a worker does when it accepts the request. */
+  async function claim(store: ReleaseStore, deployment: string, tag: string, requestedBy = 'ci-bot'): Promise<string> {
     const user = /^personal-(.+)$/.exec(deployment)?.[1];
     const target = user ? { stack: 'data', release: 'ingest', personal: { user, feature: 'ops' } } : { stack: 'data', release: 'ingest', deployment };
     const built = newReleaseRequest({ target, image: IMAGE(tag), requestedBy, source: { branch: 'main', commit: Buffer.from(tag).toString('hex').padEnd(12, '0'), buildUrl: `https://ci.example.com/build/${tag}` } });
     if (!built.ok) throw new Error(built.reason);
     await store.claim(newReleaseRecord({ request: built.value, keyId: 'ci-test', target: `data/ingest/${deployment}`, deployment, now: new Date(), worker: 'test-worker' }));
-    const scheduler = new ReleaseScheduler({ store, rollout: runner, releases: config.releases, logger: capturingLogger().logger, workerId: 'test-worker', leaseMs: 30_000, parallel: 2, stopRequested: new AbortController().signal });
-    return { releaseId: built.value.releaseId, taken: await scheduler.take(built.value.releaseId, capturingLogger().logger, 'new') };
+    return built.value.releaseId;
   }
 
-  return { hosts, lbs, runner, release, idOf };
+  /** Takes a claimed release through the scheduler (lease, newest-wins, the runner), as a worker does. */
+  function take(store: ReleaseStore, releaseId: string): Promise<TakeResult> {
+    const scheduler = new ReleaseScheduler({ store, rollout: runner, releases: config.releases, logger: capturingLogger().logger, workerId: 'test-worker', leaseMs: 30_000, parallel: 2, stopRequested: new AbortController().signal });
+    return scheduler.take(releaseId, capturingLogger().logger, 'new');
+  }
+
+  async function release(store: ReleaseStore, deployment: string, tag: string, requestedBy = 'ci-bot'): Promise<{ releaseId: string; taken: TakeResult }> {
+    const releaseId = await claim(store, deployment, tag, requestedBy);
+    return { releaseId, taken: await take(store, releaseId) };
+  }
+
+  return { hosts, lbs, runner, claim, take, release, idOf };
 }
