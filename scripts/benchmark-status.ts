@@ -33,10 +33,17 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const deployments = Array.from({ length: TARGETS }, (_, i) => `d${String(i).padStart(3, '0')}`);
 const moto = await startMoto();
 const counts = new Map<string, number>();
+const spent = new Map<string, number>();
 const client = new DynamoDBClient(clientConfig(awsEndpoint(moto.endpoint)));
 client.middlewareStack.add((next, context) => async (args) => {
-  counts.set(context.commandName!, (counts.get(context.commandName!) ?? 0) + 1);
-  return next(args);
+  const name = `${context.commandName!.replace(/Command$/, '')}${(args.input as { IndexName?: string }).IndexName ? ` (${(args.input as { IndexName?: string }).IndexName})` : ''}`;
+  counts.set(name, (counts.get(name) ?? 0) + 1);
+  const started = performance.now();
+  try {
+    return await next(args);
+  } finally {
+    spent.set(name, (spent.get(name) ?? 0) + performance.now() - started);
+  }
 }, { step: 'initialize', name: 'countCalls' });
 const table = `harbormaster-benchmark-${process.pid}`;
 
@@ -93,15 +100,17 @@ try {
   let shown = 0;
   for (let run = 0; run < RUNS; run += 1) {
     counts.clear();
+    spent.clear();
     const started = performance.now();
     const view = await readStatus({ config, state }, []);
     times.push(performance.now() - started);
     shown = view.targets.length;
-    calls.push([...counts].map(([name, n]) => `${name.replace(/Command$/, '')} ${n}`).join(', '));
+    calls.push([...counts].map(([name, n]) => `${name} ${n}`).join(', '));
   }
   times.sort((a, b) => a - b);
   console.log(`status over ${shown} targets (${TARGETS * RELEASES + Math.ceil(TARGETS / 10)} releases in the table), in this process:`);
   console.log(`  DynamoDB calls per status: ${[...new Set(calls)].join(' | ')} (a Scan: ${counts.has('ScanCommand') ? 'yes' : 'none'})`);
+  console.log(`  time in each operation, last run: ${[...spent].map(([name, ms]) => `${name} ${ms.toFixed(0)} ms`).join(', ')}`);
   console.log(`  time: median ${times[Math.floor(times.length / 2)]!.toFixed(0)} ms, fastest ${times[0]!.toFixed(0)} ms, slowest ${times.at(-1)!.toFixed(0)} ms over ${RUNS} runs`);
 
   const executable = join(root, 'bin/harbormaster.js');
