@@ -59,7 +59,7 @@ try {
   await createReleaseTable(client, table);
   const store = new DynamoReleaseStore({ client, table });
   // The store's own shapes: the release item claim() puts, and the summary update a final save makes.
-  const shapes = store as unknown as { toItem(record: ReleaseRecord, writeId: string, now: number): Record<string, unknown>; summaryUpdate(record: ReleaseRecord, now: number): ConstructorParameters<typeof UpdateCommand>[0] | undefined };
+  const shapes = store as unknown as { toItem(record: ReleaseRecord, writeId: string, now: number): Record<string, unknown>; summaryUpdates(record: ReleaseRecord, now: number): Array<ConstructorParameters<typeof UpdateCommand>[0]> };
   const doc = DynamoDBDocumentClient.from(client);
   const items: Record<string, unknown>[] = [];
   const summaries: ReleaseRecord[] = [];
@@ -67,7 +67,7 @@ try {
     const records = Array.from({ length: RELEASES }, (_, i) => record(deployment, i, i % 7 === 6 ? 'rolled-back' : 'succeeded'));
     if (t % 10 === 0) records.push(record(deployment, RELEASES, 'running'));
     for (const r of records) items.push(shapes.toItem({ ...r, revision: 1 }, randomUUID(), Date.now()));
-    summaries.push(records.filter((r) => r.status === 'succeeded').at(-1)!, records.filter((r) => r.status === 'rolled-back').at(-1)!);
+    summaries.push(records.filter((r) => r.status === 'succeeded').at(-1)!, records.filter((r) => r.status === 'rolled-back').at(-1)!, ...records.filter((r) => r.status === 'running'));
   });
   const seeding = Date.now();
   const work: Array<() => Promise<unknown>> = [];
@@ -78,10 +78,20 @@ try {
       while (pending.length > 0) pending = ((await doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending } }))).UnprocessedItems?.[table] ?? []) as typeof pending;
     });
   }
-  for (const r of summaries) work.push(() => doc.send(new UpdateCommand(shapes.summaryUpdate(r, Date.now())!)));
+  for (const r of summaries) for (const update of shapes.summaryUpdates(r, Date.now())) work.push(() => doc.send(new UpdateCommand(update)));
   let next = 0;
+  // moto answers 500 now and then under load: a seeding write is tried again, a few times.
+  const retried = async (write: () => Promise<unknown>) => {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 5) throw error;
+      }
+    }
+  };
   await Promise.all(Array.from({ length: WRITERS }, async () => {
-    while (next < work.length) await work[next++]!();
+    while (next < work.length) await retried(work[next++]!);
   }));
   console.log(`seeded ${items.length} releases over ${TARGETS} targets in ${((Date.now() - seeding) / 1000).toFixed(1)} s`);
 

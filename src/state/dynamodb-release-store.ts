@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { withRetry } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord } from './release-record.js';
@@ -45,9 +45,11 @@ export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, REL
 //
 // Target summaries: a save under a lease that makes a record final also updates the target's
 // `target#<target>` item in the same transaction (current release or last failure, target-summary.ts);
-// a save without a lease, and a refusal claimed final, update it right after their write. These items never expire, so the current release of a
-// target outlives its record. targetSummaries() reads them all with one Query of the sparse `targets`
-// index; recent() reads a target's newest releases from the by-target index, newest first.
+// a save without a lease, and a refusal claimed final, update it right after their write. A claim adds
+// the release to the target item's `inFlight` set (right after it; again at a redelivery), and the final
+// write takes it out. Each adds the target to the `target-list` item. These items never expire, so the current release of a target
+// outlives its record. targetSummaries() reads them by key: the target list (GetItem), then the
+// summaries (BatchGetItem); recent() reads a target's newest releases from the by-target index.
 //
 // Retention: a final record gets `purgeAt` = now + retentionDays (default 30) in epoch seconds, the
 // table's TTL attribute. AWS deletes expired items within a few days; moto never does. So the store
@@ -67,6 +69,7 @@ const MAX_RECORD_BYTES = 350_000;
 const RELEASE_PREFIX = 'release#';
 const LEASE_PREFIX = 'lease#';
 const TARGET_PREFIX = 'target#';
+const TARGET_LIST = 'target-list';
 const UNFINISHED = 'yes';
 /** DynamoDB answers: 100 keys per BatchGetItem. */
 const BATCH_GET_LIMIT = 100;
@@ -238,23 +241,43 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
     return Item;
   }
 
-  /** The update of the target's summary item that a final record makes (undefined for others). */
-  private summaryUpdate(record: ReleaseRecord, now: number) {
-    if (!isFinal(record.status)) return undefined;
-    const slot = summarySlot(record);
-    return {
-      TableName: this.table,
-      Key: { [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${record.target}` },
-      UpdateExpression: `SET #kind = :kind, #format = :format, #target = :target, #list = :yes, #updatedAt = :now${slot ? ', #slot = :summary' : ''}`,
-      ExpressionAttributeNames: { '#kind': 'kind', '#format': 'format', '#target': 'summaryTarget', '#list': RELEASE_TABLE.targetsAttribute, '#updatedAt': 'updatedAt', ...(slot ? { '#slot': slot } : {}) },
-      ExpressionAttributeValues: { ':kind': 'target', ':format': TARGET_SUMMARY_FORMAT, ':target': record.target, ':yes': UNFINISHED, ':now': new Date(now).toISOString(), ...(slot ? { ':summary': releaseSummary(record) } : {}) },
-    };
+  /**
+   * The updates a record makes to its target's item and the target list: a final record writes the
+   * summary and leaves the target's releases in flight; a new one joins them. Either adds the target
+   * to the target list.
+   */
+  private summaryUpdates(record: ReleaseRecord, now: number): Array<UpdateCommandInput & { UpdateExpression: string }> {
+    const final = isFinal(record.status);
+    const slot = final ? summarySlot(record) : undefined;
+    // Not final: the release is only added to the target's releases in flight (at its claim).
+    const set = final ? `SET #kind = :kind, #format = :format, #target = :target, #updatedAt = :now${slot ? ', #slot = :summary' : ''} ` : 'SET #kind = :kind, #target = :target ';
+    return [
+      {
+        TableName: this.table,
+        Key: { [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${record.target}` },
+        UpdateExpression: `${set}${final ? 'DELETE' : 'ADD'} #inFlight :id`,
+        ExpressionAttributeNames: { '#kind': 'kind', '#target': 'summaryTarget', '#inFlight': 'inFlight', ...(final ? { '#format': 'format', '#updatedAt': 'updatedAt' } : {}), ...(slot ? { '#slot': slot } : {}) },
+        ExpressionAttributeValues: { ':kind': 'target', ':target': record.target, ':id': new Set([record.releaseId]), ...(final ? { ':format': TARGET_SUMMARY_FORMAT, ':now': new Date(now).toISOString() } : {}), ...(slot ? { ':summary': releaseSummary(record) } : {}) },
+      },
+      {
+        TableName: this.table,
+        Key: { [RELEASE_TABLE.partitionKey]: TARGET_LIST },
+        UpdateExpression: 'ADD #names :name',
+        ExpressionAttributeNames: { '#names': 'names' },
+        ExpressionAttributeValues: { ':name': new Set([record.target]) },
+      },
+    ];
+  }
+
+  private async writeSummaries(record: ReleaseRecord): Promise<void> {
+    for (const update of this.summaryUpdates(record, this.clock())) await this.call(`summarising ${record.target}`, () => this.doc.send(new UpdateCommand(update)));
   }
 
   async claim(record: ReleaseRecord): Promise<ClaimResult> {
     const result = await this.claimRecord(record);
-    const summary = result.claimed ? this.summaryUpdate(result.record, this.clock()) : undefined;
-    if (summary) await this.call(`summarising ${result.record.target}`, () => this.doc.send(new UpdateCommand(summary)));
+    // Also for a record claimed before: a redelivery adds a release in flight that a worker killed
+    // right after its claim left out (ADD is idempotent).
+    if (result.claimed || !isFinal(result.record.status)) await this.writeSummaries(result.record);
     return result;
   }
 
@@ -316,7 +339,7 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
         ExpressionAttributeNames: revisionCondition.names,
         ExpressionAttributeValues: { ':expected': record.revision, ':nowSeconds': this.nowSeconds(now) },
       };
-      const summary = this.summaryUpdate(next, now);
+      const summaries = isFinal(next.status) ? this.summaryUpdates(next, now) : [];
       try {
         if (!lease) {
           await this.doc.send(new PutCommand(put));
@@ -335,7 +358,7 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
                 },
               },
               { Put: put },
-              ...(summary ? [{ Update: summary }] : []),
+              ...summaries.map((update) => ({ Update: update })),
             ],
           }),
         );
@@ -354,8 +377,7 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
     });
     if (!failed) {
       // Under a lease the summary went in the same transaction; a write without one updates it after.
-      const summary = lease ? undefined : this.summaryUpdate(next, this.clock());
-      if (summary) await this.call(`summarising ${next.target}`, () => this.doc.send(new UpdateCommand(summary)));
+      if (!lease && isFinal(next.status)) await this.writeSummaries(next);
       return next;
     }
 
@@ -442,29 +464,38 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.releaseId.localeCompare(b.releaseId));
   }
 
+  /** Every target item, by key: the target list (GetItem), then the items (BatchGetItem). */
+  private async targetItems(): Promise<Record<string, unknown>[]> {
+    const { Item } = await this.call('reading the target list', () => this.doc.send(new GetCommand({ TableName: this.table, Key: { [RELEASE_TABLE.partitionKey]: TARGET_LIST }, ConsistentRead: true })));
+    const names = Item?.names instanceof Set ? [...(Item.names as Set<string>)] : [];
+    return this.readMany(names.sort().map((name) => ({ [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${name}` })));
+  }
+
   async targetSummaries(): Promise<TargetSummary[]> {
-    const summaries: TargetSummary[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.call('listing the targets', () =>
-        this.doc.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: RELEASE_TABLE.targetsIndex,
-            KeyConditionExpression: '#key = :value',
-            ExpressionAttributeNames: { '#key': RELEASE_TABLE.targetsAttribute },
-            ExpressionAttributeValues: { ':value': UNFINISHED },
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        if (item.format !== TARGET_SUMMARY_FORMAT || typeof item.summaryTarget !== 'string') continue;
-        summaries.push({ format: TARGET_SUMMARY_FORMAT, target: item.summaryTarget, updatedAt: String(item.updatedAt), ...(item.current ? { current: item.current } : {}), ...(item.lastFailure ? { lastFailure: item.lastFailure } : {}) });
+    return (await this.targetItems())
+      .filter((item) => item.format === TARGET_SUMMARY_FORMAT && typeof item.summaryTarget === 'string')
+      .map((item): TargetSummary => ({ format: TARGET_SUMMARY_FORMAT, target: item.summaryTarget as string, updatedAt: String(item.updatedAt), ...(item.current ? { current: item.current as TargetSummary['current'] } : {}), ...(item.lastFailure ? { lastFailure: item.lastFailure as TargetSummary['lastFailure'] } : {}) }))
+      .sort((a, b) => a.target.localeCompare(b.target));
+  }
+
+  /**
+   * The releases not yet final, by key: each target's releases in flight, then their records. Unlike
+   * unfinished() (the worker's, from the sparse index), its cost does not depend on the index at all.
+   */
+  async openReleases(): Promise<ReleaseRecord[]> {
+    const ids = (await this.targetItems()).flatMap((item) => (item.inFlight instanceof Set ? [...(item.inFlight as Set<string>)] : []));
+    const now = this.clock();
+    const records: ReleaseRecord[] = [];
+    for (const item of await this.readMany(ids.map((id) => releaseKey(id)))) {
+      if (this.expired(item, now)) continue;
+      try {
+        const record = this.decode(String(item.releaseId), item);
+        if (!isFinal(record.status)) records.push(record);
+      } catch (error) {
+        if (!(error instanceof DamagedRecordError)) throw error;
       }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return summaries;
+    }
+    return records.sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt) || a.releaseId.localeCompare(b.releaseId));
   }
 
   async recent(target: string, limit: number): Promise<ReleaseRecord[]> {

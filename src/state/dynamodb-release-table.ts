@@ -23,10 +23,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 //   lease#<target>       the target's lease: `owner`, `token`, `leaseExpiresAt` (epoch ms). Never deleted
 //                        (a release expires it), so its token only ever grows: fencing stays sound.
 //   target#<target>      the target's summary (src/state/target-summary.ts): `current` (the last release
-//                        that succeeded), `lastFailure`, `summaryTarget`, `targetList`, `updatedAt`. Written
-//                        with each final record; never expires (no `purgeAt`).
-// Lease items carry none of the index attributes, so they are in no index; target items are only in
-// the `targets` index.
+//                        that succeeded), `lastFailure`, `summaryTarget`, `updatedAt`. Written with each
+//                        final record; never expires (no `purgeAt`).
+//   target-list          `names`: a string set of every target that has a summary item, so the summaries
+//                        are read by key (GetItem, then BatchGetItem), never by a Scan.
+// Lease, target and target-list items carry none of the index attributes, so they are in neither index.
 
 export const RELEASE_TABLE = {
   partitionKey: 'pk',
@@ -35,9 +36,6 @@ export const RELEASE_TABLE = {
   unfinishedAttribute: 'unfinished',
   /** Every release of a target, sorted by the request's signed creation time (newest-wins). */
   targetIndex: 'by-target',
-  /** Sparse: only target summary items carry `targetList`; sorted by target. Projects every attribute. */
-  targetsIndex: 'targets',
-  targetsAttribute: 'targetList',
   /** TTL attribute, epoch seconds: set when a record reaches a final state. */
   ttlAttribute: 'purgeAt',
 } as const;
@@ -53,8 +51,6 @@ export function releaseTableDefinition(tableName: string): CreateTableCommandInp
       { AttributeName: 'acceptedAt', AttributeType: 'S' },
       { AttributeName: 'target', AttributeType: 'S' },
       { AttributeName: 'createdAt', AttributeType: 'S' },
-      { AttributeName: 'targetList', AttributeType: 'S' },
-      { AttributeName: 'summaryTarget', AttributeType: 'S' },
     ],
     KeySchema: [{ AttributeName: RELEASE_TABLE.partitionKey, KeyType: 'HASH' }],
     GlobalSecondaryIndexes: [
@@ -74,15 +70,6 @@ export function releaseTableDefinition(tableName: string): CreateTableCommandInp
           { AttributeName: 'createdAt', KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
-      },
-      {
-        IndexName: RELEASE_TABLE.targetsIndex,
-        KeySchema: [
-          { AttributeName: RELEASE_TABLE.targetsAttribute, KeyType: 'HASH' },
-          { AttributeName: 'summaryTarget', KeyType: 'RANGE' },
-        ],
-        // Every attribute: `status` reads all targets' summaries in one Query, with no GetItem after it.
-        Projection: { ProjectionType: 'ALL' },
       },
     ],
   };

@@ -313,6 +313,10 @@ export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
     return summaries.filter((summary): summary is TargetSummary => summary !== undefined).sort((a, b) => a.target.localeCompare(b.target));
   }
 
+  openReleases(): Promise<ReleaseRecord[]> {
+    return this.unfinished();
+  }
+
   async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
     const mine = (await this.all())
       .filter((r) => r.target === target)

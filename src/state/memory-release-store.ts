@@ -45,6 +45,10 @@ export class MemoryReleaseStore implements ReleaseStore, ReleaseHistory {
     return [...this.summaries.values()].map((summary) => structuredClone(summary));
   }
 
+  openReleases(): Promise<ReleaseRecord[]> {
+    return this.unfinished();
+  }
+
   async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
     return [...this.records.values()]
       .filter((r) => r.target === target)

@@ -90,5 +90,6 @@ export interface ReleaseHistory {
   /** A target's releases, newest request first, at most `limit`. */
   recent(target: string, limit: number): Promise<ReleaseRecord[]>;
   get(releaseId: string): Promise<ReleaseRecord | undefined>;
-  unfinished(): Promise<ReleaseRecord[]>;
+  /** Every release not in a final state (what `status` shows in progress or waiting). */
+  openReleases(): Promise<ReleaseRecord[]>;
 }

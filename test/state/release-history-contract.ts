@@ -57,6 +57,19 @@ export function releaseHistoryContract(name: string, makeStore: () => Promise<Hi
       assert.equal((await store.targetSummaries()).some((s) => s.target === target), false);
     });
 
+    it('shows a claimed release as open until its final write, and lists its target from the claim on', async () => {
+      const store = await makeStore();
+      const target = uniqueTarget();
+      const { record } = await store.claim(recordFor({ target }));
+      assert.deepEqual((await store.openReleases()).filter((r) => r.target === target).map((r) => r.releaseId), [record.releaseId]);
+      const lease = await store.acquireLease(target, 'worker-a', 30_000);
+      const running = await store.save({ ...record, status: 'running' }, lease);
+      assert.deepEqual((await store.openReleases()).filter((r) => r.target === target).map((r) => r.status), ['running']);
+      await store.save({ ...running, status: 'succeeded', finishedAt: new Date().toISOString() }, lease);
+      assert.deepEqual((await store.openReleases()).filter((r) => r.target === target), []);
+      assert.equal((await store.targetSummaries()).find((s) => s.target === target)?.current?.releaseId, record.releaseId);
+    });
+
     it('lists a target\'s releases newest request first, at most the limit, and no other target\'s', async () => {
       const store = await makeStore();
       const target = uniqueTarget();

@@ -25,7 +25,7 @@ export function registerHistory(program: Command): void {
         const served = servedTargets(context.config);
         // A personal deployment with only unfinished releases is not in the summaries yet.
         if (!summaries.some((s) => s.target === target) && !served.fixed.includes(target)) {
-          const unfinished = await context.state.read('the unfinished releases', (history) => history.unfinished());
+          const unfinished = await context.state.read('the unfinished releases', (history) => history.openReleases());
           checkTargets([target], knownTargets(served, [...summaries.map((s) => s.target), ...unfinished.map((r) => r.target)]));
         }
         const records = await context.state.read(`the releases of ${target}`, (history) => history.recent(target, limit));

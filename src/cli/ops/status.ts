@@ -10,7 +10,7 @@ import { statusText } from './status-text.js';
 export async function readStatus(context: Pick<OpsContext, 'config' | 'state'>, asked: readonly string[], now = new Date()): Promise<StatusView> {
   const [summaries, unfinished] = await Promise.all([
     context.state.read('the targets', (history) => history.targetSummaries()),
-    context.state.read('the unfinished releases', (history) => history.unfinished()),
+    context.state.read('the unfinished releases', (history) => history.openReleases()),
   ]);
   const known = knownTargets(servedTargets(context.config), [...summaries.map((s) => s.target), ...unfinished.map((r) => r.target)]);
   checkTargets(asked, known);
