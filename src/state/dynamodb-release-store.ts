@@ -464,8 +464,20 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.releaseId.localeCompare(b.releaseId));
   }
 
+  /** A read of the target items under way: targetSummaries() and openReleases() side by side share it. */
+  private targetItemsRead: Promise<Record<string, unknown>[]> | undefined;
+
+  private targetItems(): Promise<Record<string, unknown>[]> {
+    if (!this.targetItemsRead) {
+      this.targetItemsRead = this.readTargetItems();
+      const clear = () => (this.targetItemsRead = undefined);
+      this.targetItemsRead.then(clear, clear);
+    }
+    return this.targetItemsRead;
+  }
+
   /** Every target item, by key: the target list (GetItem), then the items (BatchGetItem). */
-  private async targetItems(): Promise<Record<string, unknown>[]> {
+  private async readTargetItems(): Promise<Record<string, unknown>[]> {
     const { Item } = await this.call('reading the target list', () => this.doc.send(new GetCommand({ TableName: this.table, Key: { [RELEASE_TABLE.partitionKey]: TARGET_LIST }, ConsistentRead: true })));
     const names = Item?.names instanceof Set ? [...(Item.names as Set<string>)] : [];
     return this.readMany(names.sort().map((name) => ({ [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${name}` })));
