@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { releaseIdPattern } from '../request/names.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
 import { LocalLeases } from './local-leases.js';
-import { foldTargetSummary, TARGET_SUMMARY_FORMAT, type ReleaseHistory, type TargetSummary } from './target-summary.js';
+import type { ReleaseHistory, TargetSummary } from './target-summary.js';
+import { TargetSummaryFiles } from './target-summary-files.js';
 import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
@@ -18,7 +19,7 @@ import { DamagedRecordError, StaleRecordError, type ClaimResult, type DamageRepo
 // or phase change that is then made again), and the damage is reported, never a reason to stop.
 //
 // Each target with a finished release also has `<stateDirectory>/targets/<sha1(target)>.json`: its
-// current release and last failure (target-summary.ts), written after the final record, never removed.
+// current release and last failure (target-summary-files.ts), written after the final record.
 
 const FILE_FORMAT = 'harbormaster.release-file/1';
 
@@ -145,7 +146,7 @@ export interface FileReleaseStoreOptions {
 export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
   readonly description: string;
   private readonly directory: string;
-  private readonly targetsDirectory: string;
+  private readonly summaries: TargetSummaryFiles;
   private ready: Promise<void> | undefined;
   /** Writes to one release are serialised here; different releases write side by side. */
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -161,7 +162,7 @@ export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
     private readonly options: FileReleaseStoreOptions = {},
   ) {
     this.directory = join(stateDirectory, 'releases');
-    this.targetsDirectory = join(stateDirectory, 'targets');
+    this.summaries = new TargetSummaryFiles(stateDirectory);
     this.description = `files in ${this.directory}`;
   }
 
@@ -272,45 +273,12 @@ export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
     });
   }
 
-  private targetPath(target: string): string {
-    return join(this.targetsDirectory, `${createHash('sha1').update(target).digest('hex')}.json`);
-  }
-
-  private async readSummary(path: string): Promise<TargetSummary | undefined> {
-    const text = await readIfThere(path);
-    if (text === undefined) return undefined;
-    try {
-      const parsed = JSON.parse(text) as TargetSummary;
-      return parsed.format === TARGET_SUMMARY_FORMAT ? parsed : undefined;
-    } catch {
-      // Torn by a crash mid-write cannot happen (temporary file, then rename); altered by hand: left out.
-      return undefined;
-    }
-  }
-
-  /** Folds a final record into its target's summary file (temporary file, fsync, rename). */
   private noteFinal(record: ReleaseRecord): Promise<void> {
-    return this.serialised(`target:${record.target}`, async () => {
-      await mkdir(this.targetsDirectory, { recursive: true, mode: 0o700 });
-      const path = this.targetPath(record.target);
-      const next = foldTargetSummary(await this.readSummary(path), record, new Date());
-      const temporary = `${path}.tmp-${process.pid}-${++this.tmpCounter}`;
-      await writeDurably(temporary, `${JSON.stringify(next)}\n`);
-      await rename(temporary, path);
-      await syncDirectory(this.targetsDirectory);
-    });
+    return this.summaries.note(record);
   }
 
-  async targetSummaries(): Promise<TargetSummary[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.targetsDirectory);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
-    const summaries = await Promise.all(names.filter((name) => /^[0-9a-f]{40}\.json$/.test(name)).map((name) => this.readSummary(join(this.targetsDirectory, name))));
-    return summaries.filter((summary): summary is TargetSummary => summary !== undefined).sort((a, b) => a.target.localeCompare(b.target));
+  targetSummaries(): Promise<TargetSummary[]> {
+    return this.summaries.all();
   }
 
   openReleases(): Promise<ReleaseRecord[]> {
