@@ -1,6 +1,7 @@
 // A real release on a local fleet, start to end: brings the fleet up, starts `harbormaster worker`
 // (the built executable) against it, enqueues v2 with `harbormaster enqueue` as CI would, shows the
-// rollout as it happens, checks every host, and tears the fleet down.
+// rollout as it happens, checks every host, prints `harbormaster status` and `harbormaster hosts` for
+// the target, and tears the fleet down.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,6 +99,12 @@ try {
   failed = result.msg !== 'release succeeded';
   say(`${String(result.msg)} in ${(Number(result.durationMs) / 1000).toFixed(1)} s; every host now answers:`);
   await versions(fleet.hosts);
+  for (const args of [['status'], ['hosts', 'data/ingest/staging']]) {
+    say(`harbormaster ${args.join(' ')} --config ${configPath}`);
+    const shown = spawn(process.execPath, [cli, ...args, '--config', configPath], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const code = await new Promise<number | null>((resolve) => shown.once('exit', resolve));
+    if (code !== 0) failed = true;
+  }
   say('Slack received (the message of the release as it ended, how often it was edited, and its thread):');
   await new Promise((resolve) => setTimeout(resolve, 500));
   const slack = fleet.chat.slackMessages();

@@ -7,6 +7,10 @@ import { enqueue, buildRequest, type EnqueueOptions } from './enqueue.js';
 import { UsageError } from './usage-error.js';
 import { exitCodeFor, waitForRelease } from './wait-for-release.js';
 import { planRequest, printPlan } from './plan.js';
+import { registerHistory } from './ops/history.js';
+import { registerHosts } from './ops/hosts.js';
+import { registerShow } from './ops/show.js';
+import { registerStatus } from './ops/status.js';
 
 import { createWorker, runUntilSignalled } from '../worker/worker.js';
 import { createRollout } from '../rollout/create-rollout.js';
@@ -115,6 +119,12 @@ program
     const passed = await printPlan(config, planRequest(options, process.env), logger, (line) => process.stdout.write(`${line}\n`));
     process.exitCode = passed ? 0 : 1;
   });
+
+// Read-only ops commands, one per file in ./ops.
+registerStatus(program);
+registerHistory(program);
+registerShow(program);
+registerHosts(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand, type UpdateCommandInput } from '@aws-sdk/lib-dynamodb';
 import { withRetry } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord } from './release-record.js';
@@ -10,6 +10,7 @@ import { RELEASE_TABLE } from './dynamodb-release-table.js';
 import { DynamoLeases } from './dynamodb-leases.js';
 import { LeaseWatch } from './lease-watch.js';
 import { outcomeOfRecord, type ReleaseOutcome } from './release-outcome.js';
+import { releaseSummary, summarySlot, TARGET_SUMMARY_FORMAT, type ReleaseHistory, type TargetSummary } from './target-summary.js';
 
 export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, RELEASE_TABLE } from './dynamodb-release-table.js';
 
@@ -47,6 +48,14 @@ export { createReleaseTable, releaseTableDefinition, releaseTableTimeToLive, REL
 //   index lags. A just-claimed newer request the index misses, that has not started, only means the
 //   older one is released first and the newer one after it, which still ends on the newest.
 //
+// Target summaries: a save under a lease that makes a record final also updates the target's
+// `target#<target>` item in the same transaction (current release or last failure, target-summary.ts);
+// a save without a lease, and a refusal claimed final, update it right after their write. A claim adds
+// the release to the target item's `inFlight` set (right after it; again at a redelivery), and the final
+// write takes it out. Each adds the target to the `target-list` item. These items never expire, so the current release of a target
+// outlives its record. targetSummaries() reads them by key: the target list (GetItem), then the
+// summaries (BatchGetItem); recent() reads a target's newest releases from the by-target index.
+//
 // Retention: a final record gets `purgeAt` = now + retentionDays (default 30) in epoch seconds, the
 // table's TTL attribute. AWS deletes expired items within a few days; moto never does. So the store
 // decides expiry itself, the same way whether or not the item is still there: an expired release is
@@ -63,6 +72,8 @@ export const DEFAULT_RETENTION_DAYS = 30;
 /** DynamoDB items are at most 400 KB; records are a few KiB. */
 const MAX_RECORD_BYTES = 350_000;
 const RELEASE_PREFIX = 'release#';
+const TARGET_PREFIX = 'target#';
+const TARGET_LIST = 'target-list';
 const UNFINISHED = 'yes';
 /** DynamoDB answers: 100 keys per BatchGetItem. */
 const BATCH_GET_LIMIT = 100;
@@ -127,7 +138,7 @@ export interface DynamoReleaseStoreOptions {
   readonly monotonic?: () => number;
 }
 
-export class DynamoReleaseStore implements ReleaseStore {
+export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
   readonly description: string;
   private readonly doc: DynamoDBDocumentClient;
   private readonly table: string;
@@ -232,7 +243,47 @@ export class DynamoReleaseStore implements ReleaseStore {
     return Item;
   }
 
+  /**
+   * The updates a record makes to its target's item and the target list: a final record writes the
+   * summary and leaves the target's releases in flight; a new one joins them. Either adds the target
+   * to the target list.
+   */
+  private summaryUpdates(record: ReleaseRecord, now: number): Array<UpdateCommandInput & { UpdateExpression: string }> {
+    const final = isFinal(record.status);
+    const slot = final ? summarySlot(record) : undefined;
+    // Not final: the release is only added to the target's releases in flight (at its claim).
+    const set = final ? `SET #kind = :kind, #format = :format, #target = :target, #updatedAt = :now${slot ? ', #slot = :summary' : ''} ` : 'SET #kind = :kind, #target = :target ';
+    return [
+      {
+        TableName: this.table,
+        Key: { [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${record.target}` },
+        UpdateExpression: `${set}${final ? 'DELETE' : 'ADD'} #inFlight :id`,
+        ExpressionAttributeNames: { '#kind': 'kind', '#target': 'summaryTarget', '#inFlight': 'inFlight', ...(final ? { '#format': 'format', '#updatedAt': 'updatedAt' } : {}), ...(slot ? { '#slot': slot } : {}) },
+        ExpressionAttributeValues: { ':kind': 'target', ':target': record.target, ':id': new Set([record.releaseId]), ...(final ? { ':format': TARGET_SUMMARY_FORMAT, ':now': new Date(now).toISOString() } : {}), ...(slot ? { ':summary': releaseSummary(record) } : {}) },
+      },
+      {
+        TableName: this.table,
+        Key: { [RELEASE_TABLE.partitionKey]: TARGET_LIST },
+        UpdateExpression: 'ADD #names :name',
+        ExpressionAttributeNames: { '#names': 'names' },
+        ExpressionAttributeValues: { ':name': new Set([record.target]) },
+      },
+    ];
+  }
+
+  private async writeSummaries(record: ReleaseRecord): Promise<void> {
+    for (const update of this.summaryUpdates(record, this.clock())) await this.call(`summarising ${record.target}`, () => this.doc.send(new UpdateCommand(update)));
+  }
+
   async claim(record: ReleaseRecord): Promise<ClaimResult> {
+    const result = await this.claimRecord(record);
+    // Also for a record claimed before: a redelivery adds a release in flight that a worker killed
+    // right after its claim left out (ADD is idempotent).
+    if (result.claimed || !isFinal(result.record.status)) await this.writeSummaries(result.record);
+    return result;
+  }
+
+  private async claimRecord(record: ReleaseRecord): Promise<ClaimResult> {
     const stored: ReleaseRecord = { ...record, revision: 1 };
     for (let round = 0; ; round++) {
       const writeId = randomUUID();
@@ -290,6 +341,7 @@ export class DynamoReleaseStore implements ReleaseStore {
         ExpressionAttributeNames: revisionCondition.names,
         ExpressionAttributeValues: { ':expected': record.revision, ':nowSeconds': this.nowSeconds(now) },
       };
+      const summaries = isFinal(next.status) ? this.summaryUpdates(next, now) : [];
       try {
         if (!lease) {
           await this.doc.send(new PutCommand(put));
@@ -298,7 +350,7 @@ export class DynamoReleaseStore implements ReleaseStore {
         const fence = this.leases.fence(lease, now, next);
         await this.doc.send(
           new TransactWriteCommand({
-            TransactItems: [fence.update ? { Update: fence.update } : { ConditionCheck: fence.check }, { Put: put }],
+            TransactItems: [fence.update ? { Update: fence.update } : { ConditionCheck: fence.check }, { Put: put }, ...summaries.map((update) => ({ Update: update }))],
           }),
         );
       } catch (error) {
@@ -314,7 +366,11 @@ export class DynamoReleaseStore implements ReleaseStore {
         throw error;
       }
     });
-    if (!failed) return next;
+    if (!failed) {
+      // Under a lease the summary went in the same transaction; a write without one updates it after.
+      if (!lease && isFinal(next.status)) await this.writeSummaries(next);
+      return next;
+    }
 
     const item = await this.readItem(record.releaseId);
     if (item?.writeId === writeId) return next; // an earlier attempt landed; its answer was lost
@@ -401,6 +457,82 @@ export class DynamoReleaseStore implements ReleaseStore {
 
   acquireLease(target: string, owner: string, ttlMs: number): Promise<TargetLease | undefined> {
     return this.leases.acquire(target, owner, ttlMs);
+  }
+
+  /** A read of the target items under way: targetSummaries() and openReleases() side by side share it. */
+  private targetItemsRead: Promise<Record<string, unknown>[]> | undefined;
+
+  private targetItems(): Promise<Record<string, unknown>[]> {
+    if (!this.targetItemsRead) {
+      this.targetItemsRead = this.readTargetItems();
+      const clear = () => (this.targetItemsRead = undefined);
+      this.targetItemsRead.then(clear, clear);
+    }
+    return this.targetItemsRead;
+  }
+
+  /** Every target item, by key: the target list (GetItem), then the items (BatchGetItem). */
+  private async readTargetItems(): Promise<Record<string, unknown>[]> {
+    const { Item } = await this.call('reading the target list', () => this.doc.send(new GetCommand({ TableName: this.table, Key: { [RELEASE_TABLE.partitionKey]: TARGET_LIST }, ConsistentRead: true })));
+    const names = Item?.names instanceof Set ? [...(Item.names as Set<string>)] : [];
+    return this.readMany(names.sort().map((name) => ({ [RELEASE_TABLE.partitionKey]: `${TARGET_PREFIX}${name}` })));
+  }
+
+  async targetSummaries(): Promise<TargetSummary[]> {
+    return (await this.targetItems())
+      .filter((item) => item.format === TARGET_SUMMARY_FORMAT && typeof item.summaryTarget === 'string')
+      .map((item): TargetSummary => ({ format: TARGET_SUMMARY_FORMAT, target: item.summaryTarget as string, updatedAt: String(item.updatedAt), ...(item.current ? { current: item.current as TargetSummary['current'] } : {}), ...(item.lastFailure ? { lastFailure: item.lastFailure as TargetSummary['lastFailure'] } : {}) }))
+      .sort((a, b) => a.target.localeCompare(b.target));
+  }
+
+  /**
+   * The releases not yet final, by key: each target's releases in flight, then their records. Unlike
+   * unfinished() (the worker's, from the sparse index), its cost does not depend on the index at all.
+   */
+  async openReleases(): Promise<ReleaseRecord[]> {
+    const ids = (await this.targetItems()).flatMap((item) => (item.inFlight instanceof Set ? [...(item.inFlight as Set<string>)] : []));
+    const now = this.clock();
+    const records: ReleaseRecord[] = [];
+    for (const item of await this.readMany(ids.map((id) => releaseKey(id)))) {
+      if (this.expired(item, now)) continue;
+      try {
+        const record = this.decode(String(item.releaseId), item);
+        if (!isFinal(record.status)) records.push(record);
+      } catch (error) {
+        if (!(error instanceof DamagedRecordError)) throw error;
+      }
+    }
+    return records.sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt) || a.releaseId.localeCompare(b.releaseId));
+  }
+
+  async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
+    const records: ReleaseRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call(`listing the releases of ${target}`, () =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: RELEASE_TABLE.targetIndex,
+            KeyConditionExpression: '#key = :value',
+            ExpressionAttributeNames: { '#key': 'target' },
+            ExpressionAttributeValues: { ':value': target },
+            ScanIndexForward: false,
+            Limit: limit - records.length,
+            ...(start ? { ExclusiveStartKey: start } : {}),
+          }),
+        ),
+      );
+      const keys = (page.Items ?? []).map((item) => ({ [RELEASE_TABLE.partitionKey]: item[RELEASE_TABLE.partitionKey] }));
+      const now = this.clock();
+      for (const item of await this.readMany(keys)) {
+        if (item.target !== target || this.expired(item, now)) continue;
+        records.push(this.decode(String(item.releaseId), item));
+      }
+      start = page.LastEvaluatedKey;
+    } while (start && records.length < limit);
+    // BatchGetItem answers in any order.
+    return records.sort((a, b) => b.request.createdAt.localeCompare(a.request.createdAt) || b.releaseId.localeCompare(a.releaseId));
   }
 
   renewLease(lease: TargetLease, ttlMs: number): Promise<TargetLease> {

@@ -5,6 +5,8 @@ import { releaseIdPattern } from '../request/names.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
 import { LocalLeases } from './local-leases.js';
 import type { StateDirectoryLock } from './state-directory-lock.js';
+import type { ReleaseHistory, TargetSummary } from './target-summary.js';
+import { TargetSummaryFiles } from './target-summary-files.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
@@ -20,6 +22,9 @@ import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult,
 // file that is torn, empty or altered is detected; the previous copy is used instead (it lacks the
 // last write: an intent or an outcome the reconciler re-decides from what it observes, or a status
 // or phase change that is then made again), and the damage is reported, never a reason to stop.
+//
+// Each target with a finished release also has `<stateDirectory>/targets/<sha1(target)>.json`: its
+// current release and last failure (target-summary-files.ts), written after the final record.
 
 const FILE_FORMAT = 'harbormaster.release-file/1';
 
@@ -136,11 +141,17 @@ interface FinishedSummary extends TargetRelease {
 export interface FileReleaseStoreOptions {
   /** Told of every damaged file found (once per file and content). */
   readonly onDamage?: (report: DamageReport) => void;
+  /**
+   * For readers beside a running worker (the ops commands): creates nothing and leaves temporary files
+   * alone, since they may be the worker's writes in progress. Such a store must not write.
+   */
+  readonly readOnly?: boolean;
 }
 
-export class FileReleaseStore implements ReleaseStore {
+export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
   readonly description: string;
   private readonly directory: string;
+  private readonly summaries: TargetSummaryFiles;
   private ready: Promise<void> | undefined;
   /** Writes to one release are serialised here; different releases write side by side. */
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -157,6 +168,7 @@ export class FileReleaseStore implements ReleaseStore {
     private readonly options: FileReleaseStoreOptions = {},
   ) {
     this.directory = join(stateDirectory, 'releases');
+    this.summaries = new TargetSummaryFiles(stateDirectory);
     this.description = `files in ${this.directory}`;
   }
 
@@ -191,6 +203,7 @@ export class FileReleaseStore implements ReleaseStore {
 
   private prepare(): Promise<void> {
     this.ready ??= (async () => {
+      if (this.options.readOnly) return;
       await mkdir(this.directory, { recursive: true, mode: 0o700 });
       // Temporary files of a write that a killed worker never finished: never renamed, so never a record.
       for (const name of await readdir(this.directory)) {
@@ -253,6 +266,9 @@ export class FileReleaseStore implements ReleaseStore {
       }
       await syncDirectory(this.directory);
       return { claimed: true, record: stored };
+    }).then(async (result) => {
+      if (result.claimed && isFinal(result.record.status)) await this.noteFinal(result.record);
+      return result;
     });
   }
 
@@ -282,7 +298,32 @@ export class FileReleaseStore implements ReleaseStore {
       await rename(temporary, current);
       await syncDirectory(this.directory);
       return next;
+    }).then(async (next) => {
+      if (isFinal(next.status)) await this.noteFinal(next);
+      return next;
     });
+  }
+
+  private noteFinal(record: ReleaseRecord): Promise<void> {
+    return this.summaries.note(record);
+  }
+
+  targetSummaries(): Promise<TargetSummary[]> {
+    return this.summaries.all();
+  }
+
+  openReleases(): Promise<ReleaseRecord[]> {
+    return this.unfinished();
+  }
+
+  async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
+    const mine = (await this.all())
+      .filter((r) => r.target === target)
+      .map((r) => ({ releaseId: r.releaseId, createdAt: 'finished' in r ? r.createdAt : r.request.createdAt }))
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.releaseId.localeCompare(a.releaseId))
+      .slice(0, limit);
+    const records = await Promise.all(mine.map((r) => this.get(r.releaseId).catch(() => undefined)));
+    return records.filter((record): record is ReleaseRecord => record !== undefined);
   }
 
   /**
@@ -292,7 +333,7 @@ export class FileReleaseStore implements ReleaseStore {
   private async all(): Promise<Array<ReleaseRecord | FinishedSummary>> {
     await this.prepare();
     const records: Array<ReleaseRecord | FinishedSummary> = [];
-    for (const name of await readdir(this.directory)) {
+    for (const name of await this.releaseFiles()) {
       const match = /^(.+)\.json$/.exec(name);
       if (!match || name.endsWith('.prev.json') || !releaseIdPattern.test(match[1]!)) continue;
       const finished = this.finished.get(match[1]!);
@@ -309,6 +350,16 @@ export class FileReleaseStore implements ReleaseStore {
       records.push(record);
     }
     return records;
+  }
+
+  /** The names in the releases directory; none when a read-only store finds no directory yet. */
+  private async releaseFiles(): Promise<string[]> {
+    try {
+      return await readdir(this.directory);
+    } catch (error) {
+      if (this.options.readOnly && (error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
   }
 
   async unfinished(): Promise<ReleaseRecord[]> {

@@ -1,13 +1,15 @@
 import { isFinal, type ReleaseRecord } from './release-record.js';
 import { LocalLeases } from './local-leases.js';
+import { foldTargetSummary, type ReleaseHistory, type TargetSummary } from './target-summary.js';
 import { StaleRecordError, type ClaimResult, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 
 // A store in this process's memory: for tests of the logic around a store, and for commands that
 // must not leave anything behind. It keeps copies, so callers cannot change what is stored by accident.
 
-export class MemoryReleaseStore implements ReleaseStore {
+export class MemoryReleaseStore implements ReleaseStore, ReleaseHistory {
   readonly description = 'memory (nothing survives this process)';
   private readonly records = new Map<string, ReleaseRecord>();
+  private readonly summaries = new Map<string, TargetSummary>();
   private readonly leases = new LocalLeases();
 
   async claim(record: ReleaseRecord): Promise<ClaimResult> {
@@ -15,6 +17,7 @@ export class MemoryReleaseStore implements ReleaseStore {
     if (existing) return { claimed: false, record: structuredClone(existing) };
     const stored = { ...structuredClone(record), revision: 1 };
     this.records.set(record.releaseId, stored);
+    this.summarise(stored);
     return { claimed: true, record: structuredClone(stored) };
   }
 
@@ -30,7 +33,28 @@ export class MemoryReleaseStore implements ReleaseStore {
     const next = { ...structuredClone(record), revision: record.revision + 1 };
     delete next.damaged;
     this.records.set(record.releaseId, next);
+    this.summarise(next);
     return structuredClone(next);
+  }
+
+  private summarise(record: ReleaseRecord): void {
+    if (isFinal(record.status)) this.summaries.set(record.target, foldTargetSummary(this.summaries.get(record.target), record, new Date()));
+  }
+
+  async targetSummaries(): Promise<TargetSummary[]> {
+    return [...this.summaries.values()].map((summary) => structuredClone(summary));
+  }
+
+  openReleases(): Promise<ReleaseRecord[]> {
+    return this.unfinished();
+  }
+
+  async recent(target: string, limit: number): Promise<ReleaseRecord[]> {
+    return [...this.records.values()]
+      .filter((r) => r.target === target)
+      .sort((a, b) => b.request.createdAt.localeCompare(a.request.createdAt) || b.releaseId.localeCompare(a.releaseId))
+      .slice(0, limit)
+      .map((r) => structuredClone(r));
   }
 
   async unfinished(): Promise<ReleaseRecord[]> {

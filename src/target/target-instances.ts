@@ -6,6 +6,8 @@ export interface TargetInstance {
   readonly instanceId: string;
   readonly address: string;
   readonly name?: string;
+  /** The availability zone, where EC2 says it. */
+  readonly zone?: string;
 }
 
 export interface TargetTags {
@@ -49,7 +51,8 @@ export class Ec2InstanceFinder implements InstanceFinder {
         for (const instance of reservation.Instances ?? []) {
           if (!instance.InstanceId || !instance.PrivateIpAddress) continue;
           const name = instance.Tags?.find((t) => t.Key === 'Name')?.Value;
-          instances.push({ instanceId: instance.InstanceId, address: instance.PrivateIpAddress, ...(name ? { name } : {}) });
+          const zone = instance.Placement?.AvailabilityZone;
+          instances.push({ instanceId: instance.InstanceId, address: instance.PrivateIpAddress, ...(name ? { name } : {}), ...(zone ? { zone } : {}) });
         }
       }
       token = page.NextToken;
