@@ -61,14 +61,19 @@ export interface RetryOptions {
 async function attempt<T>(call: (signal?: AbortSignal) => Promise<T>, what: string, limit: CallLimit | undefined): Promise<T> {
   if (!limit) return call();
   limit.signal.throwIfAborted();
-  const deadline = AbortSignal.timeout(limit.attemptMs);
+  // A timer of our own rather than AbortSignal.timeout, whose timer does not keep the process alive:
+  // an attempt waiting on nothing else must still end at its deadline.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), limit.attemptMs);
   try {
-    return await call(AbortSignal.any([limit.signal, deadline]));
+    return await call(AbortSignal.any([limit.signal, deadline.signal]));
   } catch (error) {
     // Given up: the lease's reason ends the retries (it is not transient).
     if (limit.signal.aborted) throw limit.signal.reason ?? error;
-    if (deadline.aborted) throw new AttemptDeadlineError(`${what}: no answer within ${limit.attemptMs} ms`, { cause: error });
+    if (deadline.signal.aborted) throw new AttemptDeadlineError(`${what}: no answer within ${limit.attemptMs} ms`, { cause: error });
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
