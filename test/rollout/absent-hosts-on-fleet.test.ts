@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { before, beforeEach, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import type { Fleet } from '../../local-fleet/fleet.js';
 import { assertSampledSafe, assertStagingWhole, at, releaseOnFleet } from '../support/fleet-engine.js';
 import { answer } from '../support/fleet-observer.js';
@@ -12,17 +12,11 @@ import { fleetForSuite } from '../support/fleet-suite.js';
 // worker never runs the shell: the engine socket is reached over a forward).
 
 describe('hosts that are slow or briefly absent, on the local fleet', () => {
-  const suite = fleetForSuite({ hosts: 4 });
+  const suite = fleetForSuite({ hosts: 4, freshEachTest: true });
   let fleet: Fleet;
   let observer: FleetObserver;
   before(() => {
     ({ fleet, observer } = suite);
-  });
-  beforeEach(async () => {
-    await fleet.resetHosts();
-    await fleet.resetAws();
-    fleet.chat.recover();
-    fleet.chat.clear();
   });
 
   const waitedFor = (texts: string[], host: string) => texts.some((t) => new RegExp(`^data/ingest/staging: ${host} does not answer for now at .*; trying again for up to `).test(t));

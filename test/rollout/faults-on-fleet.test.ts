@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DeregisterInstancesFromLoadBalancerCommand, RegisterInstancesWithLoadBalancerCommand } from '@aws-sdk/client-elastic-load-balancing';
 import { DeregisterTargetsCommand, RegisterTargetsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -19,17 +19,11 @@ import { assertSampledSafe, assertStagingWhole, at, FAULT_SSH, fleetEngine, rele
 const CALL_TIMEOUT_SECONDS = FAULT_SSH.callTimeoutSeconds;
 
 describe('faults on the local fleet', () => {
-  const suite = fleetForSuite({ hosts: 4 });
+  const suite = fleetForSuite({ hosts: 4, freshEachTest: true });
   let fleet: Fleet;
   let observer: FleetObserver;
   before(() => {
     ({ fleet, observer } = suite);
-  });
-  beforeEach(async () => {
-    await fleet.resetHosts();
-    await fleet.resetAws();
-    fleet.chat.recover();
-    fleet.chat.clear();
   });
 
   const release = (tag: string, options: FleetEngineOptions = {}) => releaseOnFleet(fleet, tag, { sample: { observer }, ...options });

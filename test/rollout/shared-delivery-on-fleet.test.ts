@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { before, beforeEach, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import type { Fleet } from '../../local-fleet/fleet.js';
@@ -24,17 +24,11 @@ import { WorkerProcess } from '../support/worker-process.js';
 const LEASE_SECONDS = 6;
 
 describe('one request, several workers, on the local fleet', () => {
-  const suite = fleetForSuite({ hosts: 4 });
+  const suite = fleetForSuite({ hosts: 4, freshEachTest: true });
   let fleet: Fleet;
   let observer: FleetObserver;
   before(() => {
     ({ fleet, observer } = suite);
-  });
-  beforeEach(async () => {
-    await fleet.resetHosts();
-    await fleet.resetAws();
-    fleet.chat.recover();
-    fleet.chat.clear();
   });
 
   const store = () => new DynamoReleaseStore({ client: new DynamoDBClient({ endpoint: fleet.aws.endpoint, region: fleet.aws.region, credentials: fleet.aws.credentials, maxAttempts: 1 }), table: fleet.aws.releaseTable });
