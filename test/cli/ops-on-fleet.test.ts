@@ -129,6 +129,10 @@ for (const shared of [false, true]) {
       const [live] = await docker.listContainers({ filters: { name: ['^/ingest$'] } });
       await docker.getContainer(live!.Id).stop();
       await docker.getContainer(live!.Id).rename({ name: 'ingest-by-hand' });
+      // A hotfix image pulled by hand, as a person would.
+      const auth = { username: fleet.registry.username, password: fleet.registry.password, serveraddress: fleet.registry.address };
+      const stream = await docker.pull(fleet.images.v4, { authconfig: auth });
+      await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined))));
       const hotfix = await docker.createContainer({ name: 'ingest', Image: fleet.images.v4, HostConfig: { PortBindings: { '8080/tcp': [{ HostPort: '8080' }] } } });
       await hotfix.start();
       const view = await json(['hosts', 'data/ingest/staging']);
