@@ -1,5 +1,11 @@
-# The worker as a container: docker run -v /etc/harbormaster:/etc/harbormaster:ro \
-#   -v harbormaster-state:/var/lib/harbormaster --env-file secrets.env harbormaster
+# The worker as a container:
+#   docker run -d --name harbormaster --restart unless-stopped --stop-timeout 600 \
+#     -v /etc/harbormaster:/etc/harbormaster:ro -v harbormaster-state:/var/lib/harbormaster \
+#     --env-file secrets.env harbormaster
+# --stop-timeout gives a release in hand time to reach its safe point after SIGTERM (Docker's default
+# 10 s would SIGKILL it mid-host; the next start repairs, but slower). The worker runs as the image's
+# `node` user (uid 1000): files under /etc/harbormaster it reads (the SSH key, key files) must be
+# readable by that uid, e.g. owned by 1000 with mode 0400.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./

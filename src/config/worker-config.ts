@@ -35,7 +35,7 @@ const containerSettings = z
 
 const httpCheck = z
   .object({
-    /** The container port probed on the host's address, from the bastion. */
+    /** The port probed on the host's address, from the bastion: the host side of a published port (`ports: ["HOST:CONTAINER"]`). */
     port: z.number().int().min(1).max(65535),
     path: z.string().startsWith('/').default('/health'),
     expectStatus: z.number().int().min(100).max(599).default(200),
