@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { releaseIdPattern } from '../request/names.js';
 import { isFinal, RECORD_FORMAT, type ReleaseRecord, type ReleaseStatus } from './release-record.js';
@@ -8,6 +8,7 @@ import type { StateDirectoryLock } from './state-directory-lock.js';
 import type { ReleaseHistory, TargetSummary } from './target-summary.js';
 import { TargetSummaryFiles } from './target-summary-files.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
+import { syncDirectory, writeDurably } from './durable-files.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
 // (a lock on the directory keeps a second worker out, see state-directory-lock.ts). Given the lock
@@ -105,24 +106,6 @@ function fromLedgerEntry(entry: LegacyLedgerEntry): ReleaseRecord {
   };
 }
 
-async function writeDurably(path: string, text: string): Promise<void> {
-  const file = await open(path, 'w', 0o600);
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
-}
 
 async function readIfThere(path: string): Promise<string | undefined> {
   try {

@@ -1,31 +1,14 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReleaseRecord } from './release-record.js';
 import { foldTargetSummary, TARGET_SUMMARY_FORMAT, type TargetSummary } from './target-summary.js';
+import { syncDirectory, writeDurably } from './durable-files.js';
 
 // The file store's target summaries: `<stateDirectory>/targets/<sha1(target)>.json`, one per target
 // with a finished release, written after each final record (temporary file, fsync, rename, directory
 // fsync) and never removed, so a target's current release outlives its record files.
 
-async function writeDurably(path: string, text: string): Promise<void> {
-  const file = await open(path, 'w', 0o600);
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
-}
 
 export class TargetSummaryFiles {
   private readonly directory: string;

@@ -1,0 +1,23 @@
+import { open } from 'node:fs/promises';
+
+// Writes that survive a crash: the file's contents flushed to disk before it is renamed into place,
+// and its directory flushed after, so that the rename itself is on disk.
+
+export async function writeDurably(path: string, text: string): Promise<void> {
+  const file = await open(path, 'w', 0o600);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+export async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(path, 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
