@@ -1,4 +1,5 @@
 import { parseRetryAfter } from './retry-after.js';
+import { describeError } from './webhook-attempt.js';
 
 // One call to a JSON web API (Slack's Web API, Discord's or GitHub's REST API), and what it means for
 // the message: done (with the answer's body), worth another try (the network, a 5xx, a 429 or a
@@ -74,14 +75,3 @@ function retryAfter(response: Response, text: string): number | undefined {
   return undefined;
 }
 
-/** fetch reports "fetch failed" and hides the useful part (ECONNREFUSED, a TLS error) in `cause`. */
-function describeError(error: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 3 && current instanceof Error; depth += 1) {
-    const code = (current as Error & { code?: unknown }).code;
-    parts.push(`${current.name}${typeof code === 'string' ? ` ${code}` : ''}: ${current.message}`);
-    current = current.cause;
-  }
-  return parts.length > 0 ? parts.join(' <- ') : String(error);
-}

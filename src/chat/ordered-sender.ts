@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
 import type { CallOutcome } from './json-call.js';
+import { IdleWaiters } from './idle-waiters.js';
 
 // A queue of calls delivered one at a time, in order, in the background: retried with backoff (or
 // after the server's Retry-After) until done, refused for good, or past their retry window. push()
@@ -41,7 +42,7 @@ export function createOrderedSender(options: SenderOptions): OrderedSender {
   const maxQueued = Math.max(2, options.maxQueued ?? 500);
   const log = options.logger;
   const queue: Array<{ item: SenderItem; deadline: number }> = [];
-  const idleWaiters: Array<() => void> = [];
+  const idleWaiters = new IdleWaiters();
   let sending = false;
 
   const backoffMs = (failures: number) => {
@@ -88,7 +89,7 @@ export function createOrderedSender(options: SenderOptions): OrderedSender {
       }
     } finally {
       sending = false;
-      for (const wake of idleWaiters.splice(0)) wake();
+      idleWaiters.wakeAll();
     }
   }
 
@@ -104,19 +105,7 @@ export function createOrderedSender(options: SenderOptions): OrderedSender {
     },
     flush(timeoutMs = options.flushTimeoutMs ?? 10_000) {
       if (!sending) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          const index = idleWaiters.indexOf(done);
-          if (index >= 0) idleWaiters.splice(index, 1);
-          log.info({ queued: queue.length, timeoutMs }, 'flush timed out; calls still queued');
-          resolve();
-        }, timeoutMs);
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        idleWaiters.push(done);
-      });
+      return idleWaiters.wait(timeoutMs, () => log.info({ queued: queue.length, timeoutMs }, 'flush timed out; calls still queued'));
     },
   };
 }

@@ -56,7 +56,7 @@ async function bodyExcerpt(response: Response): Promise<string> {
 }
 
 /** fetch reports "fetch failed" and hides the useful part (ECONNREFUSED, a TLS error) in `cause`. */
-function describeError(error: unknown): string {
+export function describeError(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
   for (let depth = 0; depth < 3 && current instanceof Error; depth += 1) {

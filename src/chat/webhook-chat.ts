@@ -4,6 +4,7 @@ import type { Logger } from '../log/logger.js';
 import type { Chat, ChatMessage } from './chat.js';
 import { postToWebhook } from './webhook-attempt.js';
 import { toSlackPayload, type SlackPayload } from './slack-payload.js';
+import { IdleWaiters } from './idle-waiters.js';
 
 // Chat over a Slack-compatible incoming webhook. post() only queues; one background sender delivers
 // the queue in order (a message is never overtaken by a later one, so "succeeded" never shows up
@@ -61,7 +62,7 @@ export function createWebhookChat(options: WebhookChatOptions): Chat {
   const maxQueued = Math.max(2, settings.maxQueued);
 
   const queue: QueuedMessage[] = [];
-  const idleWaiters: Array<() => void> = [];
+  const idleWaiters = new IdleWaiters();
   let sending = false;
 
   // Enough of the message for ops to know which one was lost; String() because a caller's bug
@@ -118,7 +119,7 @@ export function createWebhookChat(options: WebhookChatOptions): Chat {
       }
     } finally {
       sending = false;
-      for (const wake of idleWaiters.splice(0)) wake();
+      idleWaiters.wakeAll();
     }
   }
 
@@ -139,19 +140,7 @@ export function createWebhookChat(options: WebhookChatOptions): Chat {
 
     flush(timeoutMs = settings.flushTimeoutMs): Promise<void> {
       if (!sending) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          const index = idleWaiters.indexOf(done);
-          if (index >= 0) idleWaiters.splice(index, 1);
-          log.info({ queued: queue.length, timeoutMs }, 'chat flush timed out; messages still queued');
-          resolve();
-        }, timeoutMs);
-        function done(): void {
-          clearTimeout(timer);
-          resolve();
-        }
-        idleWaiters.push(done);
-      });
+      return idleWaiters.wait(timeoutMs, () => log.info({ queued: queue.length, timeoutMs }, 'chat flush timed out; messages still queued'));
     },
   };
 }
