@@ -1,3 +1,4 @@
+import { emptyControl, type ControlChange, type TargetControl } from './control.js';
 import { isFinal, type ReleaseRecord } from './release-record.js';
 import { LocalLeases } from './local-leases.js';
 import { foldTargetSummary, type ReleaseHistory, type TargetSummary } from './target-summary.js';
@@ -11,6 +12,7 @@ export class MemoryReleaseStore implements ReleaseStore, ReleaseHistory {
   private readonly records = new Map<string, ReleaseRecord>();
   private readonly summaries = new Map<string, TargetSummary>();
   private readonly leases = new LocalLeases();
+  private readonly controls = new Map<string, TargetControl>();
 
   async claim(record: ReleaseRecord): Promise<ClaimResult> {
     const existing = this.records.get(record.releaseId);
@@ -78,5 +80,18 @@ export class MemoryReleaseStore implements ReleaseStore, ReleaseHistory {
 
   async releaseLease(lease: TargetLease) {
     this.leases.release(lease);
+  }
+
+  async control(target: string): Promise<TargetControl> {
+    return structuredClone(this.controls.get(target) ?? emptyControl(target));
+  }
+
+  async updateControl(target: string, change: ControlChange): Promise<TargetControl> {
+    const current = await this.control(target);
+    const next = change(current);
+    if (next === undefined) return current;
+    const stored: TargetControl = { ...structuredClone(next), target, revision: current.revision + 1 };
+    this.controls.set(target, stored);
+    return structuredClone(stored);
   }
 }

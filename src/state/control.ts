@@ -1,0 +1,70 @@
+// What operators ask of a target, recorded apart from the release records: an operator's write never
+// conflicts with the worker's (the worker writes release records under its lease; operators write
+// this document, which has its own revision and no lease fence). The worker reads it at every
+// release-level decision and before it starts a release; it is never a signal to a process.
+
+/** Who asked, and when (ISO time). `by`: the AWS identity, the login user on the bastion, or --by. */
+export interface ControlMark {
+  readonly by: string;
+  readonly at: string;
+}
+
+/** Requests for a locked target wait in the release state; they are never refused and never expire. */
+export interface TargetLock extends ControlMark {
+  readonly reason: string;
+  /** ISO time: a lock nobody lifts ends by itself. */
+  readonly until: string;
+  /** A release let through the lock: the rollback that set it. */
+  readonly admits?: string;
+}
+
+/** Stop the release at its next safe point; with `rollback`, the hosts it released go back too. */
+export interface StopRequest extends ControlMark {
+  readonly releaseId: string;
+  readonly rollback: boolean;
+}
+
+/** Lets the release past the manual gate it waits at (policy.steps `{pause: true}`). */
+export interface PromoteRequest extends ControlMark {
+  readonly releaseId: string;
+}
+
+export interface TargetControl {
+  readonly target: string;
+  /** Bumped by every write; 0: never written. A write over a stale revision is refused and retried. */
+  readonly revision: number;
+  readonly lock?: TargetLock;
+  /** At most one per release: a second stop of the same release is the same request. */
+  readonly stops?: readonly StopRequest[];
+  readonly promotions?: readonly PromoteRequest[];
+}
+
+/** A change to a target's control, from what is stored now; undefined: nothing to change. */
+export type ControlChange = (current: TargetControl) => Omit<TargetControl, 'revision' | 'target'> | undefined;
+
+export const emptyControl = (target: string): TargetControl => ({ target, revision: 0 });
+
+/** The lock in force at `now`, if any (an expired lock is no lock). */
+export function lockInForce(control: TargetControl | undefined, now: Date): TargetLock | undefined {
+  const lock = control?.lock;
+  return lock && Date.parse(lock.until) > now.getTime() ? lock : undefined;
+}
+
+/** Whether a release may start on the target now: a lock holds it back unless it admits that release. */
+export function heldBy(control: TargetControl | undefined, releaseId: string, now: Date): TargetLock | undefined {
+  const lock = lockInForce(control, now);
+  return lock && lock.admits !== releaseId ? lock : undefined;
+}
+
+export const stopOf = (control: TargetControl | undefined, releaseId: string): StopRequest | undefined => control?.stops?.find((s) => s.releaseId === releaseId);
+
+export const promotionOf = (control: TargetControl | undefined, releaseId: string): PromoteRequest | undefined => control?.promotions?.find((p) => p.releaseId === releaseId);
+
+/** Requests about releases that have ended are dropped at the next write, so the document stays small. */
+export function withoutEnded(control: Omit<TargetControl, 'revision' | 'target'>, live: (releaseId: string) => boolean): Omit<TargetControl, 'revision' | 'target'> {
+  return {
+    ...(control.lock ? { lock: control.lock } : {}),
+    ...(control.stops?.some((s) => live(s.releaseId)) ? { stops: control.stops.filter((s) => live(s.releaseId)) } : {}),
+    ...(control.promotions?.some((p) => live(p.releaseId)) ? { promotions: control.promotions.filter((p) => live(p.releaseId)) } : {}),
+  };
+}
