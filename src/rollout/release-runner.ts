@@ -500,7 +500,7 @@ export class ReleaseRunner implements Rollout {
 
     const restore = await restoreAndReport(release, this.effects, steps, context, this.effects.restoreBackoff);
     // Asked to stop with a restore still pending: the record keeps it, and the next start carries it on.
-    if (restore.status === 'stopped') return { status: 'stopped', reason: `stopped on request with restores pending: ${restore.pending.join('; ')}` };
+    if (restore.status === 'stopped') return { status: 'interrupted', reason: `stopped on request with restores pending: ${restore.pending.join('; ')}` };
     attention.push(...restore.left);
 
     const record = release.record;
@@ -515,7 +515,7 @@ export class ReleaseRunner implements Rollout {
         draft.reason = reason;
       });
       chat.post(say.releaseInterrupted({ target: record.target, image, released, total }));
-      return { status: 'stopped', reason };
+      return { status: 'interrupted', reason };
     }
     const unreleased = present.filter((h) => h.progress !== 'released');
     if (record.direction === 'forward' && (unreleased.length > 0 || notTakenIn)) {

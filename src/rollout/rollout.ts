@@ -1,6 +1,7 @@
 import type { CallLimit } from '../aws/transient.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
+import type { TargetControl } from '../state/control.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import type { ReleaseRecord } from '../state/release-record.js';
 
@@ -27,6 +28,8 @@ export interface RolloutContext {
   readonly leaseLost?: AbortSignal;
   /** Under a lease: taken by every AWS call of the release (aborted with leaseLost; a deadline per attempt). */
   readonly leaseCalls?: CallLimit;
+  /** What operators asked of the release's target (stop, promote, lock), read fresh at every release-level decision. */
+  readonly readControl?: () => Promise<TargetControl>;
 }
 
 export type RolloutOutcome =
@@ -40,6 +43,8 @@ export type RolloutOutcome =
   /** A newer release of the same target came first; nothing was changed. */
   | { status: 'superseded'; reason: string }
   /** Stopped at a safe point on request; the release is resumed by the next start. */
+  | { status: 'interrupted'; reason: string }
+  /** Stopped by an operator at a safe point and ended there (not resumed); every host whole, Auto Scaling and alarms restored. */
   | { status: 'stopped'; reason: string };
 
 export interface Rollout {
@@ -60,7 +65,9 @@ export function outcomeOf(record: ReleaseRecord): RolloutOutcome {
       return { status: 'refused', reason };
     case 'superseded':
       return { status: 'superseded', reason };
-    default:
+    case 'stopped':
       return { status: 'stopped', reason };
+    default:
+      return { status: 'interrupted', reason };
   }
 }

@@ -29,9 +29,11 @@ export type ReleaseStatus =
    * A newer release of the same target came first: this one changed nothing, or it had stopped at a
    * safe point after changing hosts and the newer one, past its preflight, took the target over.
    */
-  | 'superseded';
+  | 'superseded'
+  /** Stopped by an operator (`harbormaster stop`) at a safe point: every host whole, Auto Scaling and alarms restored; the hosts released so far stay on the new image. Not resumed. */
+  | 'stopped';
 
-const FINAL: ReadonlySet<ReleaseStatus> = new Set(['succeeded', 'rolled-back', 'failed', 'refused', 'superseded']);
+const FINAL: ReadonlySet<ReleaseStatus> = new Set(['succeeded', 'rolled-back', 'failed', 'refused', 'superseded', 'stopped']);
 export const isFinal = (status: ReleaseStatus) => FINAL.has(status);
 
 /** How far one host got, as the release last recorded it (observation decides what is true). */

@@ -179,7 +179,7 @@ export class ReleaseScheduler {
       }
       const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing) });
       if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };
-      if (outcome.status === 'stopped') return { status: 'unfinished', reason: outcome.reason };
+      if (outcome.status === 'interrupted') return { status: 'unfinished', reason: outcome.reason };
       return { status: 'ended', outcome };
     } finally {
       over = true;

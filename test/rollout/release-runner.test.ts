@@ -378,7 +378,7 @@ describe('the release runner', () => {
       return ['in-service'];
     };
     const first = await h.release('v2', { stopRequested: stop.signal });
-    assert.equal(first.outcome.status, 'stopped');
+    assert.equal(first.outcome.status, 'interrupted');
     assert.equal(first.recorded.record.status, 'interrupted');
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
@@ -656,7 +656,7 @@ describe('the release runner', () => {
         return original.apply(h.posted, messages);
       })(h.posted.push);
     const { outcome, recorded } = await h.release('v2', { stopRequested: stop.signal });
-    assert.equal(outcome.status, 'stopped');
+    assert.equal(outcome.status, 'interrupted');
     assert.match((outcome as { reason: string }).reason, /restores pending: resuming .* on Auto Scaling group asg-a: resume-auto-scaling: Rate exceeded/);
     assert.equal(recorded.record.status, 'running', 'not finished: the next start carries it on');
     assert.ok(recorded.record.pending!.length > 0);
@@ -709,7 +709,7 @@ describe('a release held by the test hold hook (HARBORMASTER_TEST_HOLD_AT)', () 
     stop.abort();
     const { outcome } = await running;
     assert.equal(hold.endedFor(), 'stop requested');
-    assert.equal(outcome.status, 'stopped');
+    assert.equal(outcome.status, 'interrupted');
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
     assert.deepEqual(h.suspended, { 'asg-a': [] });

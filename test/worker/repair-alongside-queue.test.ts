@@ -30,7 +30,7 @@ describe('repair at start', () => {
         if (release.record.deployment !== 'production') return { status: 'succeeded', hosts: 1 };
         // The repaired release does not end until the worker is asked to stop.
         await new Promise((resolve) => context.stopRequested.addEventListener('abort', resolve, { once: true }));
-        return { status: 'stopped', reason: 'stopped on request with restores pending' };
+        return { status: 'interrupted', reason: 'stopped on request with restores pending' };
       },
     };
     const config = workerConfig(suite.moto.endpoint, queues, {
