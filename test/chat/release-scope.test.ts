@@ -38,7 +38,7 @@ describe('release scope', () => {
     const listener = { runStarted: () => events.push('started'), runEnded: (_r: unknown, outcome: unknown) => events.push(`ended ${JSON.stringify(outcome)}`) };
     await scopedRollout({ run: async () => ({ status: 'interrupted', reason: 'asked' }) }, [listener]).run(release, context);
     await assert.rejects(scopedRollout({ run: async () => Promise.reject(new Error('lease lost')) }, [listener]).run(release, context), /lease lost/);
-    assert.deepEqual(events, ['started', 'ended {"status":"stopped","reason":"asked"}', 'started', 'ended undefined']);
+    assert.deepEqual(events, ['started', 'ended {"status":"interrupted","reason":"asked"}', 'started', 'ended undefined']);
   });
 
   it('fans a message out to every chat, past one that throws, and flushes them all', async () => {
