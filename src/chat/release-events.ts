@@ -4,7 +4,7 @@
 // (release-scope.ts), or from `releaseId` where the message itself knows it. Text in events (hosts,
 // steps) is already escaped for Slack, as in the messages.
 
-export type ReleaseOutcomeKind = 'succeeded' | 'rolled-back' | 'failed' | 'refused' | 'superseded' | 'interrupted';
+export type ReleaseOutcomeKind = 'succeeded' | 'rolled-back' | 'failed' | 'refused' | 'superseded' | 'interrupted' | 'stopped';
 
 export type ReleaseEvent =
   | { readonly kind: 'started'; readonly releaseId: string; readonly hosts: number }

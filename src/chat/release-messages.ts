@@ -289,6 +289,22 @@ export function releaseInterrupted(input: ReleaseInterruptedInput): ChatMessage 
   };
 }
 
+export interface ReleaseStoppedInput extends ReleaseInterruptedInput {
+  /** Who stopped it (`harbormaster stop`). */
+  readonly by: string;
+}
+
+/** Stopped by an operator at a safe point and ended there; the hosts released so far stay on the new image. */
+export function releaseStopped(input: ReleaseStoppedInput): ChatMessage {
+  return {
+    text:
+      `Release of ${shortImage(input.image)} to ${targetName(input.target)} stopped by ${untrusted(input.by, 100)} at a safe point: ${input.released} of ${plural(input.total, 'host')} released ` +
+      '(they stay on the new image), every host whole, Auto Scaling and alarms restored',
+    severity: 'warning',
+    event: { kind: 'ended', outcome: 'stopped' },
+  };
+}
+
 export interface RestorePendingInput {
   readonly target: RequestTarget | string;
   /** Each restore still not confirmed, with AWS's reason. */

@@ -78,6 +78,7 @@ export const OUTCOME_WORDS: Readonly<Record<ReleaseOutcomeKind, string>> = {
   refused: 'refused before any change',
   superseded: 'superseded by a newer release',
   interrupted: 'paused at a safe point',
+  stopped: 'stopped by an operator',
 };
 
 /** The headline: what a person scanning the channel reads first. */
@@ -90,6 +91,8 @@ export function headline(view: ReleaseView): string {
       return `:white_check_mark: Released ${what}: ${plural(view.total, 'host')}`;
     case 'interrupted':
       return `:double_vertical_bar: Release of ${what} paused: ${view.done} of ${plural(view.total, 'host')}`;
+    case 'stopped':
+      return `:octagonal_sign: Release of ${what} stopped: ${view.done} of ${plural(view.total, 'host')}`;
     case 'superseded':
       return `:fast_forward: Release of ${what} superseded`;
     case 'refused':

@@ -45,6 +45,8 @@ const STATE_OF: Readonly<Record<ReleaseOutcomeKind, State>> = {
   refused: 'failure',
   superseded: 'inactive',
   interrupted: 'queued',
+  // Stopped part-way by an operator: never a success.
+  stopped: 'failure',
 };
 
 interface Deployment {

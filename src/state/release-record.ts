@@ -137,6 +137,8 @@ export interface ReleaseRecord {
   attempts: number;
   /** Who holds it now (worker id, and the fencing token where the store has leases). */
   owner?: { readonly worker: string; readonly token?: number };
+  /** An operator's stop, as the release took it up at a safe point (from the target's control). */
+  stop?: { readonly by: string; readonly at: string; readonly rollback: boolean };
   /** Why it ended as it did, or why it was interrupted. */
   reason?: string;
   failure?: { readonly host?: string; readonly step: string; readonly reason: string };

@@ -146,7 +146,7 @@ function harness(options: HarnessOptions = {}) {
       const { record } = await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
       recorded = new RecordedRelease(store, record);
     }
-    const outcome = await (options.runner ?? runner).run(recorded, { logger, stopRequested: options.stopRequested ?? new AbortController().signal, releaseConfig, occasion: 'new', ...(options.leaseLost ? { leaseLost: options.leaseLost } : {}) });
+    const outcome = await (options.runner ?? runner).run(recorded, { logger, stopRequested: options.stopRequested ?? new AbortController().signal, releaseConfig, occasion: 'new', ...(options.leaseLost ? { leaseLost: options.leaseLost } : {}), readControl: () => store.control('data/ingest/staging') });
     return { outcome, recorded };
   }
 
@@ -395,6 +395,64 @@ describe('the release runner', () => {
     assert.ok(h.posted.some((m) => /^Found the release of ingest:v2 to data\/ingest\/staging unfinished when its request came again \(interrupted, 1 of 3 host\(s\) released\)/.test(m.text)));
     assert.equal(h.mutes.filter((m) => m.name === h.mutes[0]!.name).length, 2, 'muted again for the rest of the release');
     assert.deepEqual(h.suspended, { 'asg-a': [] });
+  });
+
+  /** An operator's `harbormaster stop` of the release under way, recorded in the target's control as the CLI records it. */
+  async function operatorStop(h: ReturnType<typeof harness>, rollback: boolean): Promise<void> {
+    const [running] = await h.store.unfinished();
+    await h.store.updateControl('data/ingest/staging', () => ({ stops: [{ releaseId: running!.releaseId, by: 'alice', at: new Date().toISOString(), rollback }] }));
+  }
+
+  it("takes an operator's stop at the next safe point: the released host stays on the new image, the others untouched, everything restored, and it ends stopped", async () => {
+    const h = harness({ hosts: 3 });
+    let asked: Promise<void> | undefined;
+    h.lbs.afterRegister = () => {
+      asked ??= operatorStop(h, false); // while the first host is on its way back into service
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'stopped');
+    assert.equal(recorded.record.status, 'stopped');
+    assert.deepEqual(recorded.record.stop && { by: recorded.record.stop.by, rollback: recorded.record.stop.rollback }, { by: 'alice', rollback: false });
+    assert.match(recorded.record.reason!, /^stopped by alice at a safe point: 1 of 3 host\(s\) released$/);
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    for (const i of [2, 3]) assert.deepEqual(effectCalls(h.host(i)), [], `h${i} was not touched`);
+    assert.deepEqual(h.suspended, { 'asg-a': [] }, 'Auto Scaling restored');
+    assert.deepEqual([...h.rules.keys()], [], 'alarms unmuted');
+    assert.match(h.posted.at(-1)!.text, /stopped by alice at a safe point: 1 of 3 hosts released/);
+    // Taken up again (a redelivery, another worker): it has ended, nothing more happens.
+    const again = await h.release('v2', { record: recorded });
+    assert.equal(again.outcome.status, 'stopped');
+    for (const i of [2, 3]) assert.deepEqual(effectCalls(h.host(i)), []);
+  });
+
+  it("takes an operator's stop --rollback at the next safe point: the released hosts go back, last first, and it ends rolled back", async () => {
+    const h = harness({ hosts: 3 });
+    let released = 0;
+    let asked: Promise<void> | undefined;
+    h.lbs.afterRegister = () => {
+      released += 1;
+      if (released === 2) asked ??= operatorStop(h, true); // the second host back in service
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'rolled-back');
+    assert.equal(recorded.record.failure?.step, 'stop');
+    for (const i of [1, 2, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v1'], `h${i} on the old image`);
+    assert.deepEqual(effectCalls(h.host(3)), [], 'h3 was never touched');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+    assert.deepEqual([...h.rules.keys()], []);
+  });
+
+  it("ends at once a release an operator stopped before it began, changing nothing", async () => {
+    const h = harness({ hosts: 2 });
+    const request = validRequest({ image: '127.0.0.1:5000/data/ingest:v2' }) as unknown as ReleaseRequest;
+    const { record } = await h.store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
+    await h.store.updateControl('data/ingest/staging', () => ({ stops: [{ releaseId: record.releaseId, by: 'bob', at: new Date().toISOString(), rollback: false }] }));
+    const { outcome } = await h.release('v2', { record: new RecordedRelease(h.store, record) });
+    assert.deepEqual(outcome, { status: 'stopped', reason: 'stopped by bob before it began: nothing was changed' });
+    for (const i of [1, 2]) assert.deepEqual(h.host(i).calls, [], `h${i} was not even contacted`);
+    assert.deepEqual(h.calls, []);
   });
 
   it('resuming a release it stopped at a safe point, leaves alone a process someone suspended meanwhile: it is not resumed at the end', async () => {
