@@ -8,6 +8,9 @@ import { freePort } from './free-port.js';
 // moto lacks or does unlike AWS: CloudWatch alarm actions and mute rules, ELBv2 deregistration of an
 // unregistered target). Every AWS API the worker uses is served by this process.
 
+/** How long moto_server may take to answer after it is spawned. */
+const STARTUP_SECONDS = 120;
+
 export const MOTO_REGION = 'us-west-2';
 export const MOTO_CREDENTIALS = { accessKeyId: 'harbormaster-local', secretAccessKey: 'harbormaster-local' };
 const LAUNCHER = fileURLToPath(new URL('./moto-server.py', import.meta.url));
@@ -44,7 +47,8 @@ export async function startMoto(
   child.once('exit', (code, signal) => (exited = `moto_server exited (${code ?? signal})`));
   child.once('error', (error) => (exited = `cannot start moto_server: ${error.message}`));
 
-  const deadline = Date.now() + 30_000;
+  // Importing moto takes seconds of CPU: on a busy 2-core machine (other suites starting their own) it can take far longer.
+  const deadline = Date.now() + STARTUP_SECONDS * 1000;
   for (;;) {
     if (exited) throw new Error(`${exited}; is moto installed? (pip install "moto[server]")`);
     try {
@@ -56,7 +60,7 @@ export async function startMoto(
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`moto_server did not answer on ${endpoint} within 30 s`);
+      throw new Error(`moto_server did not answer on ${endpoint} within ${STARTUP_SECONDS} s`);
     }
     await sleep(100);
   }
