@@ -287,7 +287,12 @@ describe('deploy/cloudformation.yml', () => {
     assert.equal(role.Condition, undefined, 'always made: every worker needs it');
     assert.deepEqual(role.Properties.AssumeRolePolicyDocument.Statement, [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
     assert.deepEqual(role.Properties.ManagedPolicyArns, [{ Ref: 'WorkerPolicy' }], 'the worker policy and nothing else');
-    assert.equal(role.Properties.Policies, undefined, 'no inline policy beside the checked one');
+    // Beside it, only what the host key collector of docs/install.md calls (the worker never does).
+    assert.deepEqual(
+      (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>).flatMap((policy) => policy.PolicyDocument.Statement),
+      [{ Sid: 'ReadHostKeysFromConsoles', Effect: 'Allow', Action: ['ec2:GetConsoleOutput'], Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*' } }],
+    );
+    assert.ok(!calls.some((call) => call.actions.includes('ec2:GetConsoleOutput')), 'the worker itself does not read consoles');
     const profile = template.Resources.BastionInstanceProfile!;
     assert.equal(profile.Type, 'AWS::IAM::InstanceProfile');
     assert.deepEqual(profile.Properties.Roles, [{ Ref: 'BastionRole' }]);
