@@ -23,7 +23,7 @@ const tag = (name: string) => [
   { tag: `!${name}`, resolve: (value: string) => ({ [name]: value }) },
   { tag: `!${name}`, collection: 'seq' as const, resolve: (seq: { toJSON(): unknown }) => ({ [name]: seq.toJSON() }) },
 ];
-const template = parse(readFileSync(new URL('../../deploy/cloudformation.yml', import.meta.url), 'utf8'), { customTags: ['Ref', 'GetAtt', 'Sub'].flatMap(tag) }) as {
+const template = parse(readFileSync(new URL('../../deploy/cloudformation.yml', import.meta.url), 'utf8'), { customTags: ['Ref', 'GetAtt', 'Sub', 'If', 'Not', 'Equals', 'Or', 'And', 'Condition'].flatMap(tag) }) as {
   Resources: { CiPolicy: { Properties: { PolicyDocument: { Statement: Statement[] } } } };
 };
 const ciStatements = template.Resources.CiPolicy.Properties.PolicyDocument.Statement;

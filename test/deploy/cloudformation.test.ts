@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, type Tags } from 'yaml';
+import { parseWorkerConfig } from '../../src/config/worker-config.js';
 import { releaseTableDefinition, releaseTableTimeToLive } from '../../src/state/dynamodb-release-table.js';
 import { CI_READABLE_ATTRIBUTES } from '../../src/state/release-outcome.js';
 
@@ -27,11 +28,13 @@ interface Resource {
   Type: string;
   Properties: Record<string, any>;
   DeletionPolicy?: string;
+  Condition?: string;
 }
 interface Template {
-  Parameters: Record<string, { Type: string; Default?: unknown }>;
+  Parameters: Record<string, { Type: string; Default?: unknown; AllowedPattern?: string }>;
+  Conditions: Record<string, unknown>;
   Resources: Record<string, Resource>;
-  Outputs: Record<string, { Value: unknown }>;
+  Outputs: Record<string, { Value: unknown; Condition?: string }>;
 }
 
 const template = parse(readFileSync(join(root, 'deploy/cloudformation.yml'), 'utf8'), { customTags: cloudFormationTags }) as Template;
@@ -251,11 +254,23 @@ describe('deploy/cloudformation.yml', () => {
     };
     visit(template.Resources);
     visit(template.Outputs);
+    visit(template.Conditions);
     assert.deepEqual(unknown, []);
+    const conditionsUsed = [
+      ...Object.values(template.Resources).map((resource) => resource.Condition),
+      ...Object.values(template.Outputs).map((output) => output.Condition),
+    ].filter((name): name is string => name !== undefined);
+    for (const name of conditionsUsed) assert.ok(name in template.Conditions, `condition ${name} is declared`);
     assert.deepEqual(Object.keys(template.Outputs).sort(), [
+      'BastionInstanceProfileArn',
+      'BastionInstanceProfileName',
+      'BastionRoleArn',
+      'BastionSecurityGroupId',
       'CiPolicyArn',
+      'CiRoleArn',
       'DeadLetterQueueArn',
       'DeadLetterQueueUrl',
+      'HostSecurityGroupId',
       'QueueArn',
       'QueueUrl',
       'ReleaseTableArn',
@@ -264,5 +279,90 @@ describe('deploy/cloudformation.yml', () => {
     ]);
     assert.deepEqual(template.Outputs.QueueUrl!.Value, { Ref: 'ReleaseQueue' }, 'Ref of a queue is its URL');
     assert.deepEqual(template.Outputs.ReleaseTableName!.Value, { Ref: 'ReleaseTable' });
+  });
+
+  it('gives the bastion an instance role that EC2 alone assumes, holding the worker policy, and an instance profile of it', () => {
+    const role = template.Resources.BastionRole!;
+    assert.equal(role.Type, 'AWS::IAM::Role');
+    assert.equal(role.Condition, undefined, 'always made: every worker needs it');
+    assert.deepEqual(role.Properties.AssumeRolePolicyDocument.Statement, [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
+    assert.deepEqual(role.Properties.ManagedPolicyArns, [{ Ref: 'WorkerPolicy' }], 'the worker policy and nothing else');
+    // Beside it, only what the host key collector of docs/install.md calls (the worker never does).
+    assert.deepEqual(
+      (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>).flatMap((policy) => policy.PolicyDocument.Statement),
+      [{ Sid: 'ReadHostKeysFromConsoles', Effect: 'Allow', Action: ['ec2:GetConsoleOutput'], Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*' } }],
+    );
+    assert.ok(!calls.some((call) => call.actions.includes('ec2:GetConsoleOutput')), 'the worker itself does not read consoles');
+    const profile = template.Resources.BastionInstanceProfile!;
+    assert.equal(profile.Type, 'AWS::IAM::InstanceProfile');
+    assert.deepEqual(profile.Properties.Roles, [{ Ref: 'BastionRole' }]);
+    assert.deepEqual(template.Outputs.BastionInstanceProfileName!.Value, { Ref: 'BastionInstanceProfile' });
+  });
+
+  it('lets CI\'s role be assumed by one GitHub repository through OIDC, or by a named AWS role, and gives it the CI policy alone', () => {
+    const role = template.Resources.CiRole!;
+    assert.equal(role.Type, 'AWS::IAM::Role');
+    assert.equal(role.Condition, 'MakeCiRole');
+    assert.deepEqual(template.Conditions.MakeCiRole, { 'Fn::Or': [{ Condition: 'TrustGitHub' }, { Condition: 'TrustCiPrincipal' }] });
+    assert.deepEqual(role.Properties.ManagedPolicyArns, [{ Ref: 'CiPolicy' }]);
+    assert.equal(role.Properties.Policies, undefined);
+    const [github, agents] = role.Properties.AssumeRolePolicyDocument.Statement as Array<{ 'Fn::If': [string, Record<string, unknown>, unknown] }>;
+    assert.deepEqual(github!['Fn::If'], [
+      'TrustGitHub',
+      {
+        Sid: 'GitHubActions',
+        Effect: 'Allow',
+        Principal: { Federated: { Ref: 'GitHubOidcProviderArn' } },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+        Condition: {
+          StringEquals: { 'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com' },
+          StringLike: { 'token.actions.githubusercontent.com:sub': { 'Fn::Sub': 'repo:${GitHubRepository}:${GitHubSubject}' } },
+        },
+      },
+      { Ref: 'AWS::NoValue' },
+    ]);
+    assert.deepEqual(agents!['Fn::If'], ['TrustCiPrincipal', { Sid: 'CiAgents', Effect: 'Allow', Principal: { AWS: { Ref: 'CiPrincipalArn' } }, Action: 'sts:AssumeRole' }, { Ref: 'AWS::NoValue' }]);
+    // The subject names one repository: a wildcard owner or name would let any repository's workflow in.
+    const repository = new RegExp(template.Parameters.GitHubRepository!.AllowedPattern!);
+    for (const good of ['acme/ingest', 'acme/data.ingest', '']) assert.match(good, repository);
+    for (const bad of ['*', 'acme/*', '*/ingest', 'acme', 'acme/ingest/x']) assert.doesNotMatch(bad, repository, bad);
+    const provider = new RegExp(template.Parameters.GitHubOidcProviderArn!.AllowedPattern!);
+    assert.match('arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com', provider);
+    assert.doesNotMatch('arn:aws:iam::123456789012:oidc-provider/gitlab.com', provider, 'GitHub\'s provider only: the conditions name its claims');
+  });
+
+  it('opens the hosts to the bastion alone, on the SSH and probe ports of the configuration, and the bastion out to them and to HTTPS', () => {
+    const groups = resourcesOfType('AWS::EC2::SecurityGroup').map(([name]) => name).sort();
+    assert.deepEqual(groups, ['BastionSecurityGroup', 'HostSecurityGroup']);
+    const ingress = resourcesOfType('AWS::EC2::SecurityGroupIngress').map(([, rule]) => rule.Properties);
+    const egress = resourcesOfType('AWS::EC2::SecurityGroupEgress').map(([, rule]) => rule.Properties);
+    const portsOf = (rules: Array<Record<string, any>>) => rules.map((rule) => (rule.FromPort as { Ref: string }).Ref).sort();
+    assert.deepEqual(portsOf(ingress), ['HealthPort', 'SmokePort', 'SshPort']);
+    assert.deepEqual(portsOf(egress), ['HealthPort', 'SmokePort', 'SshPort']);
+    for (const rule of ingress) {
+      assert.deepEqual(rule.GroupId, { 'Fn::GetAtt': ['HostSecurityGroup', 'GroupId'] });
+      assert.deepEqual(rule.SourceSecurityGroupId, { 'Fn::GetAtt': ['BastionSecurityGroup', 'GroupId'] }, 'from the bastion only, never a CIDR');
+      assert.equal(rule.IpProtocol, 'tcp');
+      assert.deepEqual(rule.ToPort, rule.FromPort, 'one port a rule');
+    }
+    for (const rule of egress) {
+      assert.deepEqual(rule.GroupId, { 'Fn::GetAtt': ['BastionSecurityGroup', 'GroupId'] });
+      assert.deepEqual(rule.DestinationSecurityGroupId, { 'Fn::GetAtt': ['HostSecurityGroup', 'GroupId'] });
+      assert.deepEqual(rule.ToPort, rule.FromPort);
+    }
+    const bastion = template.Resources.BastionSecurityGroup!.Properties;
+    assert.equal(bastion.SecurityGroupIngress, undefined, 'nothing reaches the bastion through this group');
+    assert.deepEqual(
+      (bastion.SecurityGroupEgress as Array<Record<string, unknown>>).map(({ IpProtocol, FromPort, ToPort, CidrIp }) => ({ IpProtocol, FromPort, ToPort, CidrIp })),
+      [{ IpProtocol: 'tcp', FromPort: 443, ToPort: 443, CidrIp: '0.0.0.0/0' }],
+      'listing egress replaces the default allow-all: HTTPS out (AWS APIs, chat, GitHub), the hosts by the rules above',
+    );
+    assert.equal(template.Resources.HostSecurityGroup!.Properties.SecurityGroupIngress, undefined);
+    // The ports' defaults are the example configuration's: ssh.port (its default) and the health probe's port.
+    const example = parseWorkerConfig(readFileSync(join(root, 'deploy/worker.example.yml'), 'utf8'), 'deploy/worker.example.yml');
+    assert.equal(template.Parameters.SshPort!.Default, example.ssh!.port);
+    assert.equal(template.Parameters.HealthPort!.Default, example.releases[0]!.rollout!.health.port);
+    assert.equal(template.Parameters.SmokePort!.Default, 0, 'the example\'s smoke check uses the health port: no rule of its own');
+    assert.equal(example.releases[0]!.rollout!.smoke!.port, example.releases[0]!.rollout!.health.port);
   });
 });
