@@ -11,6 +11,9 @@ export type ReleaseEvent =
   | { readonly kind: 'host-done'; readonly host: string; readonly index: number; readonly total: number; readonly outOfServiceMs: number }
   | { readonly kind: 'host-trouble'; readonly host: string }
   | { readonly kind: 'resumed'; readonly releaseId: string }
+  /** At a gate of policy.steps: what it waits for (already worded), and when it was passed. */
+  | { readonly kind: 'gate'; readonly waiting: string }
+  | { readonly kind: 'gate-passed' }
   | { readonly kind: 'restore-pending' }
   | { readonly kind: 'restore-confirmed' }
   | {

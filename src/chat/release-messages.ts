@@ -408,6 +408,31 @@ export interface HostTroubleInput {
   readonly goingBack: boolean;
 }
 
+export interface GateInput {
+  readonly target: RequestTarget | string;
+  readonly image: string;
+  readonly released: number;
+  readonly total: number;
+  /** A bake's length; absent: a pause. */
+  readonly bakeSeconds?: number;
+}
+
+/** At a gate of policy.steps: a bake (waits and watches) or a pause (waits for `harbormaster promote`). */
+export function releaseAtGate(input: GateInput): ChatMessage {
+  const waiting = input.bakeSeconds !== undefined ? `baking for ${formatDuration(input.bakeSeconds * 1000)}` : 'paused until `harbormaster promote`';
+  return {
+    text: `Release of ${shortImage(input.image)} to ${targetName(input.target)}: ${input.released} of ${plural(input.total, 'host')} released, ${waiting}`,
+    severity: 'info',
+    event: { kind: 'gate', waiting },
+  };
+}
+
+/** A gate passed: the bake's time is over, or an operator promoted the release. */
+export function releaseGatePassed(input: { readonly target: RequestTarget | string; readonly image: string; readonly by?: string | undefined }): ChatMessage {
+  const how = input.by !== undefined ? `promoted by ${untrusted(input.by, 100)}` : 'bake over, nothing went wrong';
+  return { text: `Release of ${shortImage(input.image)} to ${targetName(input.target)}: ${how}; going on`, severity: 'info', event: { kind: 'gate-passed' } };
+}
+
 /** A host that does not answer for now: said once per episode, while the release keeps trying. */
 export function hostTrouble(input: HostTroubleInput): ChatMessage {
   const host = untrusted(input.host, 100);

@@ -58,6 +58,12 @@ export function apply(view: ReleaseView, message: ChatMessage): void {
     case 'resumed':
       view.step = 'resumed';
       return;
+    case 'gate':
+      view.step = event.waiting;
+      return;
+    case 'gate-passed':
+      view.step = 'rolling out';
+      return;
     case 'restore-pending':
       view.step = 'restoring Auto Scaling and alarms';
       return;

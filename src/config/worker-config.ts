@@ -122,6 +122,23 @@ const rolloutSettings = z
         rollbackRetrySeconds: seconds('rollbackRetrySeconds', 10, 86_400).default(600),
         /** Past this, the release stops going forward: the hosts in progress go back and it ends rolled back. */
         releaseTimeoutMinutes: z.number().int().min(1).max(24 * 60).default(120),
+        /**
+         * Canary steps, in order (src/rollout/steps.ts): `{hosts: N}` N more hosts, `{percent: P}` up to P%
+         * of the target in all, `{bakeSeconds: S}` wait and watch, `{pause: true}` wait for
+         * `harbormaster promote`. Hosts left after the last step follow in batches. Default: no steps.
+         */
+        steps: z
+          .array(
+            z.union([
+              z.object({ hosts: z.number().int().min(1).max(10_000) }).strict(),
+              z.object({ percent: z.number().gt(0).max(100) }).strict(),
+              z.object({ bakeSeconds: seconds('bakeSeconds', 1, 86_400) }).strict(),
+              z.object({ pause: z.literal(true) }).strict(),
+            ]),
+            { errorMap: () => ({ message: 'each step is one of {hosts: N}, {percent: P}, {bakeSeconds: S} or {pause: true}' }) },
+          )
+          .max(50)
+          .optional(),
       })
       .strict()
       .default({}),

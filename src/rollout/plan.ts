@@ -1,6 +1,7 @@
 import type { LoadBalancerRef } from '../loadbalancer/load-balancers.js';
 import type { TargetInstance } from '../target/target-instances.js';
 import { processesToSuspend } from '../autoscaling/process-suspension.js';
+import { describeGate, planSteps, type Gate, type StepSpec } from './steps.js';
 
 // The release as data, computed from facts: which hosts go in which batch, which steps each host
 // goes through, exactly which Auto Scaling processes and alarms this release changes. No effects:
@@ -23,10 +24,14 @@ export interface PlanPolicy {
   readonly suspendProcesses: readonly string[];
   readonly smoke: boolean;
   readonly onFailure: 'host' | 'all';
+  /** Canary steps (steps.ts); none: every host in batches. */
+  readonly steps?: readonly StepSpec[] | undefined;
 }
 
 export interface ReleasePlan {
   readonly batches: ReadonlyArray<readonly TargetInstance[]>;
+  /** Bakes and pauses between batches. */
+  readonly gates: readonly Gate[];
   readonly batchSize: number;
   readonly minHealthy: number;
   readonly hostSteps: readonly HostStep[];
@@ -61,8 +66,7 @@ export function planRelease(facts: PlanFacts, policy: PlanPolicy): PlanResult {
     return { ok: false, reason: `minHealthy ${minHealthy} of ${total} host(s) leaves no host to take out of service: lower policy.minHealthy` };
   }
   const batchSize = Math.min(wanted, total - minHealthy);
-  const batches: TargetInstance[][] = [];
-  for (let i = 0; i < total; i += batchSize) batches.push(facts.hosts.slice(i, i + batchSize));
+  const { batches, gates } = planSteps(facts.hosts, batchSize, policy.steps);
 
   const balanced = facts.loadBalancers.length > 0;
   const hostSteps: HostStep[] = [
@@ -81,6 +85,7 @@ export function planRelease(facts: PlanFacts, policy: PlanPolicy): PlanResult {
     ok: true,
     plan: {
       batches,
+      gates,
       batchSize,
       minHealthy,
       hostSteps,
@@ -102,7 +107,9 @@ export function describePlan(plan: ReleasePlan): string[] {
     `on failure: ${plan.onFailure === 'all' ? 'roll back every host' : 'put the failing host back and stop'}`,
   ];
   plan.batches.forEach((batch, index) => {
+    for (const gate of plan.gates.filter((g) => g.afterBatch === index)) lines.push(`then: ${describeGate(gate)}`);
     for (const host of batch) lines.push(`batch ${index + 1}: ${host.instanceId} ${host.address}${host.name ? ` (${host.name})` : ''}: ${plan.hostSteps.join(' -> ')}`);
   });
+  for (const gate of plan.gates.filter((g) => g.afterBatch >= plan.batches.length)) lines.push(`then: ${describeGate(gate)}`);
   return lines;
 }

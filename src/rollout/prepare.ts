@@ -168,6 +168,7 @@ export class TargetPreparer {
         spec,
         loadBalancers: [...plan.loadBalancers],
         batches: plan.batches.map((batch) => batch.map((host) => host.instanceId)),
+        ...(plan.gates.length > 0 ? { gates: [...plan.gates] } : {}),
         batchSize: plan.batchSize,
         minHealthy: plan.minHealthy,
         onFailure: plan.onFailure,

@@ -1,4 +1,4 @@
-import type { StopRequest } from '../state/control.js';
+import type { PromoteRequest, StopRequest } from '../state/control.js';
 import type { HostRecord, ReleaseRecord } from '../state/release-record.js';
 import { minHealthyFor } from './plan.js';
 
@@ -12,15 +12,18 @@ import { minHealthyFor } from './plan.js';
 //     a. an operator's stop for this release not yet taken: take it (`stop`; with rollback: back);
 //     b. the worker asked to stop: `interrupt` (restore, then resume at the next start).
 //  3. Forward, Auto Scaling and alarms not confirmed suspended and muted by this take-up: `suspend`.
-//  4. Forward, the batch caught half-way, else the first batch with hosts left: those hosts, cut down so that policy.minHealthy still
+//  4. Forward, a gate of the plan (policy.steps) before the next batch, not passed yet: `reach-gate`
+//     (recorded, so a restart resumes it with the time left), then a bake waits out its time and a pause
+//     waits for an operator's promotion made after the gate was reached (`wait-gate`), then `pass-gate`.
+//  5. Forward, the batch caught half-way, else the first batch with hosts left: those hosts, cut down so that policy.minHealthy still
 //     serve; none may leave: `wait`, and once that has lasted the in-service timeout, `turn-back`.
-//  5. Forward, every batch done: `look-again` at the target (hosts that joined or left), a bounded
+//  6. Forward, every batch done: `look-again` at the target (hosts that joined or left), a bounded
 //     number of rounds; then `restore`.
-//  6. Back: hosts caught half-way, side by side (`back-hosts`); then the released hosts, last first,
+//  7. Back: hosts caught half-way, side by side (`back-hosts`); then the released hosts, last first,
 //     one at a time (to the old image with policy.onFailure `all` or an operator's rollback, else
 //     checked whole on the new one); a host that would go below policy.minHealthy is waited for, then
 //     left on the new image (`leave-host`).
-//  7. Otherwise: `restore`, after which the engine ends the release (see finalOutcome).
+//  8. Otherwise: `restore`, after which the engine ends the release (see finalOutcome).
 
 export interface ReleaseObservation {
   /** Epoch ms. */
@@ -29,6 +32,8 @@ export interface ReleaseObservation {
   readonly serving: ReadonlySet<string>;
   /** The operator's stop of this release, from the target's control document. */
   readonly stop?: StopRequest | undefined;
+  /** The operator's promotion of this release (past a pause), from the target's control document. */
+  readonly promotion?: PromoteRequest | undefined;
   /** The worker is asked to stop (SIGTERM): go to a safe point and leave the release to be resumed. */
   readonly interrupt: boolean;
   /** This take-up has confirmed Auto Scaling suspended and alarms muted. */
@@ -48,6 +53,9 @@ export type ReleaseAction =
   | { readonly kind: 'suspend' }
   | { readonly kind: 'release-hosts'; readonly hosts: string[]; readonly cut: boolean }
   | { readonly kind: 'wait'; readonly why: string }
+  | { readonly kind: 'reach-gate'; readonly gate: number }
+  | { readonly kind: 'wait-gate'; readonly gate: number; readonly until?: number }
+  | { readonly kind: 'pass-gate'; readonly gate: number; readonly by?: string }
   | { readonly kind: 'turn-back'; readonly failure: { readonly step: string; readonly reason: string } }
   | { readonly kind: 'look-again'; readonly mayTakeIn: boolean }
   | { readonly kind: 'back-hosts'; readonly hosts: string[]; readonly goal: 'new' | 'old' }
@@ -70,12 +78,34 @@ export function decideRelease(record: ReleaseRecord, observed: ReleaseObservatio
     if (!observed.suspended) return { kind: 'suspend' };
     // A batch caught half-way (after a crash) is finished first, then the batches in order.
     const left = plan.batches.map((batch) => batch.filter((id) => !isDone(record.hosts[id])));
-    const todo = left.find((batch) => batch.some((id) => record.hosts[id]?.progress === 'in-progress')) ?? left.find((batch) => batch.length > 0);
+    const halfwayBatch = left.find((batch) => batch.some((id) => record.hosts[id]?.progress === 'in-progress'));
+    const next = left.findIndex((batch) => batch.length > 0);
+    const gate = halfwayBatch ? undefined : gateBefore(record, next === -1 ? plan.batches.length : next, observed);
+    if (gate) return gate;
+    const todo = halfwayBatch ?? left[next];
     if (todo) return nextHosts(record, todo, observed);
     if (!observed.lookedEnough) return { kind: 'look-again', mayTakeIn: observed.looks < LOOK_ROUNDS - 1 };
     return { kind: 'restore' };
   }
   return back(record, observed);
+}
+
+/** The first gate before batch `index` not passed yet, as the action it calls for. */
+function gateBefore(record: ReleaseRecord, index: number, observed: ReleaseObservation): ReleaseAction | undefined {
+  const gates = record.plan!.gates ?? [];
+  const gate = gates.findIndex((g, i) => g.afterBatch <= index && !record.gates?.[i]?.passedAt);
+  if (gate === -1) return undefined;
+  const reached = record.gates?.[gate]?.reachedAt;
+  if (reached === undefined) return { kind: 'reach-gate', gate };
+  const spec = gates[gate]!;
+  if (spec.kind === 'bake') {
+    const until = Date.parse(reached) + spec.seconds * 1000;
+    return observed.at >= until ? { kind: 'pass-gate', gate } : { kind: 'wait-gate', gate, until };
+  }
+  const promotion = observed.promotion;
+  // A promotion made before the gate was reached was for an earlier gate.
+  if (promotion && Date.parse(promotion.at) >= Date.parse(reached)) return { kind: 'pass-gate', gate, by: promotion.by };
+  return { kind: 'wait-gate', gate };
 }
 
 function nextHosts(record: ReleaseRecord, todo: string[], observed: ReleaseObservation): ReleaseAction {

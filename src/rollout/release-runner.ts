@@ -7,7 +7,7 @@ import type { RolloutSettings } from '../config/worker-config.js';
 import type { HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { ReleaseRequest } from '../request/release-request.js';
-import { stopOf, type StopRequest } from '../state/control.js';
+import { promotionOf, stopOf, type StopRequest, type TargetControl } from '../state/control.js';
 import { isFinal, loadBalancerKey, whereItStands, type HostRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError } from '../state/release-store.js';
@@ -78,6 +78,13 @@ export interface ResolvedTarget {
   readonly groups: AutoScalingGroupFacts[];
   readonly alarms: Array<{ name: string; actionsEnabled: boolean }>;
 }
+
+/** How often a release at a gate looks again at what operators asked and at the worker's stop. */
+const GATE_POLL_MS = 1_000;
+
+const assertNever = (action: never): never => {
+  throw new Error(`no effect for the release action ${JSON.stringify(action)}`);
+};
 
 /** What this take-up of the release has seen and done so far: the part of the observation only the engine knows. */
 interface TakeUp {
@@ -156,20 +163,20 @@ export class ReleaseRunner implements Rollout {
     }
   }
 
-  /** The operator's stop of this release, if any; a control document that cannot be read now is read again at the next turn. */
-  private async operatorStop(release: RecordedRelease, context: RolloutContext): Promise<StopRequest | undefined> {
+  /** What operators asked of the target; a control document that cannot be read now is read again at the next turn. */
+  private async control(context: RolloutContext): Promise<TargetControl | undefined> {
     if (!context.readControl) return undefined;
     try {
-      return stopOf(await context.readControl(), release.releaseId);
+      return await context.readControl();
     } catch (error) {
-      context.logger.warn({ err: error }, "reading the target's control failed; an operator's stop (if any) is taken at the next turn");
+      context.logger.warn({ err: error }, "reading the target's control failed; an operator's stop or promotion (if any) is taken at the next turn");
       return undefined;
     }
   }
 
   /** Stopped by an operator before it began: nothing was changed, so it ends at once. */
   private async stoppedBeforeStart(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome | undefined> {
-    const stop = await this.operatorStop(release, context);
+    const stop: StopRequest | undefined = stopOf(await this.control(context), release.releaseId);
     if (!stop) return undefined;
     const reason = `stopped by ${stop.by} before it began: nothing was changed`;
     await release.update((draft) => {
@@ -224,14 +231,15 @@ export class ReleaseRunner implements Rollout {
   private async observe(release: RecordedRelease, context: RolloutContext, takeUp: TakeUp): Promise<ReleaseObservation> {
     const plan = release.record.plan!;
     const hosts = Object.values(release.record.hosts).filter((h) => h.progress !== 'gone');
-    const [serving, stop] = await Promise.all([
+    const [serving, control] = await Promise.all([
       Promise.all(hosts.map(async (h) => ((await this.inService(h, plan.loadBalancers)) ? h.instanceId : undefined))),
-      release.record.direction === 'forward' && !release.record.stop ? this.operatorStop(release, context) : undefined,
+      release.record.direction === 'forward' && !release.record.stop ? this.control(context) : undefined,
     ]);
     return {
       at: Date.now(),
       serving: new Set(serving.filter((id): id is string => id !== undefined)),
-      stop,
+      stop: stopOf(control, release.releaseId),
+      promotion: promotionOf(control, release.releaseId),
       interrupt: context.stopRequested.aborted,
       suspended: takeUp.suspended,
       noRoomSince: takeUp.noRoomSince,
@@ -306,9 +314,36 @@ export class ReleaseRunner implements Rollout {
         await leaveHost(release, action.host, action.reason, takeUp.tally);
         takeUp.settledBack.add(action.host);
         return;
+      case 'reach-gate': {
+        const gate = release.record.plan!.gates![action.gate]!;
+        await release.update((draft) => {
+          draft.gates ??= [];
+          draft.gates[action.gate] = { reachedAt: new Date().toISOString() };
+        });
+        const present = Object.values(release.record.hosts).filter((h) => h.progress !== 'gone');
+        log.info({ gate: action.gate, ...gate }, gate.kind === 'bake' ? 'baking: waiting and watching, nothing changes' : 'paused: waiting for harbormaster promote');
+        const { target, request } = release.record;
+        this.effects.chat.post(say.releaseAtGate({ target, image: request.image, released: present.filter((h) => h.progress === 'released').length, total: present.length, ...(gate.kind === 'bake' ? { bakeSeconds: gate.seconds } : {}) }));
+        return;
+      }
+      case 'wait-gate':
+        // Short waits: the operator's stop and promotion and the worker's stop are looked at again each time.
+        await sleep(Math.max(0, Math.min(GATE_POLL_MS, (action.until ?? Infinity) - Date.now())), undefined, { signal: context.stopRequested }).catch(() => undefined);
+        return;
+      case 'pass-gate':
+        await release.update((draft) => {
+          const gate = draft.gates![action.gate]!;
+          gate.passedAt = new Date().toISOString();
+          if (action.by !== undefined) gate.by = action.by;
+        });
+        log.info({ gate: action.gate, by: action.by }, action.by !== undefined ? 'promoted: going on' : 'bake over: going on');
+        this.effects.chat.post(say.releaseGatePassed({ target: release.record.target, image: release.record.request.image, by: action.by }));
+        return;
       case 'interrupt':
       case 'restore':
         return;
+      default:
+        return assertNever(action);
     }
   }
 

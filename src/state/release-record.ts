@@ -1,6 +1,7 @@
 import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec } from '../host/host-session.js';
 import type { LoadBalancerRef } from '../loadbalancer/load-balancers.js';
+import type { Gate } from '../rollout/steps.js';
 import type { ReleaseRequest } from '../request/release-request.js';
 
 // What survives the worker: one record per release, written before every effect. It holds what can
@@ -108,6 +109,8 @@ export interface RecordedPlan {
   readonly loadBalancers: LoadBalancerRef[];
   /** Instance ids, batch by batch. */
   readonly batches: string[][];
+  /** Bakes and pauses between batches (policy.steps); absent in records from before steps. */
+  readonly gates?: Gate[];
   readonly batchSize: number;
   readonly minHealthy: number;
   readonly onFailure: 'host' | 'all';
@@ -137,6 +140,8 @@ export interface ReleaseRecord {
   attempts: number;
   /** Who holds it now (worker id, and the fencing token where the store has leases). */
   owner?: { readonly worker: string; readonly token?: number };
+  /** Per gate of the plan (same index): when the release reached it, and when and by whom it was passed. */
+  gates?: Array<{ readonly reachedAt: string; passedAt?: string; by?: string }>;
   /** An operator's stop, as the release took it up at a safe point (from the target's control). */
   stop?: { readonly by: string; readonly at: string; readonly rollback: boolean };
   /** Why it ended as it did, or why it was interrupted. */
@@ -182,7 +187,7 @@ export function newReleaseRecord(input: { request: ReleaseRequest; keyId: string
 }
 
 /** A short account of where a release stands, for logs and chat: "running, h2 at stop-old". */
-export function whereItStands(record: ReleaseRecord): string {
+export function whereItStands(record: ReleaseRecord, now = new Date()): string {
   const busy = Object.values(record.hosts).filter((h) => h.progress === 'in-progress');
   const done = Object.values(record.hosts).filter((h) => h.progress === 'released').length;
   const total = Object.keys(record.hosts).length;
@@ -190,5 +195,18 @@ export function whereItStands(record: ReleaseRecord): string {
   if (record.direction === 'back') parts.push('rolling back');
   if (total > 0) parts.push(`${done} of ${total} host(s) released`);
   for (const host of busy) parts.push(`${host.name ?? host.address} at ${host.intent?.action ?? 'start'}`);
+  const waiting = gateWaiting(record, now);
+  if (waiting) parts.push(waiting);
   return parts.join(', ');
+}
+
+/** The gate of policy.steps a release waits at now, in words: "baking, 120 s left", "paused until `harbormaster promote`". */
+export function gateWaiting(record: ReleaseRecord, now = new Date()): string | undefined {
+  if (isFinal(record.status) || record.direction !== 'forward') return undefined;
+  const index = (record.gates ?? []).findIndex((g) => g && !g.passedAt);
+  const gate = index === -1 ? undefined : record.plan?.gates?.[index];
+  if (!gate) return undefined;
+  if (gate.kind === 'pause') return 'paused until `harbormaster promote`';
+  const left = Math.max(0, Math.ceil((Date.parse(record.gates![index]!.reachedAt) + gate.seconds * 1000 - now.getTime()) / 1000));
+  return `baking, ${left} s left`;
 }

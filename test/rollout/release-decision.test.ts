@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RolloutSettings } from '../../src/config/worker-config.js';
 import { decideRelease, LOOK_ROUNDS, type ReleaseAction, type ReleaseObservation } from '../../src/rollout/release-decision.js';
+import type { Gate } from '../../src/rollout/steps.js';
 import type { HostProgress, HostRecord, RecordedPlan, ReleaseRecord } from '../../src/state/release-record.js';
 
 // The release-level decision table: a release as a worker finds it (its record, the hosts in
@@ -23,6 +24,8 @@ interface Shape {
   readonly onFailure?: 'host' | 'all';
   readonly minHealthy?: number;
   readonly stop?: ReleaseRecord['stop'];
+  readonly gates?: Gate[];
+  readonly gateProgress?: ReleaseRecord['gates'];
 }
 
 function record(shape: Shape): ReleaseRecord {
@@ -32,6 +35,7 @@ function record(shape: Shape): ReleaseRecord {
     batches: shape.batches ?? ids.map((id) => [id]),
     onFailure: shape.onFailure ?? 'host',
     inServiceTimeoutMs: IN_SERVICE_TIMEOUT,
+    ...(shape.gates ? { gates: shape.gates } : {}),
   } as unknown as RecordedPlan;
   return {
     releaseId: 'r-1',
@@ -39,6 +43,7 @@ function record(shape: Shape): ReleaseRecord {
     plan,
     hosts: Object.fromEntries(ids.map((id) => [id, host(id, shape.hosts[id]!)])),
     ...(shape.stop ? { stop: shape.stop } : {}),
+    ...(shape.gateProgress ? { gates: shape.gateProgress } : {}),
   } as unknown as ReleaseRecord;
 }
 
@@ -62,6 +67,9 @@ interface Row {
   readonly then: ReleaseAction;
 }
 
+const iso = (ms: number) => new Date(ms).toISOString();
+const BAKE: Gate = { afterBatch: 1, kind: 'bake', seconds: 300 };
+const PAUSE: Gate = { afterBatch: 1, kind: 'pause' };
 const three = { 'i-1': 'pending', 'i-2': 'pending', 'i-3': 'pending' } as const;
 const ALL = ['i-1', 'i-2', 'i-3'];
 
@@ -96,7 +104,28 @@ const rows: Row[] = [
     then: { kind: 'turn-back', failure: { step: 'min-healthy', reason: 'only 2 host(s) are in service: taking another out would leave fewer than policy.minHealthy (2) serving' } },
   },
   { name: 'a host not serving may go even without room', shape: { hosts: three, minHealthy: 2 }, seen: { serving: ['i-2', 'i-3'] }, then: { kind: 'release-hosts', hosts: ['i-1'], cut: false } },
-  // 5. Every batch done: look at the target again, a bounded number of rounds.
+  // 4. Gates of policy.steps (a bake, a pause) before the next batch.
+  { name: 'a gate after the canary, not reached yet: reach it', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [BAKE] }, seen: { serving: ALL }, then: { kind: 'reach-gate', gate: 0 } },
+  { name: 'a bake with time left: wait until its end', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [BAKE], gateProgress: [{ reachedAt: iso(AT - 100_000) }] }, seen: { serving: ALL }, then: { kind: 'wait-gate', gate: 0, until: AT + 200_000 } },
+  { name: 'a bake whose time is over (also after a restart): pass it', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [BAKE], gateProgress: [{ reachedAt: iso(AT - 300_000) }] }, seen: { serving: ALL }, then: { kind: 'pass-gate', gate: 0 } },
+  { name: 'a passed gate: the next batch', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [BAKE], gateProgress: [{ reachedAt: iso(AT - 300_000), passedAt: iso(AT) }] }, seen: { serving: ALL }, then: { kind: 'release-hosts', hosts: ['i-2'], cut: false } },
+  { name: 'a pause: wait for a promotion', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }] }, seen: { serving: ALL }, then: { kind: 'wait-gate', gate: 0 } },
+  {
+    name: 'a pause promoted after it was reached: pass it, saying by whom',
+    shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }] },
+    seen: { serving: ALL, promotion: { releaseId: 'r-1', by: 'carol', at: iso(AT - 1_000) } },
+    then: { kind: 'pass-gate', gate: 0, by: 'carol' },
+  },
+  {
+    name: 'a promotion made before the pause was reached (for an earlier gate) does not pass it',
+    shape: { hosts: { ...three, 'i-1': 'released', 'i-2': 'released' }, gates: [{ afterBatch: 1, kind: 'pause' }, { afterBatch: 2, kind: 'pause' }], gateProgress: [{ reachedAt: iso(AT - 60_000), passedAt: iso(AT - 50_000), by: 'carol' }, { reachedAt: iso(AT - 5_000) }] },
+    seen: { serving: ALL, promotion: { releaseId: 'r-1', by: 'carol', at: iso(AT - 50_000) } },
+    then: { kind: 'wait-gate', gate: 1 },
+  },
+  { name: "an operator's stop at a gate (a safe point): take it", shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }] }, seen: { serving: ALL, stop: STOP }, then: { kind: 'stop', request: STOP } },
+  { name: 'a bake after the last batch: reached before looking at the target again', shape: { hosts: { 'i-1': 'released', 'i-2': 'released' }, gates: [{ afterBatch: 2, kind: 'bake', seconds: 60 }] }, seen: { serving: ['i-1', 'i-2'] }, then: { kind: 'reach-gate', gate: 0 } },
+  { name: 'a batch caught half-way goes before a gate', shape: { hosts: { ...three, 'i-1': 'in-progress' }, gates: [{ afterBatch: 0, kind: 'pause' }] }, seen: { serving: ['i-2', 'i-3'] }, then: { kind: 'release-hosts', hosts: ['i-1'], cut: false } },
+  // 6. Every batch done: look at the target again, a bounded number of rounds.
   { name: 'every batch done: look again, newcomers may be taken in', shape: { hosts: { 'i-1': 'released', 'i-2': 'released' } }, seen: { serving: ['i-1', 'i-2'] }, then: { kind: 'look-again', mayTakeIn: true } },
   { name: 'the last round of looking: newcomers are named, not taken in', shape: { hosts: { 'i-1': 'released' } }, seen: { serving: ['i-1'], looks: LOOK_ROUNDS - 1 }, then: { kind: 'look-again', mayTakeIn: false } },
   { name: 'looked enough: restore', shape: { hosts: { 'i-1': 'released' } }, seen: { serving: ['i-1'], looks: 1, lookedEnough: true }, then: { kind: 'restore' } },

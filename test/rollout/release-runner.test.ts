@@ -15,7 +15,7 @@ import type { RolloutOutcome } from '../../src/rollout/rollout.js';
 import type { Membership } from '../../src/loadbalancer/load-balancers.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { RecordedRelease } from '../../src/state/recorded-release.js';
-import { newReleaseRecord } from '../../src/state/release-record.js';
+import { newReleaseRecord, whereItStands, type ReleaseRecord } from '../../src/state/release-record.js';
 import { validRequest } from '../support/requests.js';
 import { SimulatedConnector, SimulatedHost, SimulatedLoadBalancers, simulatedProbe } from '../support/simulated-fleet.js';
 import { capturingLogger, eventually, workerConfigObject } from '../support/worker-fixtures.js';
@@ -453,6 +453,40 @@ describe('the release runner', () => {
     assert.deepEqual(outcome, { status: 'stopped', reason: 'stopped by bob before it began: nothing was changed' });
     for (const i of [1, 2]) assert.deepEqual(h.host(i).calls, [], `h${i} was not even contacted`);
     assert.deepEqual(h.calls, []);
+  });
+
+  it('releases a canary, waits at a pause until an operator promotes it, then releases the rest; the gate is recorded with who passed it', async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, steps: [{ hosts: 1 }, { pause: true }] } } });
+    const running = h.release('v2');
+    let record: ReleaseRecord | undefined;
+    for (let i = 0; i < 200 && !record?.gates?.[0]; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      [record] = await h.store.unfinished();
+    }
+    assert.ok(record?.gates?.[0]?.reachedAt, 'the pause is reached and recorded');
+    assert.equal(whereItStands(record), 'running, 1 of 3 host(s) released, paused until `harbormaster promote`');
+    assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    for (const i of [2, 3]) assert.deepEqual(effectCalls(h.host(i)), [], `h${i} waits behind the gate`);
+    assert.match(h.posted.at(-1)!.text, /1 of 3 hosts released, paused until `harbormaster promote`/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const i of [2, 3]) assert.deepEqual(effectCalls(h.host(i)), [], `h${i} still waits`);
+
+    await h.store.updateControl('data/ingest/staging', () => ({ promotions: [{ releaseId: record!.releaseId, by: 'carol', at: new Date().toISOString() }] }));
+    const { outcome, recorded } = await running;
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 3 });
+    assert.equal(recorded.record.gates?.[0]?.by, 'carol');
+    for (const i of [1, 2, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    assert.ok(h.posted.some((m) => /promoted by carol; going on/.test(m.text)));
+  });
+
+  it('bakes after the canary for the configured time, then goes on without anyone', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, steps: [{ hosts: 1 }, { bakeSeconds: 1 }] } } });
+    const { outcome, recorded } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    const gate = recorded.record.gates![0]!;
+    assert.ok(Date.parse(gate.passedAt!) - Date.parse(gate.reachedAt) >= 1000, 'passed no earlier than a second after it was reached');
+    assert.ok(h.posted.some((m) => /baking for 1\.0 s/.test(m.text)));
+    assert.ok(h.posted.some((m) => /bake over, nothing went wrong; going on/.test(m.text)));
   });
 
   it('resuming a release it stopped at a safe point, leaves alone a process someone suspended meanwhile: it is not resumed at the end', async () => {
