@@ -1,5 +1,6 @@
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { accessDenied } from '../aws/access-denied.js';
 import { isTransient, withRetry } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
@@ -29,13 +30,13 @@ export interface SecretStores {
 }
 
 const errorName = (error: unknown) => (error as { name?: unknown } | undefined)?.name;
-const DENIED = new Set(['AccessDeniedException', 'AccessDenied', 'UnauthorizedOperation', 'KMSAccessDeniedException', 'InvalidSignatureException', 'UnrecognizedClientException', 'ExpiredTokenException']);
 
 function awsFailure(what: string, permission: string, missingNames: ReadonlySet<string>, error: unknown): Error {
   if (isTransient(error)) return error as Error;
   const name = String(errorName(error) ?? 'Error');
   if (missingNames.has(name)) return new SecretStoreError('missing', `${what} does not exist (${name}): create it, or correct the name in the configuration`, { cause: error });
-  if (DENIED.has(name)) return new SecretStoreError('denied', `${what}: access denied (${name}): the worker's role needs ${permission}`, { cause: error });
+  const denied = accessDenied(error);
+  if (denied) return new SecretStoreError('denied', `${what}: access denied (${denied}): the worker's role needs ${permission}`, { cause: error });
   // AWS's own message may name the resource, never its value: kept short, it says what went wrong.
   const message = String((error as Error | undefined)?.message ?? error).slice(0, 200);
   return new SecretStoreError('other', `${what}: ${name}: ${message}`, { cause: error });

@@ -1,4 +1,5 @@
 import { GetAuthorizationTokenCommand, type ECRClient } from '@aws-sdk/client-ecr';
+import { accessDenied } from '../aws/access-denied.js';
 import { isTransient, withRetry } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
@@ -69,8 +70,6 @@ export class EcrCredentials {
   }
 }
 
-const DENIED = new Set(['AccessDeniedException', 'AccessDenied', 'UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException']);
-
 /** GetAuthorizationToken on `client` (its region is ECR's), for `registryId` or the caller's own account. */
 export function ecrTokenSource(client: ECRClient, settings: { registryId?: string | undefined; field: string; logger?: Logger }): () => Promise<EcrToken> {
   return async () => {
@@ -84,14 +83,12 @@ export function ecrTokenSource(client: ECRClient, settings: { registryId?: strin
     } catch (error) {
       if (isTransient(error)) throw error;
       const name = String((error as Error).name ?? 'Error');
-      if (DENIED.has(name)) {
+      const denied = accessDenied(error);
+      if (denied) {
         throw new RegistryCredentialsError(
-          `${settings.field}: ECR refused GetAuthorizationToken (${name}): the worker's role needs ecr:GetAuthorizationToken, and ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the repositories`,
+          `${settings.field}: ECR refused GetAuthorizationToken (${denied}): the worker's role needs ecr:GetAuthorizationToken, and ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on the repositories`,
           { cause: error },
         );
-      }
-      if (/region/i.test((error as Error).message ?? '') && name === 'Error') {
-        throw new RegistryCredentialsError(`${settings.field}: no region for ECR: set region there or aws.region`, { cause: error });
       }
       throw new RegistryCredentialsError(`${settings.field}: ECR GetAuthorizationToken failed (${name}): ${String((error as Error).message).slice(0, 200)}`, { cause: error });
     }
