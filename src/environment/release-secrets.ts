@@ -2,6 +2,7 @@ import { ECRClient } from '@aws-sdk/client-ecr';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../aws/clients.js';
+import { describeEnvironmentSource } from '../config/environment-source.js';
 import { readSecret } from '../config/secret-source.js';
 import type { WorkerConfig } from '../config/worker-config.js';
 import type { HostConnector, RegistryAuth } from '../host/host-session.js';
@@ -58,8 +59,14 @@ export function releaseSecrets(config: WorkerConfig, logger: Logger, env: NodeJS
   let environments: ReleaseEnvironments | undefined;
   const stores = () => {
     const aws = clientOptions(config.aws);
-    const secretStores = new AwsSecretStores(client(new SSMClient(aws)), client(new SecretsManagerClient(aws)), logger.child({ component: 'secrets' }));
-    return new ReleaseEnvironments((sources, signal) => readEnvironment(sources, secretStores, env, signal));
+    const log = logger.child({ component: 'secrets' });
+    const secretStores = new AwsSecretStores(client(new SSMClient(aws)), client(new SecretsManagerClient(aws)), log);
+    return new ReleaseEnvironments(async (sources, signal) => {
+      const values = await readEnvironment(sources, secretStores, env, signal);
+      // Which variables were read from where; their values never.
+      log.debug({ sources: Object.fromEntries(Object.entries(sources).map(([name, source]) => [name, describeEnvironmentSource(source)])) }, 'container environment read');
+      return values;
+    });
   };
 
   return {
