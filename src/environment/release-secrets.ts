@@ -5,7 +5,7 @@ import { clientOptions } from '../aws/clients.js';
 import { describeEnvironmentSource } from '../config/environment-source.js';
 import { readSecret } from '../config/secret-source.js';
 import type { WorkerConfig } from '../config/worker-config.js';
-import type { HostConnector, RegistryAuth } from '../host/host-session.js';
+import type { ContainerSpec, HostConnector, RegistryAuth } from '../host/host-session.js';
 import { ResolvingConnector } from '../host/resolving-connector.js';
 import type { Logger } from '../log/logger.js';
 import { EcrCredentials, ecrTokenSource } from '../registry/ecr-credentials.js';
@@ -24,6 +24,12 @@ export interface ReleaseSecrets {
   registryAuth(request: ReleaseRequest): RegistryAuth | undefined;
   /** `connector` with pulls and starts that fetch what they need (ECR tokens, environment values). */
   connector(connector: HostConnector): HostConnector;
+  /**
+   * Reads the release's sourced environment now (kept for its starts); rejects naming the variables
+   * that cannot be read. For a preflight: called before any host leaves service, a missing secret
+   * refuses the release instead of failing its first start.
+   */
+  readEnvironment(spec: ContainerSpec, signal?: AbortSignal): Promise<void>;
   close(): void;
 }
 
@@ -84,6 +90,10 @@ export function releaseSecrets(config: WorkerConfig, logger: Logger, env: NodeJS
     connector(connector) {
       environments ??= stores();
       return new ResolvingConnector(connector, environments);
+    },
+    async readEnvironment(spec, signal) {
+      environments ??= stores();
+      await environments.complete(spec, signal);
     },
     close() {
       clients.forEach((made) => made.destroy());

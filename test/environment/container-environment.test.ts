@@ -114,6 +114,13 @@ describe('container environment from secret stores (moto)', () => {
     assert.equal(next.API_TOKEN, 'api-v2-e7b1');
   });
 
+  it('values read ahead for a release (a preflight) are the ones its hosts get', async () => {
+    await secrets.readEnvironment(spec('release-ahead'));
+    await ssm.send(new PutParameterCommand({ Name: '/ingest/db-password', Value: 'db-v3-aa01', Type: 'SecureString', Overwrite: true }));
+    assert.equal((await start('release-ahead')).DB_PASSWORD, 'db-v2-0c44');
+    assert.equal((await start('release-after')).DB_PASSWORD, 'db-v3-aa01');
+  });
+
   it('a missing parameter or key stops the start, naming the variable and its source, never a value', async () => {
     const stores = new AwsSecretStores(ssm, secretsManager);
     await assert.rejects(
@@ -156,7 +163,7 @@ describe('container environment from secret stores (moto)', () => {
     logger.flush();
     const text = logged.join('');
     assert.match(text, /"DB_PASSWORD":"SSM parameter \/ingest\/db-password".*"msg":"container environment read"/, 'what was read from where is logged');
-    for (const value of ['db-v1-9f3b', 'db-v2-0c44', 'api-v1-22d0', 'api-v2-e7b1', 'whole-v1-5be7', ENV_VALUE, SECRET_FILE_VALUE]) {
+    for (const value of ['db-v1-9f3b', 'db-v2-0c44', 'db-v3-aa01', 'api-v1-22d0', 'api-v2-e7b1', 'whole-v1-5be7', ENV_VALUE, SECRET_FILE_VALUE]) {
       assert.ok(!recorded.includes(value), `${value} not recorded`);
       assert.ok(!text.includes(value), `${value} not logged`);
     }
