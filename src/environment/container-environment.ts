@@ -49,6 +49,8 @@ export async function readEnvironment(
 ): Promise<Record<string, string>> {
   const names = Object.keys(sources).sort();
   const results = await Promise.allSettled(names.map((name) => readOne(sources[name]!, stores, env, signal)));
+  // Abandoned (the lease given up): its reason, not a failure of the variables.
+  signal?.throwIfAborted();
   const failures = results.flatMap((result, i) => (result.status === 'rejected' ? [[names[i]!, result.reason as Error] as const] : []));
   if (failures.length > 0) {
     const reasons = failures.map(([name, error]) => `container.environment.${name} (${describeEnvironmentSource(sources[name]!)}): ${error.message}`);

@@ -61,6 +61,7 @@ export class AwsSecretStores implements SecretStores {
       if (value === undefined) throw new SecretStoreError('missing', `${what} has no value`);
       return value;
     } catch (error) {
+      signal?.throwIfAborted();
       if (error instanceof SecretStoreError) throw error;
       throw awsFailure(what, `ssm:GetParameter on it (and kms:Decrypt on its key for a SecureString with a customer managed key)`, new Set(['ParameterNotFound', 'ParameterVersionNotFound']), error);
     }
@@ -79,6 +80,7 @@ export class AwsSecretStores implements SecretStores {
       }
       return answer.SecretString;
     } catch (error) {
+      signal?.throwIfAborted();
       if (error instanceof SecretStoreError) throw error;
       throw awsFailure(what, `secretsmanager:GetSecretValue on it (and kms:Decrypt on its key when it has a customer managed key)`, new Set(['ResourceNotFoundException']), error);
     }

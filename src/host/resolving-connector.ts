@@ -30,15 +30,25 @@ class ResolvingSession implements HostSession {
 
   async pull(image: string, auth?: RegistryAuth): Promise<void> {
     if (!(auth instanceof RenewableRegistryAuth)) return this.inner.pull(image, auth);
-    const first = await auth.current();
+    const first = await this.unlessAborted(auth.current());
     try {
       return await this.inner.pull(image, first);
     } catch (error) {
       if (!(error instanceof PullError) || error.reason !== 'unauthorised') throw error;
       // A token revoked or expired early: one new token, one more try; a second refusal is the answer.
       auth.refused(first);
-      return this.inner.pull(image, await auth.current());
+      return this.inner.pull(image, await this.unlessAborted(auth.current()));
     }
+  }
+
+  /** A token is shared by every release's pulls: one that is given up stops waiting for it, without ending the call. */
+  private unlessAborted<T>(work: Promise<T>): Promise<T> {
+    const signal = this.signal;
+    if (!signal) return work;
+    signal.throwIfAborted();
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', (onAbort = () => reject(signal.reason)), { once: true }));
+    return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
   }
 
   async run(spec: ContainerSpec): Promise<string> {

@@ -10,12 +10,18 @@ import { ResolvingConnector } from '../../src/host/resolving-connector.js';
 import { createLogger } from '../../src/log/logger.js';
 import { decodeAuthorizationToken, EcrCredentials, ecrTokenSource, needsRenewal, RegistryCredentialsError, type EcrToken } from '../../src/registry/ecr-credentials.js';
 import { RenewableRegistryAuth } from '../../src/registry/renewable-auth.js';
+import { releaseSecrets } from '../../src/environment/release-secrets.js';
+import { newReleaseRequest } from '../../src/request/release-request.js';
 import { startAuthRegistry, type AuthRegistry } from '../support/auth-registry.js';
+import { workerConfig } from '../support/worker-fixtures.js';
 import { deniedCredentials } from '../support/moto-iam.js';
 import { startWatchingProxy, type WatchingProxy } from '../support/watching-proxy.js';
 
 const HOUR = 3_600_000;
 const token = (password: string, expiresAt: number): EcrToken => ({ username: 'AWS', password, proxyEndpoint: 'https://123456789012.dkr.ecr.us-west-2.amazonaws.com', expiresAt });
+
+const noEnvironments = { complete: async (spec: unknown) => spec } as unknown as ReleaseEnvironments;
+const connectorFor = (session: HostSession): HostConnector => new ResolvingConnector({ connect: async () => session }, noEnvironments);
 
 describe('ECR token renewal (decisions)', () => {
   it('asks for a token again when less than an hour of it is left, not before', async () => {
@@ -53,6 +59,18 @@ describe('ECR token renewal (decisions)', () => {
     assert.equal((await credentials.get()).password, 't2');
   });
 
+  it('a pull whose lease is given up stops waiting for the token', async () => {
+    const credentials = new EcrCredentials(() => new Promise<EcrToken>(() => undefined));
+    const lease = new AbortController();
+    let pulled = false;
+    const inner = { address: 'h', pull: async () => void (pulled = true) } as Partial<HostSession> as HostSession;
+    const session = await new ResolvingConnector({ connect: async () => inner }, noEnvironments).connect('h', lease.signal);
+    const pull = session.pull('r/app:1', new RenewableRegistryAuth('r', credentials));
+    lease.abort(new Error('lease lost'));
+    await assert.rejects(pull, /lease lost/);
+    assert.equal(pulled, false);
+  });
+
   it('refuses a token that is not base64 user:password without quoting it', () => {
     assert.deepEqual(decodeAuthorizationToken(Buffer.from('AWS:pa:ss').toString('base64')), { username: 'AWS', password: 'pa:ss' });
     assert.throws(() => decodeAuthorizationToken(Buffer.from('no-colon-secret').toString('base64')), (error: Error) => error instanceof RegistryCredentialsError && !error.message.includes('no-colon-secret'));
@@ -73,8 +91,6 @@ function registryLoginSession(registry: AuthRegistry, pulls: RegistryAuth[]): Ho
   } as Partial<HostSession> as HostSession;
 }
 
-const noEnvironments = { complete: async (spec: unknown) => spec } as unknown as ReleaseEnvironments;
-const connectorFor = (session: HostSession): HostConnector => new ResolvingConnector({ connect: async () => session }, noEnvironments);
 
 describe('ECR credentials on moto, with a registry that accepts exactly them', () => {
   let moto: MotoServer;
@@ -153,6 +169,26 @@ describe('ECR credentials on moto, with a registry that accepts exactly them', (
     await assert.rejects(registryLoginSession(registry, pulls).pull('x', auth), PullError);
     assert.equal(pulls[0]!.password, '');
     assert.equal(JSON.stringify({ auth }), JSON.stringify({ auth: { serveraddress: registry.address, username: 'AWS', password: '[redacted]' } }));
+  });
+
+  it('a release configured with registry: {ecr: true} pulls with the token, wired as the worker wires it', async () => {
+    const config = workerConfig(proxy.endpoint, { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' }, {
+      ssh: { user: 'deploy', privateKey: { env: 'UNUSED_KEY' }, knownHostsFile: '/dev/null' },
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging'], images: { allowedRepositories: [`${registry.address}/data/ingest`] }, rollout: { container: { name: 'ingest' }, health: { port: 8080 }, registry: { ecr: true } } }],
+    });
+    const secrets = releaseSecrets(config, logger);
+    try {
+      const request = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment: 'staging' }, image: `${registry.address}/data/ingest:1`, requestedBy: 'ci', source: {} });
+      assert.ok(request.ok);
+      const auth = secrets.registryAuth(request.value);
+      assert.ok(auth instanceof RenewableRegistryAuth);
+      const pulls: RegistryAuth[] = [];
+      const session = await secrets.connector({ connect: async () => registryLoginSession(registry, pulls) }).connect('10.0.0.1');
+      await session.pull(request.value.image, auth);
+      assert.deepEqual(pulls, [{ username: 'AWS', password: MOTO_PASSWORD, serveraddress: registry.address }]);
+    } finally {
+      secrets.close();
+    }
   });
 
   it('ECR access denied names the field and the permission', async () => {
