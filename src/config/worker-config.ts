@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { formatIssues } from '../request/release-request.js';
 import { resourceName, userName } from '../request/names.js';
 import { secretSourceSchema, withSecretSource } from './secret-source.js';
+import { environmentSchema } from './environment-source.js';
 import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-suspension.js';
 
 // The worker's configuration: everything about how a release runs lives here, on the bastion, never
@@ -24,7 +25,8 @@ const containerSettings = z
     /** The live container's name on every host. */
     name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/),
     ports: z.array(z.string().regex(/^(\d{1,5}:)?\d{1,5}(\/(tcp|udp))?$/, 'a port is "hostPort:containerPort[/udp]"')).default([]),
-    environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
+    /** Plain values, or {env}, {file}, {ssm}, {secret[, key]}: read at each release, never recorded (environment-source.ts). */
+    environment: environmentSchema.default({}),
     /** Bind mounts "source:target[:ro]", e.g. /dev/log:/dev/log for syslog. */
     volumes: z.array(z.string().regex(/^\/[^:]*:\/[^:]*(:(ro|rw))?$/, 'a volume is "/source:/target[:ro]"')).default([]),
     restartPolicy: z.enum(['no', 'always', 'unless-stopped', 'on-failure']).default('unless-stopped'),
@@ -42,6 +44,34 @@ const httpCheck = z
     expectBodyContains: z.string().optional(),
   })
   .strict();
+
+/**
+ * How the hosts' engines log in to the registry for a pull: a user and a password (a secret source),
+ * or Amazon ECR (`ecr: true`), whose token the worker asks for with GetAuthorizationToken and
+ * renews before it expires (src/registry/ecr-credentials.ts).
+ */
+const registrySettings = z
+  .object({
+    username: z.string().min(1).optional(),
+    password: secretSourceSchema.optional(),
+    ecr: z.literal(true, { errorMap: () => ({ message: 'ecr is true (or left out for a username and password)' }) }).optional(),
+    /** ECR's region; default aws.region. */
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'region must look like us-west-2').optional(),
+    /** The account whose registry holds the images; default the worker's own account. */
+    registryId: z.string().regex(/^\d{12}$/, 'registryId is an AWS account id (12 digits)').optional(),
+  })
+  .strict()
+  .superRefine((registry, ctx) => {
+    const login = registry.username !== undefined || registry.password !== undefined;
+    if (registry.ecr && login) {
+      ctx.addIssue({ code: 'custom', message: 'registry takes either ecr: true or username and password, not both' });
+    } else if (!registry.ecr && (registry.username === undefined || registry.password === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'registry needs username and password (a secret source), or ecr: true for Amazon ECR' });
+    }
+    if (!registry.ecr && (registry.region !== undefined || registry.registryId !== undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'region and registryId are only for ecr: true' });
+    }
+  });
 
 /** A unix socket path on the hosts. */
 const socketPath = z.string().regex(/^\/[A-Za-z0-9._\/-]+$/, 'an engine socket is an absolute path such as /var/run/docker.sock');
@@ -142,7 +172,7 @@ const rolloutSettings = z
       })
       .strict()
       .default({}),
-    registry: z.object({ username: z.string().min(1), password: secretSourceSchema }).strict().optional(),
+    registry: registrySettings.optional(),
   })
   .strict();
 

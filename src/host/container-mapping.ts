@@ -36,6 +36,9 @@ export function checkVolume(text: string): string {
 }
 
 export function createOptionsFor(spec: ContainerSpec): ContainerCreateOptions {
+  // A container started without a variable it was configured with would fail later and less clearly.
+  const unresolved = Object.keys(spec.environmentSources ?? {});
+  if (unresolved.length > 0) throw new ContainerSpecError(`environment ${unresolved.join(', ')} not read from its source before the start (no resolving connector)`);
   const exposedPorts: Record<string, Record<string, never>> = {};
   const portBindings: Record<string, Array<{ HostIp?: string; HostPort: string }>> = {};
   for (const mapping of spec.ports.map(parsePortMapping)) {

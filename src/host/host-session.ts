@@ -3,6 +3,8 @@
 // The executor calls only these; tests of the rollout logic use a fake, tests of this module use
 // the local fleet's real engines over real SSH.
 
+import type { EnvironmentSource } from '../config/environment-source.js';
+
 export interface RegistryAuth {
   readonly username: string;
   readonly password: string;
@@ -17,6 +19,12 @@ export interface ContainerSpec {
   /** "hostPort:containerPort" or "hostPort:containerPort/udp". */
   readonly ports: readonly string[];
   readonly environment: Readonly<Record<string, string>>;
+  /**
+   * Variables whose values are read when the container is started (SSM, Secrets Manager, the worker's
+   * environment or files): names of sources only, so the spec can be recorded. A session refuses to
+   * start a spec that still has them; the resolving connector (src/host/resolving-connector.ts) fills them in.
+   */
+  readonly environmentSources?: Readonly<Record<string, EnvironmentSource>>;
   /** "source:target" or "source:target:ro", e.g. /dev/log:/dev/log. */
   readonly volumes: readonly string[];
   readonly restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';

@@ -1,4 +1,5 @@
 import type { RolloutSettings } from '../config/worker-config.js';
+import { splitEnvironment } from '../config/environment-source.js';
 import type { ContainerSpec } from '../host/host-session.js';
 
 export interface SpecFacts {
@@ -15,7 +16,8 @@ export function containerSpec(settings: RolloutSettings, facts: SpecFacts): Cont
     name: container.name,
     image: facts.image,
     ports: container.ports,
-    environment: container.environment,
+    // Plain values, and the sources of the others: their values are read at the start, never recorded.
+    ...splitEnvironment(container.environment),
     volumes: container.volumes,
     restartPolicy: container.restartPolicy,
     stopTimeoutSeconds: container.stopTimeoutSeconds,

@@ -15,15 +15,16 @@ import { readSecret } from '../config/secret-source.js';
 import { SshHostConnector } from '../host/ssh-host-connector.js';
 import { ReconnectingConnector } from '../host/reconnecting-session.js';
 import { hostReconnect } from '../chat/release-messages.js';
-import type { HostConnector, RegistryAuth } from '../host/host-session.js';
+import type { HostConnector } from '../host/host-session.js';
+import { releaseSecrets } from '../environment/release-secrets.js';
 import { AwsLoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
-import { parseImageReference } from '../request/image-reference.js';
 import { Ec2InstanceFinder } from '../target/target-instances.js';
 import { ReleaseRunner, type RolloutEffects } from './release-runner.js';
 
-// Wires the release runner to the real world from the worker's configuration. Every secret is read
-// here, at start: a missing key or password stops the worker before it takes a request.
+// Wires the release runner to the real world from the worker's configuration. The worker's own secrets
+// are read here, at start: a missing key or password stops the worker before it takes a request. ECR
+// tokens and the container's sourced environment are read when used (environment/release-secrets.ts).
 
 export function createChat(config: WorkerConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Chat {
   return chatFromConfig(config, logger, env);
@@ -44,10 +45,7 @@ export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, 
     autoScaling: new AutoScalingClient(aws),
     cloudWatch: new CloudWatchClient(aws),
   };
-  const registryPasswords = new Map<string, string>();
-  for (const release of config.releases) {
-    if (release.rollout?.registry) registryPasswords.set(`${release.stack}/${release.release}`, readSecret(release.rollout.registry.password, env));
-  }
+  const secrets = releaseSecrets(config, logger, env);
   let connector: HostConnector | undefined;
   if (config.ssh) {
     const ssh = config.ssh;
@@ -79,24 +77,23 @@ export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, 
     autoScaling: new AwsAutoScaling(clients.autoScaling, logger),
     alarms: new AwsAlarmActions(clients.cloudWatch, logger),
     muteRules: new AwsAlarmMuteRules(clients.cloudWatch, logger),
-    connector: connector ?? {
-      connect: async () => {
-        throw new Error('ssh is not configured');
+    connector: secrets.connector(
+      connector ?? {
+        connect: async () => {
+          throw new Error('ssh is not configured');
+        },
       },
-    },
+    ),
     chat,
-    registryAuth: (request): RegistryAuth | undefined => {
-      const key = `${request.target.stack}/${request.target.release}`;
-      const registry = config.releases.find((r) => `${r.stack}/${r.release}` === key)?.rollout?.registry;
-      const image = parseImageReference(request.image);
-      if (!registry || !image.ok) return undefined;
-      return { username: registry.username, password: registryPasswords.get(key)!, serveraddress: image.image.registry };
-    },
+    registryAuth: (request) => secrets.registryAuth(request),
     ...overrides,
   };
   return {
     runner: new ReleaseRunner(effects),
     effects,
-    close: () => Object.values(clients).forEach((client) => client.destroy()),
+    close: () => {
+      Object.values(clients).forEach((client) => client.destroy());
+      secrets.close();
+    },
   };
 }

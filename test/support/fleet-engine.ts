@@ -25,6 +25,8 @@ export interface FleetEngineOptions {
   readonly policy?: Record<string, unknown>;
   /** Merged into the ssh section (deadlines, user). */
   readonly ssh?: Record<string, unknown>;
+  /** Replaces whole entries of the release's rollout section (container, registry, ...). */
+  readonly rollout?: Record<string, unknown>;
   /** Sample the invariants through the release (registered => healthy, out of service). */
   readonly sample?: { readonly observer: FleetObserver; readonly excused?: ReadonlySet<string> };
 }
@@ -37,6 +39,7 @@ export function fleetEngine(fleet: Fleet, options: FleetEngineOptions = {}) {
     signingKey: { id: TEST_KEY.id, env: TEST_KEY_ENV },
     stateDirectory: mkdtempSync(join(tmpdir(), 'harbormaster-faults-')),
     policy: { hostRetrySeconds: 60, ...options.policy },
+    ...(options.rollout ? { rollout: options.rollout } : {}),
     logLevel: 'debug',
   });
   object.ssh = { ...object.ssh, ...FAULT_SSH, ...options.ssh };

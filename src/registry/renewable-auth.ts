@@ -1,0 +1,39 @@
+import type { RegistryAuth } from '../host/host-session.js';
+import type { EcrCredentials } from './ecr-credentials.js';
+
+// Registry credentials that are fetched and renewed while the worker runs (ECR), handed to the
+// rollout in place of fixed ones. The rollout asks for a release's credentials synchronously; the
+// resolving connector (src/host/resolving-connector.ts) turns this into the current token at each
+// pull, and renews it once when the registry refuses it.
+
+export class RenewableRegistryAuth implements RegistryAuth {
+  constructor(
+    /** registry host[:port], as in the image reference. */
+    readonly serveraddress: string,
+    private readonly credentials: EcrCredentials,
+  ) {}
+
+  get username(): string {
+    return this.credentials.latest()?.username ?? 'AWS';
+  }
+
+  /** The token held now ('' before the first fetch: a pull without the connector is refused, never sent stale). */
+  get password(): string {
+    return this.credentials.latest()?.password ?? '';
+  }
+
+  /** Credentials with time left, for one pull. */
+  async current(): Promise<RegistryAuth> {
+    const token = await this.credentials.get();
+    return { username: token.username, password: token.password, serveraddress: this.serveraddress };
+  }
+
+  /** The registry refused `used`: the next current() asks for a new token. */
+  refused(used: RegistryAuth): void {
+    this.credentials.renewAfterRefusal(used.password);
+  }
+
+  toJSON(): Record<string, string> {
+    return { serveraddress: this.serveraddress, username: this.username, password: '[redacted]' };
+  }
+}
