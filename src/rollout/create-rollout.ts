@@ -86,6 +86,7 @@ export function createRollout(config: WorkerConfig, logger: Logger, chat: Chat, 
     ),
     chat,
     registryAuth: (request) => secrets.registryAuth(request),
+    readEnvironment: (spec, signal) => secrets.readEnvironment(spec, signal),
     ...overrides,
   };
   return {

@@ -144,6 +144,8 @@ export class TargetPreparer {
       await this.refuseBelowMinHealthy(resolved.hosts, plan);
       context.logger.info({ hosts: resolved.hosts.length, batches: plan.batches.length, loadBalancers: plan.loadBalancers.map((lb) => lb.id), suspend: plan.suspend, muteAlarms: resolved.alarms.map((a) => a.name) }, 'release planned');
       const spec = containerSpec(settings, { image: request.image, target: resolved.target, releaseId, requestedBy: request.requestedBy });
+      // Read now, so a missing or refused secret refuses the release before any host leaves service.
+      if (this.effects.readEnvironment) await steps.run('environment', undefined, () => this.effects.readEnvironment!(spec, context.leaseLost));
       sessions = await this.preflight(resolved.hosts, {
         image: request.image,
         auth: this.effects.registryAuth(request),

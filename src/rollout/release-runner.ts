@@ -4,7 +4,7 @@ import * as say from '../chat/release-messages.js';
 import type { Chat } from '../chat/chat.js';
 import type { HttpCheck, ProbeResult } from '../health/http-probe.js';
 import type { RolloutSettings } from '../config/worker-config.js';
-import type { HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
+import type { ContainerSpec, HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { ReleaseRequest } from '../request/release-request.js';
 import { promotionOf, stopOf, type StopRequest, type TargetControl } from '../state/control.js';
@@ -44,6 +44,8 @@ export interface RolloutEffects extends ScalingEffects {
   readonly chat: Chat;
   /** Registry credentials for a request's image, from the release's configuration and secrets. */
   readonly registryAuth: (request: ReleaseRequest) => RegistryAuth | undefined;
+  /** Reads the container's environment from its sources (SSM, Secrets Manager) for the release, so a missing one refuses it before any host leaves service. */
+  readonly readEnvironment?: (spec: ContainerSpec, signal?: AbortSignal) => Promise<void>;
   readonly journal?: StepJournal;
   /** Poll interval of the load balancer waits; tests shorten it. */
   readonly pollMs?: number;
