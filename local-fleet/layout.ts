@@ -16,7 +16,8 @@ export const BRIDGE = 'hmbr0';
 export const BRIDGE_ADDRESS = '10.77.0.1';
 export const SUBNET_PREFIX = 24;
 export const REGISTRY_ADDRESS = `${BRIDGE_ADDRESS}:5000`;
-export const MAX_HOSTS = 20;
+/** 30 staging hosts and one personal host fit: addresses .11-.42 of the /24, one engine (about 50 MB) and one sshd each. */
+export const MAX_HOSTS = 32;
 /** Every fleet engine's containers live in cgroups under this parent. */
 export const CGROUP_PARENT = '/harbormaster-fleet';
 

@@ -3,20 +3,12 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, loadWorkerConfig } from '../config/worker-config.js';
 import { SecretUnavailableError } from '../config/secret-source.js';
 import { createLogger } from '../log/logger.js';
-import { enqueue, buildRequest, type EnqueueOptions } from './enqueue.js';
+import type { EnqueueOptions } from './enqueue.js';
 import { UsageError } from './usage-error.js';
-import { exitCodeFor, waitForRelease } from './wait-for-release.js';
-import { planRequest, printPlan } from './plan.js';
-import { registerHistory } from './ops/history.js';
-import { registerHosts } from './ops/hosts.js';
-import { registerShow } from './ops/show.js';
-import { registerStatus } from './ops/status.js';
 
-import { createWorker, runUntilSignalled } from '../worker/worker.js';
-import { createRollout } from '../rollout/create-rollout.js';
-import { createSignals } from '../chat/signals.js';
-import { holdPointJournal } from '../rollout/hold-point.js';
-import { requestRefused } from '../chat/release-messages.js';
+// Each command loads what it needs when it runs (dynamic imports): a worker, which runs for months,
+// never holds the modules of the other commands, and the release engine is loaded with the first
+// release it carries (lazyRollout).
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -53,6 +45,7 @@ program
   .addOption(new Option('--state-table <table>', 'the workers\' DynamoDB release table, for --wait').env('HARBORMASTER_STATE_TABLE'))
   .option('--wait-minutes <minutes>', 'how long --wait waits at most', '60')
   .action(async (options: EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string }) => {
+    const [{ enqueue, buildRequest }, { exitCodeFor, waitForRelease }] = await Promise.all([import('./enqueue.js'), import('./wait-for-release.js')]);
     if (options.dryRun) {
       process.stdout.write(`${JSON.stringify(buildRequest(options, process.env), null, 2)}\n`);
       return;
@@ -83,11 +76,18 @@ program
   .action(async (options: { config: string }) => {
     const config = loadWorkerConfig(options.config);
     const logger = createLogger({ level: config.log.level });
+    const [{ createWorker, runUntilSignalled }, { lazyRollout }, { createSignals }, { holdPointJournal }, { requestRefused }] = await Promise.all([
+      import('../worker/worker.js'),
+      import('../worker/lazy-rollout.js'),
+      import('../chat/signals.js'),
+      import('../rollout/hold-point.js'),
+      import('../chat/release-messages.js'),
+    ]);
     // Chat, GitHub deployments and metrics: the rollout and the worker post to signals.chat.
     const signals = createSignals(config, logger);
     const chat = signals.chat;
     const journal = holdPointJournal(process.env.HARBORMASTER_TEST_HOLD_AT, logger);
-    const rollout = createRollout(config, logger, chat, process.env, journal ? { journal } : {});
+    const rollout = lazyRollout(config, logger, chat, process.env, journal ? { journal } : {});
     const worker = createWorker(config, {
       rollout: signals.rollout(rollout.runner),
       logger,
@@ -116,15 +116,19 @@ program
   .action(async (options: EnqueueOptions & { config: string; request?: string }) => {
     const config = loadWorkerConfig(options.config);
     const logger = createLogger({ level: 'warn', toStderr: true });
+    const { planRequest, printPlan } = await import('./plan.js');
     const passed = await printPlan(config, planRequest(options, process.env), logger, (line) => process.stdout.write(`${line}\n`));
     process.exitCode = passed ? 0 : 1;
   });
 
-// Read-only ops commands, one per file in ./ops.
-registerStatus(program);
-registerHistory(program);
-registerShow(program);
-registerHosts(program);
+// Read-only ops commands, one per file in ./ops; not loaded for `harbormaster worker`.
+if (process.argv[2] !== 'worker') {
+  const [{ registerStatus }, { registerHistory }, { registerShow }, { registerHosts }] = await Promise.all([import('./ops/status.js'), import('./ops/history.js'), import('./ops/show.js'), import('./ops/hosts.js')]);
+  registerStatus(program);
+  registerHistory(program);
+  registerShow(program);
+  registerHosts(program);
+}
 
 try {
   await program.parseAsync(process.argv);

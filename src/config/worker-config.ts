@@ -84,11 +84,18 @@ const rolloutSettings = z
     health: httpCheck
       .extend({
         timeoutSeconds: seconds('timeoutSeconds', 1, 3600).default(60),
+        /** The slowest the probe is polled while a host is out of service: it starts at 25 ms and backs off to this. */
         intervalMs: z.number().int().min(50).max(60_000).default(500),
-        /** Also wait for the image's own HEALTHCHECK, when it has one. */
-        useImageHealthcheck: z.boolean().default(true),
+        /**
+         * Also wait for the image's own HEALTHCHECK verdict (when it has one) before the host goes back
+         * into service. Off by default: the probe above is the application's answer, and Docker's
+         * verdict comes only after the image's HEALTHCHECK interval (30 s unless the image sets it).
+         */
+        waitForDocker: z.boolean().default(false),
       })
-      .strict(),
+      .strict()
+      // The release runner reads the same answer as useImageHealthcheck.
+      .transform((health) => ({ ...health, useImageHealthcheck: health.waitForDocker })),
     /** Checked once after health, before the host goes back into service. */
     smoke: httpCheck.optional(),
     loadBalancers: z

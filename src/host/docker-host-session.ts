@@ -293,6 +293,12 @@ export class DockerHostSession implements HostSession {
     return container.id;
   }
 
+  async create(spec: ContainerSpec): Promise<string> {
+    const options = createOptionsFor(spec);
+    const container = await this.call('create', (abortSignal) => this.docker.createContainer({ ...options, abortSignal } as typeof options));
+    return container.id;
+  }
+
   async remove(nameOrId: string): Promise<void> {
     // 404: already gone, which is what was asked (a repair after a crash may remove twice).
     await this.onContainer('remove', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).remove({ force: true, v: true, abortSignal }), [404]);

@@ -79,6 +79,8 @@ export interface HostSession {
   setRestartPolicy(nameOrId: string, policy: ContainerSpec['restartPolicy']): Promise<void>;
   /** Creates and starts a container; resolves with its id. */
   run(spec: ContainerSpec): Promise<string>;
+  /** Creates a container without starting it (its ports are bound only when it starts); resolves with its id. */
+  create(spec: ContainerSpec): Promise<string>;
   remove(nameOrId: string): Promise<void>;
   /**
    * From now on, every call of this session is abandoned (its request aborted) when `signal` aborts,

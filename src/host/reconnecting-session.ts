@@ -127,6 +127,9 @@ export class ReconnectingHostSession implements HostSession {
   run(spec: ContainerSpec) {
     return this.use((s) => s.run(spec), false);
   }
+  create(spec: ContainerSpec) {
+    return this.use((s) => s.create(spec), false);
+  }
   remove(nameOrId: string) {
     return this.use((s) => s.remove(nameOrId), false);
   }

@@ -9,6 +9,10 @@ import type { HostRecord } from '../state/release-record.js';
 // started) and where the release is going (the new image, or back) in; one action out. No I/O and
 // no clock but the observation's: first run, redelivery and repair after a crash all come here.
 //
+// The new container is created (not started) while the host still serves, under a name of its own
+// (nextName): the old container holds the configured name and the host port until it stops. Once the
+// old one is stopped and renamed, the created one takes the name and starts.
+//
 // Two rules hold in every answer: a host registered in a load balancer always has a healthy live
 // container (otherwise the answer is to deregister it), and a host goes back only into the load
 // balancers it was in before the release.
@@ -34,6 +38,7 @@ export interface ReleaseTerms {
   /** loadBalancerKey of every load balancer of the release. */
   readonly loadBalancers: readonly string[];
   readonly smoke: boolean;
+  /** Also wait for the image's own HEALTHCHECK verdict (health.waitForDocker); otherwise the probe alone decides. */
   readonly useImageHealthcheck: boolean;
   readonly healthTimeoutMs: number;
   readonly drainTimeoutMs: number;
@@ -57,7 +62,10 @@ export type HostAction =
   | { readonly kind: 'stop-old'; readonly step: string; readonly container: string; readonly rename: string; readonly drainTimedOut: boolean }
   /** Any other container holding the configured name, or live beside the one that should be: renamed and stopped. */
   | { readonly kind: 'set-aside'; readonly step: string; readonly container: string; readonly rename: string; readonly why: string }
-  | { readonly kind: 'start-new'; readonly step: string }
+  /** The new container created, not started, under nextName: before the host leaves service. */
+  | { readonly kind: 'create-new'; readonly step: string; readonly name: string }
+  /** The created new container under the configured name, started. */
+  | { readonly kind: 'start-new'; readonly step: string; readonly container: string }
   /** The recorded live container back under its name, started. */
   | { readonly kind: 'start-old'; readonly step: string; readonly container: string }
   | { readonly kind: 'remove'; readonly step: string; readonly container: string; readonly why: string }
@@ -77,8 +85,9 @@ const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 type Health = { status: 'healthy' } | { status: 'starting'; until: number; detail: string } | { status: 'failed'; reason: string };
 
 /**
- * Whether a container is healthy: running, not crash-looping (for the container the release started),
- * its image's HEALTHCHECK not unhealthy, and the HTTP probe passing; failed once past the timeout.
+ * Whether a container is healthy: running, not crash-looping (for the container the release started)
+ * and the HTTP probe passing; with useImageHealthcheck, also its image's HEALTHCHECK healthy (or
+ * absent). Failed once past the timeout.
  */
 export function judgeHealth(container: ContainerInfo, observed: HostObservation, terms: ReleaseTerms, startedByRelease: boolean): Health {
   if (container.state !== 'running') {
@@ -159,8 +168,7 @@ function asideName(situation: HostSituation, container: ContainerInfo): string {
 
 function forward(situation: HostSituation, c: Classified): HostAction {
   const { observed, release } = situation;
-  if (c.fresh) {
-    if (c.fresh.state === 'created') return { kind: 'remove', step: 'start-new', container: c.fresh.id, why: 'created but never started' };
+  if (c.fresh && c.fresh.state !== 'created') {
     const health = judgeHealth(c.fresh, observed, release, true);
     // Never registered without a healthy container: out first, then the failure is the release's.
     if (health.status !== 'healthy' && c.registered.length > 0) return { kind: 'deregister', step: 'deregister', from: c.registered };
@@ -174,6 +182,13 @@ function forward(situation: HostSituation, c: Classified): HostAction {
     if (release.smoke && situation.host.smokePassed !== c.fresh.id) return { kind: 'smoke', step: 'smoke', container: c.fresh.id };
     return backInService(situation, c, { register: 'register', wait: 'wait-in-service' }, 'fail', 'new');
   }
+  if (!c.fresh) {
+    // Created while the host still serves, so that only the start is left once it is out. A host
+    // registered without a healthy container is taken out first.
+    if (c.registered.length > 0 && !servesHealthy(situation, c.old ? [c.old, ...c.others] : c.others)) return { kind: 'deregister', step: 'deregister', from: c.registered };
+    return { kind: 'create-new', step: 'create-new', name: nextName(situation) };
+  }
+  const created = c.fresh;
   if (c.registered.length > 0) return { kind: 'deregister', step: 'deregister', from: c.registered };
   const draining = drainWait(situation, c, 'drain');
   if (draining) return draining;
@@ -184,11 +199,13 @@ function forward(situation: HostSituation, c: Classified): HostAction {
   if (extra) {
     return { kind: 'set-aside', step: 'stop-old', container: extra.id, rename: asideName(situation, extra), why: isLive(extra) ? 'live, but not the container recorded as live before the release' : `holds the name ${release.containerName}` };
   }
-  return { kind: 'start-new', step: 'start-new' };
+  return { kind: 'start-new', step: 'start-new', container: created.id };
 }
 
 function backward(situation: HostSituation, c: Classified): HostAction {
   const { observed, release, host } = situation;
+  // Created but never started: it never served, so a host that serves need not leave service for it to go.
+  if (c.fresh?.state === 'created' && (c.registered.length === 0 || servesHealthy(situation, c.old ? [c.old, ...c.others] : c.others))) return { kind: 'remove', step: 'rollback-remove-new', container: c.fresh.id, why: 'the release is going back' };
   if (c.fresh) {
     if (c.registered.length > 0) return { kind: 'deregister', step: 'rollback-deregister', from: c.registered };
     const draining = drainWait(situation, c, 'rollback-drain');
@@ -240,4 +257,9 @@ function keepWhatRuns(situation: HostSituation, c: Classified, nothing: string):
 /** The name the live container is kept under for rollback while the release runs. */
 export function previousName(situation: Pick<HostSituation, 'release'>): string {
   return `${situation.release.containerName}-previous-${situation.release.releaseId.slice(0, 8)}`;
+}
+
+/** The name the new container is created under, while the live one still holds the configured name. */
+export function nextName(situation: Pick<HostSituation, 'release'>): string {
+  return `${situation.release.containerName}-next-${situation.release.releaseId.slice(0, 8)}`;
 }

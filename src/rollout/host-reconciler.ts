@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpCheck, ProbeResult } from '../health/http-probe.js';
+import { probeDelay } from '../health/probe-schedule.js';
 import { ContainerNotFoundError } from '../host/host-errors.js';
 import { isPassing } from './passing-failures.js';
 import type { ContainerInfo, HostSession } from '../host/host-session.js';
@@ -117,11 +118,12 @@ export async function observeHost(ctx: HostReconcilerContext, host: HostRecord, 
 async function perform(ctx: HostReconcilerContext, host: HostRecord, session: HostSession, action: HostAction): Promise<{ started?: string; smokePassed?: string }> {
   const { spec, settings } = ctx.plan;
   switch (action.kind) {
+    // Every load balancer at once: the host is out (or in) when the slowest has answered, not the sum.
     case 'deregister':
-      for (const key of action.from) await ctx.loadBalancers.deregister(refOf(ctx.plan, key), host.instanceId);
+      await Promise.all(action.from.map((key) => ctx.loadBalancers.deregister(refOf(ctx.plan, key), host.instanceId)));
       return {};
     case 'register':
-      for (const key of action.to) await ctx.loadBalancers.register(refOf(ctx.plan, key), host.instanceId);
+      await Promise.all(action.to.map((key) => ctx.loadBalancers.register(refOf(ctx.plan, key), host.instanceId)));
       return {};
     case 'stop-old':
     case 'set-aside': {
@@ -133,8 +135,20 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       await session.stop(action.container, spec.stopTimeoutSeconds);
       return {};
     }
-    case 'start-new':
-      return { started: await session.run(spec) };
+    case 'create-new':
+      // Restart policy `no` until it starts: an engine restart never starts a container that was only made ready.
+      return { started: await session.create({ ...spec, name: action.name, restartPolicy: 'no' }) };
+    case 'start-new': {
+      const current = await session.inspect(action.container);
+      if (!current) return {};
+      // The old container gave up the name (and the host port) when it was stopped and set aside.
+      await Promise.all([
+        current.name !== spec.name ? session.rename(action.container, spec.name) : undefined,
+        spec.restartPolicy !== 'no' ? session.setRestartPolicy(action.container, spec.restartPolicy) : undefined,
+      ]);
+      await session.start(action.container);
+      return {};
+    }
     case 'start-old': {
       const current = await session.inspect(action.container);
       if (!current) return {};
@@ -154,6 +168,23 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
     }
     default:
       throw new Error(`${action.kind} is not an effect`);
+  }
+}
+
+/**
+ * While a host waits for its container to be healthy: the probe alone, polled fast (probeDelay),
+ * until it passes, the wait's deadline comes, or a health interval has gone by (then the whole host
+ * is looked at again, so that a container that exits is seen). With the image's HEALTHCHECK to wait
+ * for as well, one pause and then the whole look, which reads Docker's verdict.
+ */
+async function awaitProbe(ctx: HostReconcilerContext, address: string, since: number, until: number): Promise<void> {
+  const { health } = ctx.plan.settings;
+  const lookAgainAt = Math.min(until, Date.now() + health.intervalMs);
+  for (;;) {
+    ctx.signal?.throwIfAborted();
+    await sleep(Math.max(1, Math.min(probeDelay(Date.now() - since, health.intervalMs), lookAgainAt - Date.now())));
+    if (ctx.terms.useImageHealthcheck || Date.now() >= lookAgainAt) return;
+    if ((await ctx.probe(address, health)).ok) return;
   }
 }
 
@@ -182,8 +213,10 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
   };
 
   let waitPolls = 0;
+  let healthWaitSince: number | undefined;
   const closeWait = async () => {
     waitPolls = 0;
+    healthWaitSince = undefined;
     if (!waiting) return;
     const durationMs = await waiting.done();
     if (waiting.step === 'wait-healthy') timings.healthyMs += durationMs;
@@ -249,7 +282,12 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       case 'wait':
         waiting ??= await ctx.steps.open(action.step, label);
         waitPolls += 1;
-        await sleep(action.for === 'healthy' ? ctx.plan.settings.health.intervalMs : pollDelay(waitPolls, ctx.pollMs, ctx.pollMs * 10));
+        if (action.for === 'healthy') {
+          healthWaitSince ??= Date.now();
+          await awaitProbe(ctx, host.address, healthWaitSince, action.until);
+        } else {
+          await sleep(pollDelay(waitPolls, ctx.pollMs, ctx.pollMs * 10));
+        }
         continue;
       case 'fail':
       case 'attention': {

@@ -68,6 +68,16 @@ const CASES: Case[] = [
     atKill: async ({ observer }) => assert.equal((await observer.muteRules()).length, 1),
   },
   {
+    name: 'on the second host after creating the new container, before it leaves service',
+    tag: 'v2',
+    hold: 'h2:create-new:end',
+    atKill: async ({ observer, h }) => {
+      assert.ok((await observer.classicMembers()).includes(h('h2')), 'still in service');
+      assert.deepEqual((await observer.liveContainers()).h2, ['ingest'], 'the created container is not started');
+      assert.equal((await observer.versions()).h2, 'v1');
+    },
+  },
+  {
     name: 'on the second host after deregistering',
     tag: 'v2',
     hold: 'h2:deregister:end',

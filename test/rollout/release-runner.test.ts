@@ -227,7 +227,17 @@ describe('the release runner', () => {
     assert.deepEqual(h.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     assert.deepEqual(h.host(2).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
     const kept = 'ingest-previous-' + recorded.releaseId.slice(0, 8);
-    assert.deepEqual(effectCalls(h.host(1)), [`rename ingest ${kept}`, `update ${kept} restart=no`, `stop ${kept}`, 'run ingest 127.0.0.1:5000/data/ingest:v2']);
+    const next = 'ingest-next-' + recorded.releaseId.slice(0, 8);
+    assert.deepEqual(effectCalls(h.host(1)), [
+      // Created while h1 still serves; started under the name once the old one has given it up.
+      `create ${next} 127.0.0.1:5000/data/ingest:v2`,
+      `rename ingest ${kept}`,
+      `update ${kept} restart=no`,
+      `stop ${kept}`,
+      `rename ${next} ingest`,
+      'update ingest restart=unless-stopped',
+      'start ingest',
+    ]);
     assert.deepEqual(h.suspended, { 'asg-a': ['Launch'] }, 'Launch, suspended before, stays; the rest is resumed');
     assert.deepEqual([...h.rules.keys()], [], 'the mute rule is gone');
     assert.equal(h.mutes[0]!.name, `harbormaster-${recorded.releaseId}`);
@@ -694,10 +704,10 @@ describe('the release runner', () => {
     // Once h1 is released, its kept copy is pruned (a `docker container prune` cron); then h2's new container exits.
     const h2 = h.host(2);
     h2.behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
-    const run = h2.run.bind(h2);
-    h2.run = async (spec) => {
+    const create = h2.create.bind(h2);
+    h2.create = async (spec) => {
       for (const c of await h.host(1).list({})) if (c.name.startsWith('ingest-previous-')) await h.host(1).remove(c.id);
-      return run(spec);
+      return create(spec);
     };
     const { outcome, recorded } = await h.release('v2');
     assert.equal(outcome.status, 'failed');

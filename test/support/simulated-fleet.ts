@@ -104,8 +104,10 @@ export class SimulatedHost implements HostSession {
   async start(key: string) {
     const c = this.find(key)!;
     this.calls.push(`start ${c.name}`);
-    Object.assign(c, { state: 'running', startedAt: Date.now() });
-    delete c.exitCode;
+    if (c.state === 'running') return;
+    const exits = this.behaviour(c.image) === 'exits';
+    Object.assign(c, { state: exits ? 'exited' : 'running', startedAt: Date.now(), ...(exits ? { exitCode: 3 } : {}) });
+    if (!exits) delete c.exitCode;
   }
   async run(spec: ContainerSpec) {
     if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new Error(`Conflict. The container name "/${spec.name}" is already in use`);
@@ -113,6 +115,13 @@ export class SimulatedHost implements HostSession {
     this.calls.push(`run ${spec.name} ${spec.image}`);
     const exits = this.behaviour(spec.image) === 'exits';
     this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: exits ? 'exited' : 'running', startedAt: Date.now(), ...(exits ? { exitCode: 3 } : {}), createdAt: new Date().toISOString() });
+    return id;
+  }
+  async create(spec: ContainerSpec) {
+    if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new Error(`Conflict. The container name "/${spec.name}" is already in use`);
+    const id = `new${String(++sequence).padStart(61, '0')}`;
+    this.calls.push(`create ${spec.name} ${spec.image}`);
+    this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'created', createdAt: new Date().toISOString() });
     return id;
   }
   async remove(key: string) {

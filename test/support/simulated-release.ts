@@ -24,7 +24,7 @@ export function simulatedConfigObject(endpoint: string, state: Record<string, un
   object.ssh = { user: 'root', privateKey: { env: 'K' }, knownHostsFile: '/dev/null' };
   object.releases[0].rollout = {
     container: { name: 'ingest', ports: ['8080:8080'] },
-    health: { port: 8080, intervalMs: 50, timeoutSeconds: 1, useImageHealthcheck: true },
+    health: { port: 8080, intervalMs: 50, timeoutSeconds: 1, waitForDocker: true },
     loadBalancers: { classic: ['web-{deployment}'], drainTimeoutSeconds: 0, inServiceTimeoutSeconds: 2 },
     autoScaling: { groups: ['asg-{deployment}'], discover: false },
     alarms: [],
