@@ -93,9 +93,7 @@ const rolloutSettings = z
          */
         waitForDocker: z.boolean().default(false),
       })
-      .strict()
-      // The release runner reads the same answer as useImageHealthcheck.
-      .transform((health) => ({ ...health, useImageHealthcheck: health.waitForDocker })),
+      .strict(),
     /** Checked once after health, before the host goes back into service. */
     smoke: httpCheck.optional(),
     loadBalancers: z

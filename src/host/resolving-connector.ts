@@ -6,7 +6,8 @@ import type { ConnectOptions, ContainerSpec, HostConnector, HostSession, Registr
 // A connector whose sessions fetch, at the moment of use, what the worker reads from AWS for a
 // release: a pull with renewable registry credentials (ECR) gets the current token, and once more a
 // new one if the registry refused it; a container start gets the values of its sourced environment
-// (SSM, Secrets Manager, the worker's environment or files), read once per release. Everything
+// (SSM, Secrets Manager, the worker's environment or files), read once per release, and so does a
+// container created ahead of its start. Everything
 // else goes straight to the session underneath.
 
 type Broken = { readonly broken?: boolean };
@@ -53,6 +54,10 @@ class ResolvingSession implements HostSession {
 
   async run(spec: ContainerSpec): Promise<string> {
     return this.inner.run(await this.environments.complete(spec, this.signal));
+  }
+
+  async create(spec: ContainerSpec): Promise<string> {
+    return this.inner.create(await this.environments.complete(spec, this.signal));
   }
 
   abortOn(signal: AbortSignal): void {

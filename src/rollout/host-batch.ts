@@ -23,7 +23,8 @@ export function hostContext(effects: RolloutEffects, release: RecordedRelease, c
     containerName: plan.spec.name,
     loadBalancers: plan.loadBalancers.map(loadBalancerKey),
     smoke: plan.settings.smoke !== undefined,
-    useImageHealthcheck: plan.settings.health.useImageHealthcheck,
+    // Records made before health.waitForDocker existed do not have it: the probe alone decides for them too.
+    waitForDocker: plan.settings.health.waitForDocker ?? false,
     healthTimeoutMs: plan.settings.health.timeoutSeconds * 1000,
     drainTimeoutMs: plan.drainTimeoutMs,
     inServiceTimeoutMs: plan.inServiceTimeoutMs,

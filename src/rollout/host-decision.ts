@@ -39,7 +39,7 @@ export interface ReleaseTerms {
   readonly loadBalancers: readonly string[];
   readonly smoke: boolean;
   /** Also wait for the image's own HEALTHCHECK verdict (health.waitForDocker); otherwise the probe alone decides. */
-  readonly useImageHealthcheck: boolean;
+  readonly waitForDocker: boolean;
   readonly healthTimeoutMs: number;
   readonly drainTimeoutMs: number;
   readonly inServiceTimeoutMs: number;
@@ -86,7 +86,7 @@ type Health = { status: 'healthy' } | { status: 'starting'; until: number; detai
 
 /**
  * Whether a container is healthy: running, not crash-looping (for the container the release started)
- * and the HTTP probe passing; with useImageHealthcheck, also its image's HEALTHCHECK healthy (or
+ * and the HTTP probe passing; with waitForDocker, also its image's HEALTHCHECK healthy (or
  * absent). Failed once past the timeout.
  */
 export function judgeHealth(container: ContainerInfo, observed: HostObservation, terms: ReleaseTerms, startedByRelease: boolean): Health {
@@ -96,8 +96,8 @@ export function judgeHealth(container: ContainerInfo, observed: HostObservation,
   if (startedByRelease && container.restartCount > 0) {
     return { status: 'failed', reason: `container restarted ${container.restartCount} time(s) since the release started it (a crash loop)` };
   }
-  if (terms.useImageHealthcheck && container.health === 'unhealthy') return { status: 'failed', reason: "the image's HEALTHCHECK reports unhealthy" };
-  const imageHealthy = !terms.useImageHealthcheck || container.health === 'none' || container.health === 'healthy';
+  if (terms.waitForDocker && container.health === 'unhealthy') return { status: 'failed', reason: "the image's HEALTHCHECK reports unhealthy" };
+  const imageHealthy = !terms.waitForDocker || container.health === 'none' || container.health === 'healthy';
   if (imageHealthy && observed.probe?.ok) return { status: 'healthy' };
   const detail = !imageHealthy ? `image health ${container.health}` : observed.probe && !observed.probe.ok ? observed.probe.reason : 'not probed yet';
   const until = (container.startedAt ?? observed.at) + terms.healthTimeoutMs;

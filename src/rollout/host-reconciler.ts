@@ -183,7 +183,7 @@ async function awaitProbe(ctx: HostReconcilerContext, address: string, since: nu
   for (;;) {
     ctx.signal?.throwIfAborted();
     await sleep(Math.max(1, Math.min(probeDelay(Date.now() - since, health.intervalMs), lookAgainAt - Date.now())));
-    if (ctx.terms.useImageHealthcheck || Date.now() >= lookAgainAt) return;
+    if (ctx.terms.waitForDocker || Date.now() >= lookAgainAt) return;
     if ((await ctx.probe(address, health)).ok) return;
   }
 }

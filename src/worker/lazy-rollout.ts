@@ -22,7 +22,9 @@ export interface LazyRollout {
 /** Reads what createRollout reads at its creation; throws the same errors (ConfigError, SecretUnavailableError). */
 export function checkRolloutSecrets(config: WorkerConfig, env: NodeJS.ProcessEnv): void {
   for (const release of config.releases) {
-    if (release.rollout?.registry) readSecret(release.rollout.registry.password, env);
+    // ECR tokens are asked for at the first pull; a password is read now, as createRollout reads it.
+    const password = release.rollout?.registry?.password;
+    if (password) readSecret(password, env);
   }
   if (!config.ssh) return;
   try {

@@ -23,7 +23,7 @@ const terms: ReleaseTerms = {
   containerName: 'ingest',
   loadBalancers: BOTH,
   smoke: true,
-  useImageHealthcheck: true,
+  waitForDocker: true,
   healthTimeoutMs: 20_000,
   drainTimeoutMs: 5_000,
   inServiceTimeoutMs: 20_000,
@@ -242,12 +242,12 @@ describe('the host decision table', () => {
 
   it("waits on the probe alone, without the image's HEALTHCHECK verdict, unless told to wait for Docker", () => {
     const observed = { at: NOW, containers: [oldSetAside(), starting()], memberships: lbs('out'), probe: { ok: true as const } };
-    assert.equal(summary(decideHostAction({ goal: 'new', host: hostRecord(), observed, release: { ...terms, useImageHealthcheck: false } })), `smoke:smoke:${NEW_ID}`);
-    assert.equal(summary(decideHostAction({ goal: 'new', host: hostRecord(), observed, release: { ...terms, useImageHealthcheck: true } })), 'wait:wait-healthy:healthy');
+    assert.equal(summary(decideHostAction({ goal: 'new', host: hostRecord(), observed, release: { ...terms, waitForDocker: false } })), `smoke:smoke:${NEW_ID}`);
+    assert.equal(summary(decideHostAction({ goal: 'new', host: hostRecord(), observed, release: { ...terms, waitForDocker: true } })), 'wait:wait-healthy:healthy');
   });
 
   it("ignores the image's own health when told to, and then waits on the probe alone", () => {
     const observed = { at: NOW, containers: [oldSetAside(), fresh({ health: 'unhealthy' })], memberships: lbs('out'), probe: { ok: true as const } };
-    assert.equal(summary(decideHostAction({ goal: 'new', host: hostRecord({ smokePassed: NEW_ID }), observed, release: { ...terms, useImageHealthcheck: false } })), `register:register:${ELB},${TG}`);
+    assert.equal(summary(decideHostAction({ goal: 'new', host: hostRecord({ smokePassed: NEW_ID }), observed, release: { ...terms, waitForDocker: false } })), `register:register:${ELB},${TG}`);
   });
 });
