@@ -408,6 +408,23 @@ export interface HostTroubleInput {
   readonly goingBack: boolean;
 }
 
+/** Watched alarms already in ALARM at the start, with policy.alarmAtStart ignore: said, then not counted until they have left ALARM. */
+export function alarmsAtStart(input: { readonly target: RequestTarget | string; readonly alarms: readonly string[] }): ChatMessage {
+  return {
+    text: `${targetName(input.target)}: watched alarm(s) already in ALARM before the release: ${untrusted(input.alarms.join(', '), 300)}; releasing anyway (policy.alarmAtStart: ignore), and they turn the release back only once they have left ALARM and entered it again`,
+    severity: 'warning',
+  };
+}
+
+/** A watched alarm entered ALARM during the release: named with CloudWatch's reason, and what the release does now. */
+export function alarmEntered(input: { readonly target: RequestTarget | string; readonly image: string; readonly alarm: string; readonly reason: string; readonly then: 'rollback' | 'stop' }): ChatMessage {
+  const then = input.then === 'rollback' ? 'turning the release back, every released host with it' : 'stopping the release at its next safe point';
+  return {
+    text: `Release of ${shortImage(input.image)} to ${targetName(input.target)}: alarm ${untrusted(input.alarm, 200)} entered ALARM (${untrusted(input.reason, 300)}); ${then}`,
+    severity: 'failure',
+  };
+}
+
 export interface GateInput {
   readonly target: RequestTarget | string;
   readonly image: string;

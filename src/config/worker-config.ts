@@ -118,8 +118,10 @@ const rolloutSettings = z
       })
       .strict()
       .default({}),
-    /** Alarms muted during the release. */
+    /** Alarms muted during the release (their actions); their state is still watched (policy.onAlarm). */
     alarms: z.array(z.string().min(1)).default([]),
+    /** More alarms watched during the release and its bakes, not muted. */
+    watch: z.array(z.string().min(1)).default([]),
     alarmMuting: z
       .object({
         /**
@@ -162,6 +164,14 @@ const rolloutSettings = z
          * of the target in all, `{bakeSeconds: S}` wait and watch, `{pause: true}` wait for
          * `harbormaster promote`. Hosts left after the last step follow in batches. Default: no steps.
          */
+        /** A watched alarm (rollout.alarms and rollout.watch) entering ALARM: rollback turns the release back, every released host with it; stop stops it at the next safe point. */
+        onAlarm: z.enum(['rollback', 'stop']).default('rollback'),
+        /** A watched alarm already in ALARM when the release starts: refuse the release, or ignore that alarm until it has left ALARM. */
+        alarmAtStart: z.enum(['refuse', 'ignore']).default('refuse'),
+        /** How often the watched alarms are read. */
+        watchIntervalSeconds: seconds('watchIntervalSeconds', 1, 300).default(10),
+        /** Alarm states that cannot be read for longer than this stop the release at its next safe point; 0: never. */
+        alarmUnreadableSeconds: seconds('alarmUnreadableSeconds', 0, 86_400).default(120),
         steps: z
           .array(
             z.union([

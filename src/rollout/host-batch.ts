@@ -85,7 +85,8 @@ export async function forwardHosts(effects: RolloutEffects, release: RecordedRel
   const first = failed[0]!;
   await release.update((draft) => {
     draft.direction = 'back';
-    draft.failure = { host: hostLabel(draft.hosts[first.id]!), step: first.step, reason: first.reason };
+    // An alarm is the release's failure, not the host's.
+    draft.failure = first.step === 'alarm' ? { step: first.step, reason: first.reason } : { host: hostLabel(draft.hosts[first.id]!), step: first.step, reason: first.reason };
   });
   return 'turned-back';
 }

@@ -49,6 +49,8 @@ export interface HostReconcilerContext {
   readonly hostRetryMs: number;
   /** Going forward, past this (epoch ms) the host fails with `deadline`: the release turns back. */
   readonly deadline?: number;
+  /** Going forward, a reason the whole release turns back now (a watched alarm entered ALARM): the host fails with it and goes back. */
+  readonly turnBack?: () => { readonly step: string; readonly reason: string } | undefined;
   /** The bastion's HTTP check of a host (health, smoke). */
   readonly probe: (address: string, check: HttpCheck) => Promise<ProbeResult>;
   /** Aborted when this worker must stop acting on the release (it lost the release to another writer). */
@@ -251,6 +253,11 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
       const reason = `the release went past its deadline (policy.releaseTimeoutMinutes) before this host was done`;
       await write((h) => void (h.failure = { step: 'deadline', reason }));
       return finish({ status: 'failed', step: 'deadline', reason });
+    }
+    const turnBack = back ? undefined : ctx.turnBack?.();
+    if (turnBack) {
+      await write((h) => void (h.failure = turnBack));
+      return finish({ status: 'failed', ...turnBack });
     }
     const host = ctx.release.record.hosts[instanceId]!;
     let observed: HostObservation;

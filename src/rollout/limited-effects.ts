@@ -27,6 +27,7 @@ export function limitedEffects(effects: RolloutEffects, limit: CallLimit): Rollo
       actionsEnabled: (names) => alarms.actionsEnabled(names, limit),
       disable: (names) => alarms.disable(names, limit),
       enable: (names) => alarms.enable(names, limit),
+      states: (names) => alarms.states(names, limit),
     },
     muteRules: {
       mute: (rule) => muteRules.mute(rule, limit),

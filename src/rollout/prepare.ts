@@ -6,7 +6,7 @@ import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec, HostSession, RegistryAuth } from '../host/host-session.js';
 import type { LoadBalancerRef } from '../loadbalancer/load-balancers.js';
 import type { ReleaseRequest } from '../request/release-request.js';
-import { loadBalancerKey, type HostRecord, type RecordedPlan } from '../state/release-record.js';
+import { loadBalancerKey, type HostRecord, type RecordedPlan, type WatchRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import type { TargetInstance } from '../target/target-instances.js';
 import { containerSpec } from './container-spec.js';
@@ -27,6 +27,9 @@ import { StepFailure, type StepLog, type StepRunner } from './step-runner.js';
 export class Refusal extends Error {
   override name = 'Refusal';
 }
+
+/** CloudWatch's words about an alarm, short and on one line (outside text). */
+const clip = (text: string) => text.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 200);
 
 export class TargetPreparer {
   constructor(private readonly effects: RolloutEffects) {}
@@ -52,7 +55,8 @@ export class TargetPreparer {
     const loadBalancers: LoadBalancerRef[] = [...[...classic].map((id) => ({ kind: 'classic' as const, id })), ...[...targetGroups].map((id) => ({ kind: 'target-group' as const, id }))];
     const alarms = forDeployment(settings.alarms);
     const alarmStates = alarms.length > 0 ? await this.effects.alarms.actionsEnabled(alarms) : new Map<string, boolean>();
-    return { target, hosts, loadBalancers, groups, alarms: [...alarmStates].map(([alarm, actionsEnabled]) => ({ name: alarm, actionsEnabled })) };
+    const watched = [...new Set([...alarms, ...forDeployment(settings.watch)])];
+    return { target, hosts, loadBalancers, groups, alarms: [...alarmStates].map(([alarm, actionsEnabled]) => ({ name: alarm, actionsEnabled })), watched };
   }
 
   plan(resolved: ResolvedTarget, settings: RolloutSettings): ReleasePlan {
@@ -142,6 +146,7 @@ export class TargetPreparer {
       const plan = this.plan(resolved, settings);
       // Before anything is pulled or started: can a host be taken out at all? Counted from the load balancers.
       await this.refuseBelowMinHealthy(resolved.hosts, plan);
+      const watch = await this.watchBaseline(resolved, settings, target);
       context.logger.info({ hosts: resolved.hosts.length, batches: plan.batches.length, loadBalancers: plan.loadBalancers.map((lb) => lb.id), suspend: plan.suspend, muteAlarms: resolved.alarms.map((a) => a.name) }, 'release planned');
       const spec = containerSpec(settings, { image: request.image, target: resolved.target, releaseId, requestedBy: request.requestedBy });
       // Read now, so a missing or refused secret refuses the release before any host leaves service.
@@ -186,6 +191,7 @@ export class TargetPreparer {
         if (resolved.alarms.length > 0) {
           draft.alarms = { mode, names: resolved.alarms.map((a) => a.name), disable: mode === 'disable-actions' ? [...plan.muteAlarms] : [], phase: 'planned' };
         }
+        if (watch) draft.watch = watch;
         draft.status = 'running';
         draft.startedAt = new Date().toISOString();
       });
@@ -208,6 +214,26 @@ export class TargetPreparer {
       say.releaseStarted({ target, image: request.image, requestedBy: request.requestedBy, hosts: Object.values(release.record.hosts).map(hostLabel), releaseId, source: request.source }),
     );
     return { sessions };
+  }
+
+  /**
+   * The watched alarms' states before anything changes: the baseline the alarm watch compares with.
+   * One already in ALARM refuses the release (policy.alarmAtStart refuse), or is said and ignored
+   * until it has left ALARM (ignore).
+   */
+  private async watchBaseline(resolved: ResolvedTarget, settings: RolloutSettings, target: string): Promise<WatchRecord | undefined> {
+    if (resolved.watched.length === 0) return undefined;
+    const states = await this.effects.alarms.states(resolved.watched);
+    const baseline = Object.fromEntries(resolved.watched.map((name) => [name, states.get(name)!.state]));
+    const inAlarm = resolved.watched.filter((name) => baseline[name] === 'ALARM');
+    if (inAlarm.length > 0) {
+      const which = inAlarm.map((name) => `${name} (${clip(states.get(name)!.reason)})`).join(', ');
+      if (settings.policy.alarmAtStart === 'refuse') {
+        throw new Refusal(`watched alarm(s) already in ALARM before the release: ${which}; release once they are OK, or set policy.alarmAtStart: ignore`);
+      }
+      this.effects.chat.post(say.alarmsAtStart({ target, alarms: inAlarm }));
+    }
+    return { alarms: [...resolved.watched], baseline };
   }
 
   /** A host as it is before the release touches it: its live container and the load balancers it is in. */

@@ -8,22 +8,26 @@ import { minHealthyFor } from './plan.js';
 //
 // Precedence, first match wins:
 //  1. Stopped by an operator, going forward (recorded in the release): restore, then end `stopped`.
-//  2. Forward, at a safe point (no host half-way):
+//  2. Forward, a watched alarm entered ALARM and policy.onAlarm is rollback: `turn-back` at once
+//     (hosts half-way go back; so do the released ones).
+//  3. Forward, at a safe point (no host half-way):
 //     a. an operator's stop for this release not yet taken: take it (`stop`; with rollback: back);
-//     b. the worker asked to stop: `interrupt` (restore, then resume at the next start).
-//  3. Forward, Auto Scaling and alarms not confirmed suspended and muted by this take-up: `suspend`.
-//  4. Forward, a gate of the plan (policy.steps) before the next batch, not passed yet: `reach-gate`
+//     b. a watched alarm entered ALARM (policy.onAlarm stop), or the alarms could not be read for
+//        longer than policy.alarmUnreadableSeconds: `stop`, as an operator's stop without rollback;
+//     c. the worker asked to stop: `interrupt` (restore, then resume at the next start).
+//  4. Forward, Auto Scaling and alarms not confirmed suspended and muted by this take-up: `suspend`.
+//  5. Forward, a gate of the plan (policy.steps) before the next batch, not passed yet: `reach-gate`
 //     (recorded, so a restart resumes it with the time left), then a bake waits out its time and a pause
 //     waits for an operator's promotion made after the gate was reached (`wait-gate`), then `pass-gate`.
-//  5. Forward, the batch caught half-way, else the first batch with hosts left: those hosts, cut down so that policy.minHealthy still
+//  6. Forward, the batch caught half-way, else the first batch with hosts left: those hosts, cut down so that policy.minHealthy still
 //     serve; none may leave: `wait`, and once that has lasted the in-service timeout, `turn-back`.
-//  6. Forward, every batch done: `look-again` at the target (hosts that joined or left), a bounded
+//  7. Forward, every batch done: `look-again` at the target (hosts that joined or left), a bounded
 //     number of rounds; then `restore`.
-//  7. Back: hosts caught half-way, side by side (`back-hosts`); then the released hosts, last first,
+//  8. Back: hosts caught half-way, side by side (`back-hosts`); then the released hosts, last first,
 //     one at a time (to the old image with policy.onFailure `all` or an operator's rollback, else
 //     checked whole on the new one); a host that would go below policy.minHealthy is waited for, then
 //     left on the new image (`leave-host`).
-//  8. Otherwise: `restore`, after which the engine ends the release (see finalOutcome).
+//  9. Otherwise: `restore`, after which the engine ends the release (see finalOutcome).
 
 export interface ReleaseObservation {
   /** Epoch ms. */
@@ -34,6 +38,10 @@ export interface ReleaseObservation {
   readonly stop?: StopRequest | undefined;
   /** The operator's promotion of this release (past a pause), from the target's control document. */
   readonly promotion?: PromoteRequest | undefined;
+  /** A watched alarm that entered ALARM during the release. */
+  readonly alarm?: { readonly alarm: string; readonly reason: string } | undefined;
+  /** Since when (epoch ms) the watched alarms could not be read. */
+  readonly alarmsUnreadableSince?: number | undefined;
   /** The worker is asked to stop (SIGTERM): go to a safe point and leave the release to be resumed. */
   readonly interrupt: boolean;
   /** This take-up has confirmed Auto Scaling suspended and alarms muted. */
@@ -72,8 +80,16 @@ export function decideRelease(record: ReleaseRecord, observed: ReleaseObservatio
   const plan = record.plan!;
   if (record.direction === 'forward') {
     if (record.stop && !record.stop.rollback) return { kind: 'restore' };
+    const policy = plan.settings.policy;
+    const alarm = observed.alarm && { step: 'alarm', reason: `${observed.alarm.alarm} entered ALARM: ${observed.alarm.reason}` };
+    if (alarm && policy.onAlarm !== 'stop') return { kind: 'turn-back', failure: alarm };
     const halfway = present(record).some((h) => h.progress === 'in-progress');
     if (!halfway && observed.stop) return { kind: 'stop', request: observed.stop };
+    const stopBy = (by: string): ReleaseAction => ({ kind: 'stop', request: { releaseId: record.releaseId, by, at: new Date(observed.at).toISOString(), rollback: false } });
+    if (!halfway && alarm) return stopBy(`alarm ${alarm.reason}`);
+    const unreadableMs = observed.alarmsUnreadableSince === undefined ? 0 : observed.at - observed.alarmsUnreadableSince;
+    const boundMs = (policy.alarmUnreadableSeconds ?? 120) * 1000;
+    if (!halfway && boundMs > 0 && unreadableMs > boundMs) return stopBy(`the alarm watch (the alarms could not be read for ${Math.round(unreadableMs / 1000)} s)`);
     if (!halfway && observed.interrupt) return { kind: 'interrupt' };
     if (!observed.suspended) return { kind: 'suspend' };
     // A batch caught half-way (after a crash) is finished first, then the batches in order.
@@ -125,7 +141,8 @@ function nextHosts(record: ReleaseRecord, todo: string[], observed: ReleaseObser
 export function goalBack(record: ReleaseRecord, id: string): 'new' | 'old' {
   const host = record.hosts[id];
   if (host && (host.progress === 'in-progress' || host.progress === 'attention')) return 'old';
-  return record.plan!.onFailure === 'all' || record.stop?.rollback === true ? 'old' : 'new';
+  // An alarm says the new image is bad in production: every host released goes back.
+  return record.plan!.onFailure === 'all' || record.stop?.rollback === true || record.failure?.step === 'alarm' ? 'old' : 'new';
 }
 
 function back(record: ReleaseRecord, observed: ReleaseObservation): ReleaseAction {

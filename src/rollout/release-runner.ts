@@ -6,6 +6,7 @@ import type { HttpCheck, ProbeResult } from '../health/http-probe.js';
 import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec, HostConnector, HostSession, RegistryAuth } from '../host/host-session.js';
 import type { LoadBalancerRef, LoadBalancers } from '../loadbalancer/load-balancers.js';
+import type { Logger } from '../log/logger.js';
 import type { ReleaseRequest } from '../request/release-request.js';
 import { promotionOf, stopOf, type StopRequest, type TargetControl } from '../state/control.js';
 import { isFinal, loadBalancerKey, whereItStands, type HostRecord } from '../state/release-record.js';
@@ -15,6 +16,7 @@ import type { InstanceFinder, TargetInstance } from '../target/target-instances.
 import { backHosts, forwardHosts, hostContext, leaveHost, type BackTally } from './host-batch.js';
 import type { HostReconcilerContext, HostTimings } from './host-reconciler.js';
 import { limitedEffects } from './limited-effects.js';
+import { AlarmWatch } from './alarm-watch.js';
 import { takeInNewcomers } from './newcomers.js';
 import type { ReleasePlan } from './plan.js';
 import { TargetPreparer } from './prepare.js';
@@ -57,6 +59,8 @@ export interface RolloutEffects extends ScalingEffects {
   readonly restoreBackoff?: { readonly minMs: number; readonly maxMs: number };
   /** Overrides the configured mute window (tests). */
   readonly muteWindowMs?: number;
+  /** Overrides policy.watchIntervalSeconds (tests). */
+  readonly watchIntervalMs?: number;
   /** Overrides policy.releaseTimeoutMinutes (tests). */
   readonly releaseTimeoutMs?: number;
   /** This worker's name, recorded as the release's owner. */
@@ -71,6 +75,8 @@ export interface ResolvedTarget {
   readonly loadBalancers: LoadBalancerRef[];
   readonly groups: AutoScalingGroupFacts[];
   readonly alarms: Array<{ name: string; actionsEnabled: boolean }>;
+  /** Every alarm the release watches: rollout.alarms and rollout.watch. */
+  readonly watched: string[];
 }
 
 export interface ResolvedTarget {
@@ -198,13 +204,21 @@ export class ReleaseRunner implements Rollout {
     const plan = release.record.plan!;
     const muteWindowMs = this.effects.muteWindowMs ?? plan.settings.alarmMuting.windowMinutes * 60_000;
     const started = Date.now();
-    const hostCtx = hostContext(this.effects, release, context, steps);
+    const watch = this.alarmWatch(release, log);
+    const hostCtx: HostReconcilerContext = {
+      ...hostContext(this.effects, release, context, steps),
+      // policy.onAlarm rollback: a host on its way does not go on to the new image once an alarm fired.
+      turnBack: () => (watch?.sighting && plan.settings.policy.onAlarm !== 'stop' ? { step: 'alarm', reason: `${watch.sighting.alarm} entered ALARM: ${watch.sighting.reason}` } : undefined),
+    };
     const takeUp: TakeUp = { suspended: false, looks: 0, lookedEnough: false, settledBack: new Set(), interrupted: false, reports: [], tally: { rolledBack: [], attention: [] } };
 
     const stopRenewing = keepMuted(release, this.effects, muteWindowMs, log);
     try {
+      await watch?.start();
       for (;;) {
-        const action = decideRelease(release.record, await this.observe(release, context, takeUp));
+        // The alarms are read at every turn too, not only on the watch's timer: no batch starts on a stale reading.
+        const [observed] = await Promise.all([this.observe(release, context, takeUp), watch?.readNow()]);
+        const action = decideRelease(release.record, { ...observed, alarm: watch?.sighting, alarmsUnreadableSince: watch?.unreadableSince });
         if (action.kind === 'restore') break;
         if (action.kind === 'interrupt') {
           takeUp.interrupted = true;
@@ -213,6 +227,7 @@ export class ReleaseRunner implements Rollout {
         await this.act(action, release, sessions, context, steps, hostCtx, takeUp, muteWindowMs);
       }
     } finally {
+      await watch?.stop();
       await stopRenewing();
     }
 
@@ -227,6 +242,16 @@ export class ReleaseRunner implements Rollout {
     const outcome = await endRelease(release, ending);
     this.effects.chat.post(ending.message);
     return outcome;
+  }
+
+  /** The watched alarms (alarm-watch.ts), read while the release goes forward and bakes; none going back. */
+  private alarmWatch(release: RecordedRelease, log: Logger): AlarmWatch | undefined {
+    const { watch, plan, target, request } = release.record;
+    if (!watch || watch.alarms.length === 0 || release.record.direction !== 'forward' || release.record.stop) return undefined;
+    const intervalMs = this.effects.watchIntervalMs ?? (plan!.settings.policy.watchIntervalSeconds ?? 10) * 1000;
+    return new AlarmWatch(this.effects.alarms, watch, intervalMs, log, (sighting) =>
+      this.effects.chat.post(say.alarmEntered({ target, image: request.image, alarm: sighting.alarm, reason: sighting.reason, then: plan!.settings.policy.onAlarm === 'stop' ? 'stop' : 'rollback' })),
+    );
   }
 
   /** What the decision needs: the hosts in service now, what operators asked, and what this take-up did. */

@@ -1,3 +1,4 @@
+import type { AlarmStateValue } from '../alarms/alarm-actions.js';
 import type { RolloutSettings } from '../config/worker-config.js';
 import type { ContainerSpec } from '../host/host-session.js';
 import type { LoadBalancerRef } from '../loadbalancer/load-balancers.js';
@@ -102,6 +103,12 @@ export interface AlarmRecord {
   phase: 'planned' | 'muting' | 'muted' | 'unmuting' | 'unmuted' | 'left';
 }
 
+/** The alarms the release watches (rollout.alarms and rollout.watch) and their state when it started (alarm-watch.ts). */
+export interface WatchRecord {
+  readonly alarms: string[];
+  readonly baseline: Record<string, AlarmStateValue>;
+}
+
 /** Everything the release works from, settled before its first effect, so a resume does what the first run would have. */
 export interface RecordedPlan {
   readonly settings: RolloutSettings;
@@ -150,6 +157,8 @@ export interface ReleaseRecord {
   plan?: RecordedPlan;
   scaling: Record<string, GroupRecord>;
   alarms?: AlarmRecord;
+  /** The watched alarms and their baseline, recorded before the first effect. */
+  watch?: WatchRecord;
   hosts: Record<string, HostRecord>;
   /** Restores that are not confirmed yet (retried, with backoff, until they are or fail for good). */
   pending?: string[];

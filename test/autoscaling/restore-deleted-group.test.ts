@@ -58,7 +58,7 @@ describe('restoring Auto Scaling on a group deleted during the release (moto, th
     const { logger } = capturingLogger();
     const effects: ScalingEffects = {
       autoScaling: new AwsAutoScaling(autoscaling, logger),
-      alarms: { actionsEnabled: async () => new Map(), disable: async () => undefined, enable: async () => undefined },
+      alarms: { actionsEnabled: async () => new Map(), disable: async () => undefined, enable: async () => undefined, states: async () => new Map() },
       muteRules: { mute: async () => undefined, unmute: async () => undefined, read: async () => undefined },
     };
     const store = new MemoryReleaseStore();

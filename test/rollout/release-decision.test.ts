@@ -23,6 +23,8 @@ interface Shape {
   readonly direction?: 'forward' | 'back';
   readonly onFailure?: 'host' | 'all';
   readonly minHealthy?: number;
+  readonly onAlarm?: 'rollback' | 'stop';
+  readonly failureStep?: string;
   readonly stop?: ReleaseRecord['stop'];
   readonly gates?: Gate[];
   readonly gateProgress?: ReleaseRecord['gates'];
@@ -31,7 +33,7 @@ interface Shape {
 function record(shape: Shape): ReleaseRecord {
   const ids = Object.keys(shape.hosts);
   const plan = {
-    settings: { policy: { batchSize: 1, minHealthy: shape.minHealthy ?? 1 } } as unknown as RolloutSettings,
+    settings: { policy: { batchSize: 1, minHealthy: shape.minHealthy ?? 1, onAlarm: shape.onAlarm ?? 'rollback', alarmUnreadableSeconds: 120 } } as unknown as RolloutSettings,
     batches: shape.batches ?? ids.map((id) => [id]),
     onFailure: shape.onFailure ?? 'host',
     inServiceTimeoutMs: IN_SERVICE_TIMEOUT,
@@ -44,6 +46,7 @@ function record(shape: Shape): ReleaseRecord {
     hosts: Object.fromEntries(ids.map((id) => [id, host(id, shape.hosts[id]!)])),
     ...(shape.stop ? { stop: shape.stop } : {}),
     ...(shape.gateProgress ? { gates: shape.gateProgress } : {}),
+    ...(shape.failureStep ? { failure: { step: shape.failureStep, reason: 'x' } } : {}),
   } as unknown as ReleaseRecord;
 }
 
@@ -70,6 +73,7 @@ interface Row {
 const iso = (ms: number) => new Date(ms).toISOString();
 const BAKE: Gate = { afterBatch: 1, kind: 'bake', seconds: 300 };
 const PAUSE: Gate = { afterBatch: 1, kind: 'pause' };
+const ALARM = { alarm: 'errors', reason: 'Threshold Crossed' };
 const three = { 'i-1': 'pending', 'i-2': 'pending', 'i-3': 'pending' } as const;
 const ALL = ['i-1', 'i-2', 'i-3'];
 
@@ -84,6 +88,13 @@ const rows: Row[] = [
   { name: 'the worker asked to stop, at a safe point: interrupt', shape: { hosts: { ...three, 'i-1': 'released' } }, seen: { serving: ALL, interrupt: true }, then: { kind: 'interrupt' } },
   { name: 'the worker asked to stop, a host half-way: finish that host', shape: { hosts: { ...three, 'i-2': 'in-progress' } }, seen: { serving: ['i-1', 'i-3'], interrupt: true }, then: { kind: 'release-hosts', hosts: ['i-2'], cut: false } },
   { name: "an operator's stop comes before the worker's", shape: { hosts: three }, seen: { serving: ALL, interrupt: true, stop: STOP }, then: { kind: 'stop', request: STOP } },
+  // Watched alarms.
+  { name: 'an alarm entered ALARM (onAlarm rollback): turn back at once, even with a host half-way', shape: { hosts: { ...three, 'i-1': 'released', 'i-2': 'in-progress' } }, seen: { serving: ['i-1', 'i-3'], alarm: ALARM }, then: { kind: 'turn-back', failure: { step: 'alarm', reason: 'errors entered ALARM: Threshold Crossed' } } },
+  { name: 'an alarm entered ALARM (onAlarm stop), a host half-way: finish that host first', shape: { hosts: { ...three, 'i-2': 'in-progress' }, onAlarm: 'stop' }, seen: { serving: ['i-1', 'i-3'], alarm: ALARM }, then: { kind: 'release-hosts', hosts: ['i-2'], cut: false } },
+  { name: 'an alarm entered ALARM (onAlarm stop), at a safe point: stop, naming the alarm', shape: { hosts: { ...three, 'i-1': 'released' }, onAlarm: 'stop' }, seen: { serving: ALL, alarm: ALARM }, then: { kind: 'stop', request: { releaseId: 'r-1', by: 'alarm errors entered ALARM: Threshold Crossed', at: iso(AT), rollback: false } } },
+  { name: 'alarms unreadable for less than policy.alarmUnreadableSeconds: go on', shape: { hosts: { ...three, 'i-1': 'released' } }, seen: { serving: ALL, alarmsUnreadableSince: AT - 60_000 }, then: { kind: 'release-hosts', hosts: ['i-2'], cut: false } },
+  { name: 'alarms unreadable for longer: stop at the safe point', shape: { hosts: { ...three, 'i-1': 'released' } }, seen: { serving: ALL, alarmsUnreadableSince: AT - 121_000 }, then: { kind: 'stop', request: { releaseId: 'r-1', by: 'the alarm watch (the alarms could not be read for 121 s)', at: iso(AT), rollback: false } } },
+  { name: 'back after an alarm: released hosts go back even with onFailure host', shape: { hosts: { 'i-1': 'released', 'i-2': 'pending' }, direction: 'back', failureStep: 'alarm' }, seen: { serving: ALL }, then: { kind: 'back-hosts', hosts: ['i-1'], goal: 'old' } },
   // 3. Suspend and mute first.
   { name: 'not yet suspended by this take-up: suspend', shape: { hosts: three }, seen: { serving: ALL, suspended: false }, then: { kind: 'suspend' } },
   // 4. The next batch, cut down to keep policy.minHealthy.

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import type { AlarmActions } from '../../src/alarms/alarm-actions.js';
+import type { AlarmActions, AlarmState } from '../../src/alarms/alarm-actions.js';
 import type { AlarmMuteRules, MuteRule } from '../../src/alarms/alarm-mute-rules.js';
 import type { AutoScaling } from '../../src/autoscaling/process-suspension.js';
 import type { Chat, ChatMessage } from '../../src/chat/chat.js';
@@ -96,7 +96,14 @@ function harness(options: HarnessOptions = {}) {
       calls.push(`enable ${names.join(',')}`);
       names.forEach((n) => enabled.set(n, true));
     },
+    async states(names) {
+      if (alarmStatesUnreadable) throw Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+      return new Map(names.map((n) => [n, alarmStates.get(n) ?? { state: 'OK' as const, reason: 'Threshold Crossed: no datapoints were received' }]));
+    },
   };
+  /** What CloudWatch says of each alarm's state; tests set an alarm to ALARM, or make the states unreadable. */
+  const alarmStates = new Map<string, AlarmState>();
+  let alarmStatesUnreadable = false;
   const rules = new Map<string, MuteRule>();
   const mutes: MuteRule[] = [];
   const muteRules: AlarmMuteRules = {
@@ -135,6 +142,7 @@ function harness(options: HarnessOptions = {}) {
     rollbackRetryMs: 500,
     restoreBackoff: { minMs: 50, maxMs: 200 },
     muteWindowMs: 60_000,
+    watchIntervalMs: 50,
     ...(options.releaseTimeoutMs !== undefined ? { releaseTimeoutMs: options.releaseTimeoutMs } : {}),
     ...(options.journal ? { journal: options.journal } : {}),
   });
@@ -214,6 +222,8 @@ function harness(options: HarnessOptions = {}) {
       if (refusal) resumeRefusal = refusal;
     },
     refuseSuspendOn: (group: string) => void (refuseSuspendOn = group),
+    alarmStates,
+    alarmStatesUnreadable: (unreadable: boolean) => void (alarmStatesUnreadable = unreadable),
   };
 }
 
@@ -497,6 +507,57 @@ describe('the release runner', () => {
     assert.ok(Date.parse(gate.passedAt!) - Date.parse(gate.reachedAt) >= 1000, 'passed no earlier than a second after it was reached');
     assert.ok(h.posted.some((m) => /baking for 1\.0 s/.test(m.text)));
     assert.ok(h.posted.some((m) => /bake over, nothing went wrong; going on/.test(m.text)));
+  });
+
+  it('turns back when a watched alarm enters ALARM during the second host, puts every released host back, and names the alarm', async () => {
+    const h = harness({ hosts: 3 });
+    let registered = 0;
+    h.lbs.afterRegister = () => {
+      registered += 1;
+      // The first host is back in service; the new image makes the error rate climb.
+      if (registered === 1) h.alarmStates.set('errors', { state: 'ALARM', reason: 'Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (5.0)' });
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'rolled-back');
+    assert.deepEqual(recorded.record.failure, { step: 'alarm', reason: 'errors entered ALARM: Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (5.0)' });
+    for (const i of [1, 2, 3]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v1'], `h${i} on the old image`);
+    assert.deepEqual(effectCalls(h.host(3)), [], 'h3 was never touched');
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
+    assert.deepEqual([...h.rules.keys()], [], 'alarms unmuted');
+    assert.ok(h.posted.some((m) => /alarm errors entered ALARM \(Threshold Crossed.*\); turning the release back/.test(m.text)));
+  });
+
+  it('refuses a release while a watched alarm is already in ALARM, changing nothing; with policy.alarmAtStart ignore, releases and says so', async () => {
+    const refusing = harness({ hosts: 2 });
+    refusing.alarmStates.set('errors', { state: 'ALARM', reason: 'Threshold Crossed' });
+    const refused = await refusing.release('v2');
+    assert.equal(refused.outcome.status, 'refused');
+    assert.match(refused.recorded.record.reason!, /watched alarm\(s\) already in ALARM before the release: errors \(Threshold Crossed\); release once they are OK, or set policy.alarmAtStart: ignore/);
+    for (const i of [1, 2]) assert.deepEqual(effectCalls(refusing.host(i)), []);
+    assert.deepEqual(refusing.calls, []);
+
+    const ignoring = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, alarmAtStart: 'ignore' } } });
+    ignoring.alarmStates.set('errors', { state: 'ALARM', reason: 'Threshold Crossed' });
+    const released = await ignoring.release('v2');
+    assert.deepEqual(released.outcome, { status: 'succeeded', hosts: 2 });
+    assert.deepEqual(released.recorded.record.watch, { alarms: ['errors'], baseline: { errors: 'ALARM' } });
+    assert.ok(ignoring.posted.some((m) => /already in ALARM before the release: errors; releasing anyway/.test(m.text)));
+  });
+
+  it('stops at the next safe point when the alarms cannot be read for longer than policy.alarmUnreadableSeconds', async () => {
+    // A bake after the canary, so that the release outlasts the bound.
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, alarmUnreadableSeconds: 1, steps: [{ hosts: 1 }, { bakeSeconds: 30 }] } } });
+    let registered = 0;
+    h.lbs.afterRegister = () => {
+      registered += 1;
+      if (registered === 1) h.alarmStatesUnreadable(true);
+      return ['in-service'];
+    };
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'stopped');
+    assert.match(recorded.record.reason!, /^stopped by the alarm watch \(the alarms could not be read for \d+ s\) at a safe point/);
+    assert.deepEqual(h.suspended, { 'asg-a': [] });
   });
 
   it('resuming a release it stopped at a safe point, leaves alone a process someone suspended meanwhile: it is not resumed at the end', async () => {

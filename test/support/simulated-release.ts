@@ -60,7 +60,7 @@ export function simulatedFleet(config: WorkerConfig = parseWorkerConfig(stringif
       resume: async (group, processes) => void suspended.set(group, (suspended.get(group) ?? []).filter((p) => !processes.includes(p))),
       groupsOf: async () => [],
     },
-    alarms: { actionsEnabled: async (names) => new Map(names.map((n) => [n, true])), disable: async () => undefined, enable: async () => undefined },
+    alarms: { actionsEnabled: async (names) => new Map(names.map((n) => [n, true])), disable: async () => undefined, enable: async () => undefined, states: async (names) => new Map(names.map((n) => [n, { state: 'OK' as const, reason: '' }])) },
     muteRules,
     connector: new SimulatedConnector(hosts),
     reconnectBackoffMs: 20,
