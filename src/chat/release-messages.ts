@@ -425,6 +425,15 @@ export function alarmEntered(input: { readonly target: RequestTarget | string; r
   };
 }
 
+/** The release task ended: its outcome and the tail of what it wrote. */
+export function releaseTaskEnded(input: { readonly target: RequestTarget | string; readonly image: string; readonly host: string; readonly ok: boolean; readonly outcome: string; readonly output: string }): ChatMessage {
+  const tail = input.output.trim() === '' ? '' : `; its last lines: ${untrusted(input.output.trim().split('\n').slice(-5).join(' | '), 600)}`;
+  return {
+    text: `Release of ${shortImage(input.image)} to ${targetName(input.target)}: the release task on ${untrusted(input.host, 100)} ${untrusted(input.outcome, 100)}${tail}`,
+    severity: input.ok ? 'info' : 'failure',
+  };
+}
+
 export interface GateInput {
   readonly target: RequestTarget | string;
   readonly image: string;

@@ -120,6 +120,19 @@ const rolloutSettings = z
       .default({}),
     /** Alarms muted during the release (their actions); their state is still watched (policy.onAlarm). */
     alarms: z.array(z.string().min(1)).default([]),
+    /**
+     * A one-off container of the new image (with the container's environment and volumes) run once per
+     * release on one host, after the pre-pull and before any host leaves service; a non-zero exit
+     * refuses the release. Not run again after a crash unless `idempotent`: the release then stops for a person.
+     */
+    releaseTask: z
+      .object({
+        command: z.array(z.string().min(1)).min(1, 'releaseTask.command names the program to run, e.g. ["bin/migrate"]'),
+        timeoutSeconds: seconds('timeoutSeconds', 1, 24 * 3600).default(600),
+        idempotent: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
     /** More alarms watched during the release and its bakes, not muted. */
     watch: z.array(z.string().min(1)).default([]),
     alarmMuting: z

@@ -50,6 +50,7 @@ export function createOptionsFor(spec: ContainerSpec): ContainerCreateOptions {
     Image: spec.image,
     Env: Object.entries(spec.environment).map(([key, value]) => `${key}=${value}`),
     Labels: { ...spec.labels },
+    ...(spec.command ? { Cmd: [...spec.command] } : {}),
     ExposedPorts: exposedPorts,
     StopTimeout: spec.stopTimeoutSeconds,
     HostConfig: {

@@ -293,6 +293,11 @@ export class DockerHostSession implements HostSession {
     return container.id;
   }
 
+  async logs(nameOrId: string, tail: number): Promise<string> {
+    const raw = await this.onContainer('logs', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).logs({ stdout: true, stderr: true, follow: false, tail, abortSignal }) as unknown as Promise<Buffer>, [404]);
+    return raw ? demultiplex(raw) : '';
+  }
+
   async create(spec: ContainerSpec): Promise<string> {
     const options = createOptionsFor(spec);
     const container = await this.call('create', (abortSignal) => this.docker.createContainer({ ...options, abortSignal } as typeof options));
@@ -319,4 +324,17 @@ export class DockerHostSession implements HostSession {
     });
     return this.closing;
   }
+}
+
+/** A container's log without a TTY comes in frames (1 byte stream, 3 zero, 4 bytes length, then the text); with a TTY, as it is. */
+export function demultiplex(raw: Buffer): string {
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at + 8 <= raw.length && raw[at]! <= 2 && raw[at + 1] === 0 && raw[at + 2] === 0 && raw[at + 3] === 0) {
+    const size = raw.readUInt32BE(at + 4);
+    parts.push(raw.subarray(at + 8, at + 8 + size));
+    at += 8 + size;
+  }
+  if (at === 0) return raw.toString('utf8');
+  return Buffer.concat(parts).toString('utf8');
 }

@@ -32,6 +32,8 @@ export interface ContainerSpec {
   readonly stopTimeoutSeconds: number;
   /** none: no network at all (the start check); default the engine's default bridge. */
   readonly network?: 'none';
+  /** Overrides the image's command (the release task); default the image's own. */
+  readonly command?: readonly string[];
 }
 
 export interface ContainerInfo {
@@ -81,6 +83,8 @@ export interface HostSession {
   run(spec: ContainerSpec): Promise<string>;
   /** Creates a container without starting it (its ports are bound only when it starts); resolves with its id. */
   create(spec: ContainerSpec): Promise<string>;
+  /** The last `tail` lines a container wrote (stdout and stderr, interleaved); '' when it is gone. */
+  logs(nameOrId: string, tail: number): Promise<string>;
   remove(nameOrId: string): Promise<void>;
   /**
    * From now on, every call of this session is abandoned (its request aborted) when `signal` aborts,

@@ -130,6 +130,9 @@ export class ReconnectingHostSession implements HostSession {
   create(spec: ContainerSpec) {
     return this.use((s) => s.create(spec), false);
   }
+  logs(nameOrId: string, tail: number) {
+    return this.use((s) => s.logs(nameOrId, tail), true);
+  }
   remove(nameOrId: string) {
     return this.use((s) => s.remove(nameOrId), false);
   }

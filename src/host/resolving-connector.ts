@@ -74,6 +74,7 @@ class ResolvingSession implements HostSession {
   start = (nameOrId: string) => this.inner.start(nameOrId);
   setRestartPolicy = (nameOrId: string, policy: ContainerSpec['restartPolicy']) => this.inner.setRestartPolicy(nameOrId, policy);
   remove = (nameOrId: string) => this.inner.remove(nameOrId);
+  logs = (nameOrId: string, tail: number) => this.inner.logs(nameOrId, tail);
   close = () => this.inner.close();
 }
 

@@ -15,7 +15,9 @@ import { minHealthyFor } from './plan.js';
 //     b. a watched alarm entered ALARM (policy.onAlarm stop), or the alarms could not be read for
 //        longer than policy.alarmUnreadableSeconds: `stop`, as an operator's stop without rollback;
 //     c. the worker asked to stop: `interrupt` (restore, then resume at the next start).
-//  4. Forward, Auto Scaling and alarms not confirmed suspended and muted by this take-up: `suspend`.
+//  4. Forward, a release task (rollout.releaseTask) not yet succeeded: `release-task`; found
+//     `started` (the worker died while it ran) and not idempotent: `turn-back` for a person.
+//  4b. Forward, Auto Scaling and alarms not confirmed suspended and muted by this take-up: `suspend`.
 //  5. Forward, a gate of the plan (policy.steps) before the next batch, not passed yet: `reach-gate`
 //     (recorded, so a restart resumes it with the time left), then a bake waits out its time and a pause
 //     waits for an operator's promotion made after the gate was reached (`wait-gate`), then `pass-gate`.
@@ -59,6 +61,7 @@ export type ReleaseAction =
   | { readonly kind: 'stop'; readonly request: StopRequest }
   | { readonly kind: 'interrupt' }
   | { readonly kind: 'suspend' }
+  | { readonly kind: 'release-task' }
   | { readonly kind: 'release-hosts'; readonly hosts: string[]; readonly cut: boolean }
   | { readonly kind: 'wait'; readonly why: string }
   | { readonly kind: 'reach-gate'; readonly gate: number }
@@ -91,6 +94,15 @@ export function decideRelease(record: ReleaseRecord, observed: ReleaseObservatio
     const boundMs = (policy.alarmUnreadableSeconds ?? 120) * 1000;
     if (!halfway && boundMs > 0 && unreadableMs > boundMs) return stopBy(`the alarm watch (the alarms could not be read for ${Math.round(unreadableMs / 1000)} s)`);
     if (!halfway && observed.interrupt) return { kind: 'interrupt' };
+    const task = plan.settings.releaseTask;
+    if (task && record.releaseTask?.phase !== 'succeeded') {
+      const ran = record.releaseTask;
+      if (ran?.phase !== 'started' || task.idempotent) return { kind: 'release-task' };
+      return {
+        kind: 'turn-back',
+        failure: { step: 'release-task', reason: `the release task was under way on ${ran.host} when its worker stopped: it may have run in part, and it is not run again (rollout.releaseTask.idempotent is false); check what it did, then enqueue the release again` },
+      };
+    }
     if (!observed.suspended) return { kind: 'suspend' };
     // A batch caught half-way (after a crash) is finished first, then the batches in order.
     const left = plan.batches.map((batch) => batch.filter((id) => !isDone(record.hosts[id])));

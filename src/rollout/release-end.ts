@@ -25,7 +25,7 @@ export interface EndFacts {
 }
 
 export interface Ending {
-  readonly status: Exclude<ReleaseStatus, 'accepted' | 'running' | 'refused' | 'superseded'>;
+  readonly status: Exclude<ReleaseStatus, 'accepted' | 'running' | 'superseded'>;
   readonly reason?: string;
   readonly attention?: string[];
   readonly message: ChatMessage;
@@ -44,6 +44,12 @@ export function finalOutcome(record: ReleaseRecord, facts: EndFacts): Ending {
       reason: `stopped on request at a safe point: ${released.length} of ${total} host(s) released`,
       message: say.releaseInterrupted({ target, image, released: released.length, total }),
     };
+  }
+  const touched = present.some((h) => h.progress !== 'pending');
+  if (record.failure?.step === 'release-task' && record.releaseTask?.phase === 'failed' && !touched && facts.restoreLeft.length === 0) {
+    // The task said no before any host left service: nothing of the release changed the fleet.
+    const reason = `release task: ${record.failure.reason}`;
+    return { status: 'refused', reason, message: say.releaseRefused({ target, image, releaseId: record.releaseId, reason }) };
   }
   if (record.direction === 'forward' && record.stop && !record.stop.rollback) {
     const attention = facts.restoreLeft.length > 0 ? { attention: [...facts.restoreLeft] } : {};
@@ -66,7 +72,9 @@ export function finalOutcome(record: ReleaseRecord, facts: EndFacts): Ending {
   if (record.direction === 'forward' && facts.restoreLeft.length === 0) {
     return { status: 'succeeded', message: say.releaseSucceeded({ target, image, hosts: present.map(hostLabel), durationMs: facts.durationMs }) };
   }
-  const attention = [...facts.attention, ...facts.restoreLeft];
+  // A release task that may have run in part: a person must look, whatever else went back.
+  const taskUnknown = record.failure?.step === 'release-task' && record.releaseTask?.phase === 'started' ? [`release task: ${record.failure.reason}`] : [];
+  const attention = [...facts.attention, ...facts.restoreLeft, ...taskUnknown];
   const failure = record.failure ?? (record.direction === 'forward' ? { step: 'restore', reason: 'every host was released, but Auto Scaling or alarms could not be put back' } : { step: 'unknown', reason: 'the release turned back' });
   const reason = `${failure.host ? `${failure.host}: ` : ''}${failure.step}: ${failure.reason}`;
   return {

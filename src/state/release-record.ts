@@ -157,6 +157,11 @@ export interface ReleaseRecord {
   plan?: RecordedPlan;
   scaling: Record<string, GroupRecord>;
   alarms?: AlarmRecord;
+  /**
+   * The release task (rollout.releaseTask): recorded `started` before its container is run, so a
+   * worker that finds it `started` knows it may have run (in part).
+   */
+  releaseTask?: { phase: 'started' | 'succeeded' | 'failed'; readonly host: string; readonly startedAt: string; exitCode?: number | null; output?: string; attempts: number };
   /** The watched alarms and their baseline, recorded before the first effect. */
   watch?: WatchRecord;
   hosts: Record<string, HostRecord>;

@@ -560,6 +560,59 @@ describe('the release runner', () => {
     assert.deepEqual(h.suspended, { 'asg-a': [] });
   });
 
+  const TASK = { command: ['bin/migrate', '--up'], timeoutSeconds: 5 };
+  const taskRuns = (h: ReturnType<typeof harness>) => [1, 2, 3].flatMap((i) => (h.hosts.get(`10.0.0.${i}`)?.calls ?? []).filter((c) => c.includes('bin/migrate')).map((c) => `h${i} ${c}`));
+
+  it('runs the release task once, on the first host, before any host leaves service, then releases', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0 }, releaseTask: TASK } });
+    h.host(1).task = () => ({ exitCode: 0, output: 'migrating\n3 migrations applied' });
+    const { outcome, recorded } = await h.release('v2');
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+    assert.deepEqual(taskRuns(h), ['h1 run ingest-release-task-' + recorded.releaseId.slice(0, 8) + ' 127.0.0.1:5000/data/ingest:v2 bin/migrate --up']);
+    const calls = effectCalls(h.host(1));
+    assert.ok(calls.findIndex((c) => c.includes('bin/migrate')) < calls.findIndex((c) => c.startsWith('stop ')), 'the task ran before the old container stopped');
+    assert.ok(h.calls.findIndex((c) => c.startsWith('suspend')) > -1);
+    assert.deepEqual({ ...recorded.record.releaseTask, startedAt: undefined }, { phase: 'succeeded', host: 'h1', startedAt: undefined, exitCode: 0, output: 'migrating\n3 migrations applied', attempts: 1 });
+    assert.ok(h.posted.some((m) => /the release task on h1 exited with code 0; its last lines: migrating \| 3 migrations applied/.test(m.text)));
+  });
+
+  it('refuses the release when the release task exits non-zero: nothing left service, nothing suspended', async () => {
+    const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0 }, releaseTask: TASK } });
+    h.host(1).task = () => ({ exitCode: 3, output: 'ERROR: relation "users" already exists' });
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'refused');
+    assert.match(recorded.record.reason!, /^release task: bin\/migrate --up exited with code 3 on h1$/);
+    for (const i of [1, 2]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    assert.deepEqual(h.calls.filter((c) => /^(suspend|deregister)/.test(c)), [], 'no process suspended, no host deregistered');
+    assert.ok(h.posted.some((m) => /exited with code 3; its last lines: ERROR: relation/.test(m.text)));
+  });
+
+  it('does not run a release task again that a dead worker left started: the release stops for a person; an idempotent one runs again', async () => {
+    for (const idempotent of [false, true]) {
+      const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0 }, releaseTask: { ...TASK, idempotent } } });
+      // The worker dies as the task runs: its lease is lost right after the task's container is started.
+      const died = new AbortController();
+      h.host(1).task = () => {
+        died.abort(new Error('the worker was killed'));
+        return { exitCode: 0, output: '' };
+      };
+      await assert.rejects(h.release('v2', { leaseLost: died.signal }));
+      const [left] = await h.store.unfinished();
+      assert.equal(left!.releaseTask?.phase, 'started');
+      h.host(1).task = () => ({ exitCode: 0, output: 'again' });
+      const { outcome, recorded } = await h.release('v2', { record: new RecordedRelease(h.store, left!) });
+      if (idempotent) {
+        assert.deepEqual(outcome, { status: 'succeeded', hosts: 2 });
+        assert.equal(taskRuns(h).length, 2, 'run again');
+      } else {
+        assert.equal(outcome.status, 'failed');
+        assert.equal(taskRuns(h).length, 1, 'not run again');
+        assert.match(recorded.record.attention!.join('\n'), /release task: the release task was under way on h1 when its worker stopped: it may have run in part/);
+        for (const i of [1, 2]) assert.deepEqual(h.host(i).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+      }
+    }
+  });
+
   it('resuming a release it stopped at a safe point, leaves alone a process someone suspended meanwhile: it is not resumed at the end', async () => {
     const h = harness({ hosts: 2 });
     const stop = new AbortController();

@@ -28,6 +28,9 @@ export class SimulatedHost implements HostSession {
   private readonly containers = new Map<string, SimContainer>();
   /** How a container of an image behaves once started. */
   behaviour: (image: string) => Behaviour = () => 'healthy';
+  /** How a one-off container with a command (the release task) ends at once: its exit code and what it wrote. */
+  task: (command: readonly string[]) => { exitCode: number; output: string } = () => ({ exitCode: 0, output: '' });
+  private readonly output = new Map<string, string>();
 
   constructor(
     readonly address: string,
@@ -112,7 +115,13 @@ export class SimulatedHost implements HostSession {
   async run(spec: ContainerSpec) {
     if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new Error(`Conflict. The container name "/${spec.name}" is already in use`);
     const id = `new${String(++sequence).padStart(61, '0')}`;
-    this.calls.push(`run ${spec.name} ${spec.image}`);
+    this.calls.push(`run ${spec.name} ${spec.image}${spec.command ? ` ${spec.command.join(' ')}` : ''}`);
+    if (spec.command) {
+      const ended = this.task(spec.command);
+      this.output.set(id, ended.output);
+      this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'exited', startedAt: Date.now(), exitCode: ended.exitCode, createdAt: new Date().toISOString() });
+      return id;
+    }
     const exits = this.behaviour(spec.image) === 'exits';
     this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: exits ? 'exited' : 'running', startedAt: Date.now(), ...(exits ? { exitCode: 3 } : {}), createdAt: new Date().toISOString() });
     return id;
@@ -123,6 +132,10 @@ export class SimulatedHost implements HostSession {
     this.calls.push(`create ${spec.name} ${spec.image}`);
     this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'created', createdAt: new Date().toISOString() });
     return id;
+  }
+  async logs(key: string, tail: number) {
+    const c = this.find(key);
+    return c ? (this.output.get(c.id) ?? '').split('\n').slice(-tail).join('\n') : '';
   }
   async remove(key: string) {
     const c = this.find(key);
