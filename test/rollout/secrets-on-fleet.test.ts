@@ -66,9 +66,10 @@ describe('container secrets on the local fleet', () => {
     }
   });
 
-  it('a parameter that does not exist fails the first start: the host goes back, and the reason names the variable and the parameter', async () => {
+  it('a parameter that does not exist refuses the release at preflight, nothing changed, and the reason names the variable and the parameter', async () => {
     const run = await releaseOnFleet(fleet, 'v2', { rollout: { container: { ...container(), environment: { DB_PASSWORD: { ssm: '/ingest/missing' } } } } });
-    assert.notEqual(run.outcome.status, 'succeeded');
+    assert.equal(run.outcome.status, 'refused');
+    assert.deepEqual(Object.values(run.recorded.record.hosts), [], 'refused before anything was recorded of the hosts');
     assert.match(JSON.stringify(run.recorded.record), /container\.environment\.DB_PASSWORD \(SSM parameter \/ingest\/missing\): SSM parameter \/ingest\/missing does not exist/);
     await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
   });

@@ -51,6 +51,8 @@ export function fleetEngine(fleet: Fleet, options: FleetEngineOptions = {}) {
   const store = new MemoryReleaseStore();
   return {
     lines,
+    /** The release state: tests read the record mid-way and write the target's control as `harbormaster promote` or `stop` would. */
+    store,
     close: () => wiring.close(),
     async release(tag: string) {
       const built = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment: 'staging' }, image: `${fleet.registry.address}/data/ingest:${tag}`, requestedBy: 'ci-bot', source: {} });
@@ -64,7 +66,7 @@ export function fleetEngine(fleet: Fleet, options: FleetEngineOptions = {}) {
       let sampled: SamplerReport | undefined;
       let outcome;
       try {
-        outcome = await wiring.runner.run(recorded, { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
+        outcome = await wiring.runner.run(recorded, { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new', readControl: () => store.control('data/ingest/staging') });
       } finally {
         sampled = await sampler?.stop();
       }
