@@ -64,6 +64,9 @@ export function apply(view: ReleaseView, message: ChatMessage): void {
     case 'gate-passed':
       view.step = 'rolling out';
       return;
+    case 'held':
+      view.step = `waiting: target locked by ${event.by} (${event.reason})`;
+      return;
     case 'restore-pending':
       view.step = 'restoring Auto Scaling and alarms';
       return;
@@ -101,6 +104,8 @@ export function headline(view: ReleaseView): string {
       return `:octagonal_sign: Release of ${what} stopped: ${view.done} of ${plural(view.total, 'host')}`;
     case 'superseded':
       return `:fast_forward: Release of ${what} superseded`;
+    case 'stopped':
+      return `:octagonal_sign: Release of ${what} stopped: ${view.done} of ${plural(view.total, 'host')}`;
     case 'refused':
       return `:no_entry: Release of ${what} refused`;
     default:
