@@ -104,8 +104,6 @@ export function headline(view: ReleaseView): string {
       return `:octagonal_sign: Release of ${what} stopped: ${view.done} of ${plural(view.total, 'host')}`;
     case 'superseded':
       return `:fast_forward: Release of ${what} superseded`;
-    case 'stopped':
-      return `:octagonal_sign: Release of ${what} stopped: ${view.done} of ${plural(view.total, 'host')}`;
     case 'refused':
       return `:no_entry: Release of ${what} refused`;
     default:
