@@ -5,7 +5,7 @@ import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { outcomeOf, type Rollout, type RolloutOutcome } from '../rollout/rollout.js';
-import { heldBy, type TargetLock } from '../state/control.js';
+import { heldBy, lockInForce, type TargetLock } from '../state/control.js';
 import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
@@ -168,11 +168,16 @@ export class ReleaseScheduler {
       // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
       const waiting = record.status === 'accepted' || record.status === 'interrupted';
       const others = waiting ? (await store.releasesOf(record.target)).filter((other) => other.releaseId !== releaseId) : [];
+      const readControl = () => store.control(record.target);
+      const control = waiting ? await readControl() : undefined;
       if (waiting) {
         // The newest release that started on the target, as the lease said when it was taken (read
         // with it, consistently): an index of the target's releases that lags cannot hide it.
         const started = lease.newest && lease.newest.releaseId !== releaseId ? [{ ...lease.newest, status: 'running' as const }] : [];
-        const overtaken = newestAbove(record, [...others, ...started]);
+        // The release a lock admits (the rollback that set it) gives way to no newer request that has
+        // not started: the lock holds those back, so they come after it, once the target is unlocked.
+        const admitted = lockInForce(control, new Date())?.admits === releaseId;
+        const overtaken = newestAbove(record, [...others.filter((other) => !(admitted && other.status === 'accepted')), ...started]);
         if (overtaken && overtaken.status === 'accepted' && changedHosts(record).length > 0) {
           return { status: 'busy', reason: `the newer release ${overtaken.releaseId} of ${record.target} goes first: this one is superseded once it has passed preflight, and resumes if it cannot start` };
         }
@@ -186,9 +191,8 @@ export class ReleaseScheduler {
         const halfway = others.find((other) => other.status === 'running');
         if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
       }
-      const readControl = () => store.control(record.target);
       if (waiting && changedHosts(record).length === 0) {
-        const lock = heldBy(await readControl(), releaseId, new Date());
+        const lock = heldBy(control, releaseId, new Date());
         if (lock) return await this.hold(release, lock, logger);
         if (release.record.held) {
           await release.update((draft) => {

@@ -91,6 +91,19 @@ describe('a locked target', () => {
     assert.deepEqual(rollout.ran, [releaseId]);
   });
 
+  it('does not let a newer request the lock holds back supersede the release it admits: that one runs, the newer waits', async () => {
+    const { store, operator, rollout, scheduler } = setUp();
+    const admitted = await accepted(store);
+    const request = validRequest({ releaseId: randomUUID(), image: `${REGISTRY}/data/ingest:v3`, createdAt: new Date(Date.now() + 1_000).toISOString() }) as unknown as ReleaseRequest;
+    const newer = (await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }))).record.releaseId;
+    await operator.updateControl(TARGET, () => lockFor(3_600_000, admitted));
+    const { logger } = capturingLogger();
+    assert.equal((await scheduler.take(newer, logger, 'new')).status, 'busy');
+    const taken = await scheduler.take(admitted, logger, 'takeover');
+    assert.equal(taken.status === 'ended' && taken.outcome.status, 'succeeded');
+    assert.deepEqual(rollout.ran, [admitted]);
+  });
+
   it('holds nothing once the lock has run out', async () => {
     const { store, operator, rollout, scheduler } = setUp();
     const releaseId = await accepted(store);

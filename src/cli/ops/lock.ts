@@ -17,7 +17,7 @@ export function registerLock(program: Command): void {
     .description('Hold a target: releases that have not started wait (never refused) until it is unlocked or the lock ends.')
     .argument('<target>', 'stack/release/deployment')
     .requiredOption('--reason <text>', `why (shown in status, chat and to whoever enqueues; at most ${MAX_REASON} characters)`)
-    .option('--for <duration>', `how long, e.g. 30m, 4h, 2d (at most 30d); the lock ends by itself then (default: ${DEFAULT_LOCK})`, DEFAULT_LOCK)
+    .option('--for <duration>', `how long, e.g. 30m, 4h, 2d (at most 30d); the lock ends by itself then`, DEFAULT_LOCK)
     .action(async (target: string, options: SteerOptions & { reason: string; for: string }) => {
       const reason = operatorText('--reason', options.reason, MAX_REASON);
       const ms = parseDuration('--for', options.for);

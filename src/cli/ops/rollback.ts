@@ -23,7 +23,7 @@ export function registerRollback(program: Command): void {
     .option('--to <release-id>', 'go back to the image of this release (it must have succeeded on the target)')
     .option('--reason <text>', `why (recorded with the rollback and the lock; at most ${MAX_REASON} characters)`)
     .option('--no-lock', 'do not lock the target afterwards')
-    .option('--lock-for <duration>', `how long the lock holds, e.g. 30m, 4h, 2d (default: ${DEFAULT_LOCK})`, DEFAULT_LOCK)
+    .option('--lock-for <duration>', `how long the lock holds, e.g. 30m, 4h, 2d`, DEFAULT_LOCK)
     .option('--no-wait', 'return once the rollback is recorded')
     .option('--wait-minutes <minutes>', 'how long to wait for the rollback release to end at most', '60')
     .action(async (target: string, options: SteerOptions & { to?: string; reason?: string; lock: boolean; lockFor: string; wait: boolean; waitMinutes: string }) => {

@@ -38,7 +38,9 @@ export function withSteerOptions(command: Command): Command {
 
 export async function withSteerContext<T>(target: string, options: SteerOptions, body: (context: SteerContext) => Promise<T>): Promise<T> {
   return withOpsContext(options, async (context) => {
-    const known = knownTargets(servedTargets(context.config), (await context.state.read('the unfinished releases', (h) => h.openReleases())).map((r) => r.target));
+    // Personal deployments are known once they have releases: finished (summaries) or not.
+    const [summaries, open] = await Promise.all([context.state.read('the targets', (h) => h.targetSummaries()), context.state.read('the unfinished releases', (h) => h.openReleases())]);
+    const known = knownTargets(servedTargets(context.config), [...summaries.map((t) => t.target), ...open.map((r) => r.target)]);
     checkTargets([target], known);
     const client = context.state.client;
     const endpoint = context.config.aws.endpoint;
