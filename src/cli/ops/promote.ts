@@ -2,13 +2,13 @@ import type { Command } from 'commander';
 import { promotionOf, type PromoteRequest } from '../../state/control.js';
 import { releaseInProgress, SteerRefusedError, withSteerContext, withSteerOptions, writeControl, type SteerOptions } from './steer.js';
 
-// `harbormaster promote TARGET`: records a promote request for the target's release in progress, for a
-// release waiting at a manual gate to read (the rollout has no manual gates yet: nothing reads it today).
-// A second promote of the same release is the same request.
+// `harbormaster promote TARGET`: records a promote request for the target's release in progress; the
+// rollout reads it at a pause of policy.steps and goes on. A second promote of the same release is the
+// same request.
 
 export function registerPromote(program: Command): void {
   withSteerOptions(program.command('promote'))
-    .description('Let the target\'s release in progress go on past a manual gate. This version has no manual gates yet: the request is recorded for the release, and no release waits for it.')
+    .description('Let the target\'s release in progress go on past the pause it waits at (a `pause` step of policy.steps); recorded at once, taken when the release is at a pause.')
     .argument('<target>', 'stack/release/deployment')
     .action(async (target: string, options: SteerOptions) => {
       await withSteerContext(target, options, async (context) => {
