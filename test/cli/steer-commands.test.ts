@@ -115,7 +115,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
     it('stop records a stop of the release in progress, waits until it has ended, and exits 0 when it stopped', async () => {
       const releaseId = await s.fleet.claim(s.store, 'staging', 'v3');
       const stopping = started(['stop', STAGING, '--by', 'erin', '--config', s.config]);
-      for (let i = 0; i < 200 && !(await s.store.control(STAGING)).stops?.some((stop) => stop.releaseId === releaseId); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 1200 && !(await s.store.control(STAGING)).stops?.some((stop) => stop.releaseId === releaseId); i++) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.deepEqual((await s.store.control(STAGING)).stops?.find((stop) => stop.releaseId === releaseId)?.by, 'erin');
       const taken = await s.fleet.take(s.store, releaseId);
       assert.equal(taken.status === 'ended' && taken.outcome.status, 'stopped');
@@ -146,11 +146,12 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal(v4.taken.status === 'ended' && v4.taken.outcome.status, 'succeeded');
       const rolling = started(['rollback', STAGING, '--reason', 'v4 breaks checkout', '--config', s.config]);
       let rollbackId: string | undefined;
-      for (let i = 0; i < 200 && !rollbackId; i++) {
+      for (let i = 0; i < 1200 && !rollbackId; i++) {
         rollbackId = (await s.store.openReleases()).find((r) => r.target === STAGING && r.origin)?.releaseId;
         if (!rollbackId) await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      const record = (await s.store.get(rollbackId!))!;
+      assert.ok(rollbackId, 'the rollback release was claimed within a minute');
+      const record = (await s.store.get(rollbackId))!;
       assert.equal(record.request.image, v2.request.image);
       assert.notEqual(record.releaseId, v2.releaseId);
       assert.ok(record.request.createdAt > (await s.store.get(v4.releaseId))!.request.createdAt, 'the newest request of the target');
