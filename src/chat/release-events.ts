@@ -14,6 +14,8 @@ export type ReleaseEvent =
   /** At a gate of policy.steps: what it waits for (already worded), and when it was passed. */
   | { readonly kind: 'gate'; readonly waiting: string }
   | { readonly kind: 'gate-passed' }
+  /** Not started: its target is locked (by and reason already escaped for Slack). */
+  | { readonly kind: 'held'; readonly releaseId: string; readonly by: string; readonly reason: string }
   | { readonly kind: 'restore-pending' }
   | { readonly kind: 'restore-confirmed' }
   | {

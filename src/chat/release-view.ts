@@ -64,6 +64,9 @@ export function apply(view: ReleaseView, message: ChatMessage): void {
     case 'gate-passed':
       view.step = 'rolling out';
       return;
+    case 'held':
+      view.step = `waiting: target locked by ${event.by} (${event.reason})`;
+      return;
     case 'restore-pending':
       view.step = 'restoring Auto Scaling and alarms';
       return;

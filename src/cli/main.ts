@@ -121,13 +121,19 @@ program
     process.exitCode = passed ? 0 : 1;
   });
 
-// Read-only ops commands, one per file in ./ops; not loaded for `harbormaster worker`.
+// Ops commands, one per file in ./ops; not loaded for `harbormaster worker`. Those that read, then
+// the verbs that steer a target: they write its control (and rollback a new release); the worker carries them out.
 if (process.argv[2] !== 'worker') {
   const [{ registerStatus }, { registerHistory }, { registerShow }, { registerHosts }] = await Promise.all([import('./ops/status.js'), import('./ops/history.js'), import('./ops/show.js'), import('./ops/hosts.js')]);
   registerStatus(program);
   registerHistory(program);
   registerShow(program);
   registerHosts(program);
+  const [{ registerLock }, { registerStop }, { registerRollback }, { registerPromote }] = await Promise.all([import('./ops/lock.js'), import('./ops/stop.js'), import('./ops/rollback.js'), import('./ops/promote.js')]);
+  registerLock(program);
+  registerStop(program);
+  registerRollback(program);
+  registerPromote(program);
 }
 
 try {

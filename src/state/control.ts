@@ -37,6 +37,8 @@ export interface TargetControl {
   /** At most one per release: a second stop of the same release is the same request. */
   readonly stops?: readonly StopRequest[];
   readonly promotions?: readonly PromoteRequest[];
+  /** The last lock lifted by `harbormaster unlock`, and who lifted it (for status and the record of who did what). */
+  readonly unlocked?: ControlMark & { readonly lock: TargetLock };
 }
 
 /** A change to a target's control, from what is stored now; undefined: nothing to change. */
@@ -64,6 +66,7 @@ export const promotionOf = (control: TargetControl | undefined, releaseId: strin
 export function withoutEnded(control: Omit<TargetControl, 'revision' | 'target'>, live: (releaseId: string) => boolean): Omit<TargetControl, 'revision' | 'target'> {
   return {
     ...(control.lock ? { lock: control.lock } : {}),
+    ...(control.unlocked ? { unlocked: control.unlocked } : {}),
     ...(control.stops?.some((s) => live(s.releaseId)) ? { stops: control.stops.filter((s) => live(s.releaseId)) } : {}),
     ...(control.promotions?.some((p) => live(p.releaseId)) ? { promotions: control.promotions.filter((p) => live(p.releaseId)) } : {}),
   };

@@ -8,6 +8,8 @@ import { isFinal, RECORD_FORMAT, type ReleaseRecord } from './release-record.js'
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 import { RELEASE_TABLE } from './dynamodb-release-table.js';
 import { DynamoLeases } from './dynamodb-leases.js';
+import { DynamoControl } from './dynamodb-control.js';
+import type { ControlChange, TargetControl } from './control.js';
 import { LeaseWatch } from './lease-watch.js';
 import { outcomeOfRecord, type ReleaseOutcome } from './release-outcome.js';
 import { releaseSummary, summarySlot, TARGET_SUMMARY_FORMAT, type ReleaseHistory, type TargetSummary } from './target-summary.js';
@@ -146,6 +148,7 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
   private readonly retentionSeconds: number;
   private readonly clock: () => number;
   private readonly leases: DynamoLeases;
+  private readonly controls: DynamoControl;
 
   constructor(options: DynamoReleaseStoreOptions) {
     const retentionDays = options.retentionDays ?? DEFAULT_RETENTION_DAYS;
@@ -161,10 +164,9 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
     this.clock = options.clock ?? Date.now;
     // The caller owns `client` (and destroys it); the document client only wraps it.
     this.doc = DynamoDBDocumentClient.from(options.client, { marshallOptions: { removeUndefinedValues: true } });
-    this.leases = new DynamoLeases(
-      { doc: this.doc, table: this.table, clock: this.clock, call: (what, work) => this.call(what, work), conditional: (what, work) => this.conditional(what, work) },
-      options.monotonic ? new LeaseWatch(options.monotonic) : undefined,
-    );
+    const io = { doc: this.doc, table: this.table, clock: this.clock, call: <T>(what: string, work: () => Promise<T>) => this.call(what, work), conditional: (what: string, work: () => Promise<unknown>) => this.conditional(what, work) };
+    this.leases = new DynamoLeases(io, options.monotonic ? new LeaseWatch(options.monotonic) : undefined);
+    this.controls = new DynamoControl(io);
   }
 
   private call<T>(what: string, work: () => Promise<T>): Promise<T> {
@@ -541,5 +543,13 @@ export class DynamoReleaseStore implements ReleaseStore, ReleaseHistory {
 
   releaseLease(lease: TargetLease): Promise<void> {
     return this.leases.release(lease);
+  }
+
+  control(target: string): Promise<TargetControl> {
+    return this.controls.read(target);
+  }
+
+  updateControl(target: string, change: ControlChange): Promise<TargetControl> {
+    return this.controls.update(target, change);
   }
 }

@@ -25,12 +25,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 //                        `leaseMs`, `revision` (bumped by every write), and `newestCreatedAt` /
 //                        `newestReleaseId` (the newest release started on the target). Never deleted (a
 //                        release expires it), so its token only ever grows: fencing stays sound.
+//   control#<target>     what operators asked of the target (src/state/dynamodb-control.ts): `control` (the
+//                        document as JSON), `revision`, `controlTarget`, `writeId`. Never expires.
 //   target#<target>      the target's summary (src/state/target-summary.ts): `current` (the last release
 //                        that succeeded), `lastFailure`, `summaryTarget`, `updatedAt`. Written with each
 //                        final record; never expires (no `purgeAt`).
 //   target-list          `names`: a string set of every target that has a summary item, so the summaries
 //                        are read by key (GetItem, then BatchGetItem), never by a Scan.
-// Lease, target and target-list items carry none of the index attributes, so they are in neither index.
+// Lease, control, target and target-list items carry none of the index attributes, so they are in neither index.
 
 export const RELEASE_TABLE = {
   partitionKey: 'pk',

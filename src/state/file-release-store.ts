@@ -9,6 +9,8 @@ import type { ReleaseHistory, TargetSummary } from './target-summary.js';
 import { TargetSummaryFiles } from './target-summary-files.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError, type ClaimResult, type DamageReport, type ReleaseStore, type TargetLease, type TargetRelease } from './release-store.js';
 import { syncDirectory, writeDurably } from './durable-files.js';
+import type { ControlChange, TargetControl } from './control.js';
+import { ControlFiles } from './control-files.js';
 
 // The default store: one file per release in `<stateDirectory>/releases`, for one worker per bastion
 // (a lock on the directory keeps a second worker out, see state-directory-lock.ts). Given the lock
@@ -26,6 +28,9 @@ import { syncDirectory, writeDurably } from './durable-files.js';
 //
 // Each target with a finished release also has `<stateDirectory>/targets/<sha1(target)>.json`: its
 // current release and last failure (target-summary-files.ts), written after the final record.
+//
+// Each target's control (what operators asked: lock, stop, promote) is under
+// `<stateDirectory>/control` (control-files.ts), written by the ops commands beside the running worker.
 
 const FILE_FORMAT = 'harbormaster.release-file/1';
 
@@ -125,8 +130,9 @@ export interface FileReleaseStoreOptions {
   /** Told of every damaged file found (once per file and content). */
   readonly onDamage?: (report: DamageReport) => void;
   /**
-   * For readers beside a running worker (the ops commands): creates nothing and leaves temporary files
-   * alone, since they may be the worker's writes in progress. Such a store must not write.
+   * For the ops commands beside a running worker: creates nothing when opened and leaves temporary
+   * files alone, since they may be the worker's writes in progress. Such a store never saves a record:
+   * it only claims new ones (`harbormaster rollback`) and writes the control of a target.
    */
   readonly readOnly?: boolean;
 }
@@ -144,6 +150,7 @@ export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
   private readonly finished = new Map<string, FinishedSummary>();
   /** One worker per state directory (the directory lock): its leases live in its memory. */
   private readonly leases = new LocalLeases();
+  private readonly controls: ControlFiles;
   private lock: Pick<StateDirectoryLock, 'lost' | 'verify'> | undefined;
 
   constructor(
@@ -152,6 +159,7 @@ export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
   ) {
     this.directory = join(stateDirectory, 'releases');
     this.summaries = new TargetSummaryFiles(stateDirectory);
+    this.controls = new ControlFiles(stateDirectory);
     this.description = `files in ${this.directory}`;
   }
 
@@ -367,5 +375,14 @@ export class FileReleaseStore implements ReleaseStore, ReleaseHistory {
 
   async releaseLease(lease: TargetLease) {
     this.leases.release(lease);
+  }
+
+  control(target: string): Promise<TargetControl> {
+    return this.controls.read(target);
+  }
+
+  /** Not guarded by the directory lock: the ops commands write it while the worker holds the directory. */
+  updateControl(target: string, change: ControlChange): Promise<TargetControl> {
+    return this.controls.update(target, change);
   }
 }

@@ -87,7 +87,8 @@ export class MemoryReleaseStore implements ReleaseStore, ReleaseHistory {
   }
 
   async updateControl(target: string, change: ControlChange): Promise<TargetControl> {
-    const current = await this.control(target);
+    // Read, change and set with no await between: one process, so no other write can come in between.
+    const current = structuredClone(this.controls.get(target) ?? emptyControl(target));
     const next = change(current);
     if (next === undefined) return current;
     const stored: TargetControl = { ...structuredClone(next), target, revision: current.revision + 1 };

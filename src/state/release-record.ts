@@ -175,6 +175,23 @@ export interface ReleaseRecord {
   chatMessage?: { readonly via: 'slack' | 'discord'; readonly channel?: string; readonly id: string };
   /** The GitHub deployment made for the release. */
   githubDeployment?: { readonly repository: string; readonly id: number };
+  /** Made by an operator, not by a request from CI. */
+  readonly origin?: ReleaseOrigin;
+  /** Not started: its target is locked (control.ts). Set while it waits, removed when it starts. */
+  held?: { readonly by: string; readonly reason: string; readonly until: string; readonly since: string };
+}
+
+/**
+ * `harbormaster rollback`: a new release of the image of release `to` (its request copied with a new
+ * id and creation time), undoing `of`, the release whose image was current on the target (if known).
+ */
+export interface ReleaseOrigin {
+  readonly kind: 'rollback';
+  readonly of?: string;
+  readonly to: string;
+  readonly by: string;
+  readonly at: string;
+  readonly reason?: string;
 }
 
 export const loadBalancerKey = (lb: LoadBalancerRef) => `${lb.kind}:${lb.id}`;
@@ -207,6 +224,7 @@ export function whereItStands(record: ReleaseRecord, now = new Date()): string {
   const total = Object.keys(record.hosts).length;
   const parts: string[] = [record.status];
   if (record.direction === 'back') parts.push('rolling back');
+  if (record.held && record.status === 'accepted') parts.push(`waiting: ${record.target} is locked by ${record.held.by} until ${record.held.until} (${record.held.reason})`);
   if (total > 0) parts.push(`${done} of ${total} host(s) released`);
   for (const host of busy) parts.push(`${host.name ?? host.address} at ${host.intent?.action ?? 'start'}`);
   const waiting = gateWaiting(record, now);

@@ -1,3 +1,4 @@
+import type { ControlChange, TargetControl } from './control.js';
 import type { ReleaseRecord } from './release-record.js';
 
 // Where release records live. One interface, two stores: files on the bastion (one worker) and
@@ -105,5 +106,14 @@ export interface ReleaseStore {
   renewLease(lease: TargetLease, ttlMs: number): Promise<TargetLease>;
   /** Gives the lease up (if still held); another worker may take it at once. */
   releaseLease(lease: TargetLease): Promise<void>;
+  /** What operators asked of the target (control.ts); revision 0 when nothing was ever written. */
+  control(target: string): Promise<TargetControl>;
+  /**
+   * Applies `change` to the target's control as stored now and writes it as the next revision, only
+   * over the revision it was computed from; when another writer came first, reads again and applies
+   * `change` anew (so `change` must be pure). Never fenced by a lease: operators write while a worker
+   * holds the target. Resolves with what is stored (unchanged when `change` returns undefined).
+   */
+  updateControl(target: string, change: ControlChange): Promise<TargetControl>;
   close?(): Promise<void> | void;
 }

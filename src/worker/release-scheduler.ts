@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import * as say from '../chat/release-messages.js';
+import { releaseHeld } from '../chat/control-messages.js';
 import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { outcomeOf, type Rollout, type RolloutOutcome } from '../rollout/rollout.js';
+import { heldBy, lockInForce, type TargetLock } from '../state/control.js';
 import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
@@ -30,6 +32,13 @@ import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 // preflight failed), this one resumes, so the target never ends on two images with nothing pending.
 // A release that has not started never starts while another of its target is running (its worker
 // died); one stopped at a safe point does not hold it back.
+//
+// A lock holds back a release that has changed no host yet (control.ts, `harbormaster lock`): it stays
+// unfinished in the store, never refused and never expiring, and a sweep takes it up once the lock is
+// lifted or has run out. Its record says who locked the target and why (`held`, which `show` and
+// `enqueue --wait` print), and chat says so once per release (again only if the lock changes). The
+// release the lock admits (the rollback that set it) goes through. A release already under way is not
+// held: stopping it is `harbormaster stop`, which the rollout reads at its decisions (readControl).
 
 export type TakeResult =
   /** Not now: the release itself already runs here, its target is busy (here or on another worker), or every slot is taken. */
@@ -159,11 +168,16 @@ export class ReleaseScheduler {
       // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
       const waiting = record.status === 'accepted' || record.status === 'interrupted';
       const others = waiting ? (await store.releasesOf(record.target)).filter((other) => other.releaseId !== releaseId) : [];
+      const readControl = () => store.control(record.target);
+      const control = waiting ? await readControl() : undefined;
       if (waiting) {
         // The newest release that started on the target, as the lease said when it was taken (read
         // with it, consistently): an index of the target's releases that lags cannot hide it.
         const started = lease.newest && lease.newest.releaseId !== releaseId ? [{ ...lease.newest, status: 'running' as const }] : [];
-        const overtaken = newestAbove(record, [...others, ...started]);
+        // The release a lock admits (the rollback that set it) gives way to no newer request that has
+        // not started: the lock holds those back, so they come after it, once the target is unlocked.
+        const admitted = lockInForce(control, new Date())?.admits === releaseId;
+        const overtaken = newestAbove(record, [...others.filter((other) => !(admitted && other.status === 'accepted')), ...started]);
         if (overtaken && overtaken.status === 'accepted' && changedHosts(record).length > 0) {
           return { status: 'busy', reason: `the newer release ${overtaken.releaseId} of ${record.target} goes first: this one is superseded once it has passed preflight, and resumes if it cannot start` };
         }
@@ -177,7 +191,17 @@ export class ReleaseScheduler {
         const halfway = others.find((other) => other.status === 'running');
         if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
       }
-      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing) });
+      if (waiting && changedHosts(record).length === 0) {
+        const lock = heldBy(control, releaseId, new Date());
+        if (lock) return await this.hold(release, lock, logger);
+        if (release.record.held) {
+          await release.update((draft) => {
+            delete draft.held;
+            if (draft.reason?.startsWith('waiting: ')) delete draft.reason;
+          });
+        }
+      }
+      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing), readControl });
       if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };
       if (outcome.status === 'interrupted') return { status: 'unfinished', reason: outcome.reason };
       return { status: 'ended', outcome };
@@ -188,6 +212,22 @@ export class ReleaseScheduler {
       storeLost?.removeEventListener('abort', onStoreLost);
       if (!lost.signal.aborted) await store.releaseLease(held).catch((error: unknown) => logger.warn({ err: error }, 'giving the lease up failed; it expires on its own'));
     }
+  }
+
+  /** Leaves the release waiting for the lock; records and says who holds the target, once per lock. */
+  private async hold(release: RecordedRelease, lock: TargetLock, logger: Logger): Promise<TakeResult> {
+    const { target } = release.record;
+    const reason = `${target} is locked by ${lock.by} until ${lock.until}: ${lock.reason}`;
+    const said = release.record.held;
+    if (!said || said.by !== lock.by || said.reason !== lock.reason || said.until !== lock.until) {
+      await release.update((draft) => {
+        draft.held = { by: lock.by, reason: lock.reason, until: lock.until, since: said?.since ?? new Date().toISOString() };
+        draft.reason = `waiting: ${reason}`;
+      });
+      logger.warn({ lockedBy: lock.by, lockReason: lock.reason, until: lock.until }, 'release waits: its target is locked');
+      this.deps.chat?.post(releaseHeld({ target, image: release.record.request.image, releaseId: release.releaseId, lock }));
+    }
+    return { status: 'busy', reason: `waiting: ${reason}` };
   }
 
   private async supersede(release: RecordedRelease, by: TargetRelease, logger: Logger): Promise<RolloutOutcome> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hostsView, matchOf, type HostFacts } from '../../src/cli/ops/hosts-view.js';
-import { historyEntry } from '../../src/cli/ops/history-view.js';
+import { historyEntry, steeredBy } from '../../src/cli/ops/history-view.js';
 import { restoresOf, statusStillMoving, statusView } from '../../src/cli/ops/status-view.js';
 import { renderTable, shortImage, useColour } from '../../src/cli/ops/table.js';
 import { checkTargets, knownTargets, servedTargets } from '../../src/cli/ops/targets.js';
@@ -56,9 +56,25 @@ describe('status view', () => {
     {
       name: 'a target with nothing recorded has nothing to show',
       unfinished: [],
-      expect: (t) => assert.deepEqual(t, { target: 'data/ingest/staging', current: null, inProgress: null, waiting: [], restoresPending: [], lastFailure: null }),
+      expect: (t) => assert.deepEqual(t, { target: 'data/ingest/staging', current: null, inProgress: null, waiting: [], restoresPending: [], lastFailure: null, lock: null }),
     },
   ];
+  const lock = { by: 'alice', at: at(30).toISOString(), reason: 'incident 42', until: new Date(NOW.getTime() + 3_600_000).toISOString() };
+  const waiting = record('accepted', 5);
+  const locked = { target: 'data/ingest/staging', revision: 1, lock };
+  it('a locked target shows its lock, and a release that has not started waits for it, naming who and why', () => {
+    const t = statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: [waiting], controls: new Map([['data/ingest/staging', locked]]), now: NOW }).targets[0]!;
+    assert.deepEqual(t.lock, lock);
+    assert.deepEqual(t.waiting.map((w) => w.why), [`target locked by alice until ${lock.until}: incident 42`]);
+  });
+  it('a lock that has ended, or that admits the release, holds nothing', () => {
+    const ended = { ...locked, lock: { ...lock, until: at(1).toISOString() } };
+    const endedView = statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: [waiting], controls: new Map([['data/ingest/staging', ended]]), now: NOW }).targets[0]!;
+    assert.deepEqual([endedView.lock, endedView.waiting.map((w) => w.why)], [null, ['accepted: waiting for a worker to take it up']]);
+    const admits = { ...locked, lock: { ...lock, admits: waiting.releaseId } };
+    const admitted = statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: [waiting], controls: new Map([['data/ingest/staging', admits]]), now: NOW }).targets[0]!;
+    assert.deepEqual(admitted.waiting.map((w) => w.why), ['accepted: waiting for a worker to take it up']);
+  });
   for (const c of cases) {
     it(c.name, () => {
       const view = statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: c.unfinished, now: NOW });
@@ -112,6 +128,15 @@ describe('history entry', () => {
     assert.deepEqual([ran.supersededBy, ran.durationMs], [null, 180_000]);
     const going = historyEntry(record('running', 10, { startedAt: at(2).toISOString() }), NOW);
     assert.equal(going.durationMs, 120_000);
+  });
+
+  it('says who steered a release: a rollback of which release by whom, a stop by whom', () => {
+    const of = '0b7c2a8e-4b1d-4a8e-9e8f-1f2a3b4c5d6e';
+    const rollback = historyEntry(record('succeeded', 10, { origin: { kind: 'rollback', of, to: 'x', by: 'alice', at: at(10).toISOString() } }), NOW);
+    assert.equal(steeredBy(rollback), 'rollback of 0b7c2a8e by alice');
+    const stopped = historyEntry(record('rolled-back', 10, { stop: { by: 'bob', at: at(5).toISOString(), rollback: true } }), NOW);
+    assert.equal(steeredBy(stopped), `${stopped.requestedBy}; stopped by bob (with rollback)`);
+    assert.equal(steeredBy(historyEntry(record('succeeded', 10), NOW)), historyEntry(record('succeeded', 10), NOW).requestedBy);
   });
 });
 

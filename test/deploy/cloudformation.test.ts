@@ -7,6 +7,7 @@ import { parse, type Tags } from 'yaml';
 import { parseWorkerConfig } from '../../src/config/worker-config.js';
 import { releaseTableDefinition, releaseTableTimeToLive } from '../../src/state/dynamodb-release-table.js';
 import { CI_READABLE_ATTRIBUTES } from '../../src/state/release-outcome.js';
+import { controlPk } from '../../src/state/dynamodb-control.js';
 
 // deploy/cloudformation.yml checked without AWS: the table is the one the store's code defines, the
 // queue has its dead-letter queue, and the worker's IAM policy allows exactly the AWS calls the worker's
@@ -214,6 +215,23 @@ describe('deploy/cloudformation.yml', () => {
     assert.ok(!CI_READABLE_ATTRIBUTES.includes('record' as never), 'the record (plan, container spec and environment) is not readable by CI');
   });
 
+  it('gives ops reading the release state and the fleet, and writing control items and release claims only, apart from CI and the worker', () => {
+    const granted = actionsOf('OpsPolicy');
+    // What the ops commands' reads make (the stores' reads, observe-hosts' EC2 and ELB reads), and the verbs' writes.
+    for (const action of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'ec2:DescribeInstances']) assert.ok(granted.has(action), action);
+    for (const action of granted) {
+      assert.ok(!/:(Register|Deregister|Suspend|Resume|Disable|Enable|Put(Alarm|Metric)|Delete|TransactWrite|SendMessage|ReceiveMessage)/.test(action), `ops changes nothing of the fleet, the queue or the alarms: ${action}`);
+    }
+    const elbReads = [...actionsOf('WorkerPolicy')].filter((a) => a.startsWith('elasticloadbalancing:Describe'));
+    assert.deepEqual(sorted(new Set([...granted].filter((a) => a.startsWith('elasticloadbalancing:')))), elbReads.sort(), 'hosts reads the load balancers as the worker does');
+    const put = statementWith('OpsPolicy', 'dynamodb:PutItem')!;
+    assert.deepEqual(put.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['control#*', 'release#*'] } }, 'puts: control items and release claims, never a lease');
+    const update = statementWith('OpsPolicy', 'dynamodb:UpdateItem')!;
+    assert.deepEqual(update.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['target#*', 'target-list'] } }, 'updates: the summaries a claim notes itself in, never a lease or a record');
+    assert.equal(controlPk('data/ingest/staging').startsWith('control#'), true, 'the control items are what the policy names');
+    assert.deepEqual(statementWith('OpsPolicy', 'dynamodb:GetItem')!.Resource, [{ 'Fn::GetAtt': ['ReleaseTable', 'Arn'] }, { 'Fn::Sub': '${ReleaseTable.Arn}/index/*' }]);
+  });
+
   it('scopes the worker\'s queue and table calls to the stack\'s own queues and table', () => {
     for (const action of ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage']) {
       assert.deepEqual(statementWith('WorkerPolicy', action)!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] }, action);
@@ -234,7 +252,7 @@ describe('deploy/cloudformation.yml', () => {
         for (const action of list(statement.Action)) assert.match(action, /^[a-z0-9-]+:[A-Za-z0-9]+$/, `${name} ${statement.Sid}: ${action}`);
       }
     }
-    assert.deepEqual(resourcesOfType('AWS::IAM::ManagedPolicy').map(([name]) => name).sort(), ['CiPolicy', 'WorkerPolicy']);
+    assert.deepEqual(resourcesOfType('AWS::IAM::ManagedPolicy').map(([name]) => name).sort(), ['CiPolicy', 'OpsPolicy', 'WorkerPolicy']);
   });
 
   it('refers only to its own parameters and resources, and outputs what the worker\'s and CI\'s configuration need', () => {
@@ -271,6 +289,7 @@ describe('deploy/cloudformation.yml', () => {
       'DeadLetterQueueArn',
       'DeadLetterQueueUrl',
       'HostSecurityGroupId',
+      'OpsPolicyArn',
       'QueueArn',
       'QueueUrl',
       'ReleaseTableArn',

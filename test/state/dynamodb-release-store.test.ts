@@ -8,7 +8,7 @@ import { awsEndpoint, clientConfig } from '../../local-fleet/aws-resources.js';
 import { createReleaseTable, DynamoReleaseStore, RELEASE_TABLE, releaseTableDefinition } from '../../src/state/dynamodb-release-store.js';
 import { DamagedRecordError, LeaseLostError, StaleRecordError } from '../../src/state/release-store.js';
 import { motoForSuite } from '../support/aws.js';
-import { busyRecord, recordFor, releaseStoreContract } from './release-store-contract.js';
+import { busyRecord, controlContract, recordFor, releaseStoreContract } from './release-store-contract.js';
 
 // The DynamoDB store against a real moto_server: the contract every store passes (a fresh table per
 // store, since the contract counts what unfinished() lists), then what only several workers on one table,
@@ -41,6 +41,10 @@ async function freshTable(): Promise<string> {
 const rawItem = async (table: string, releaseId: string) => (await raw().send(new GetCommand({ TableName: table, Key: { pk: `release#${releaseId}` }, ConsistentRead: true }))).Item;
 
 releaseStoreContract('dynamodb (moto)', async () => new DynamoReleaseStore({ client: dynamo(), table: await freshTable() }));
+controlContract('dynamodb (moto), two workers on one table', async () => {
+  const table = await freshTable();
+  return [new DynamoReleaseStore({ client: newClient(), table }), new DynamoReleaseStore({ client: newClient(), table })];
+});
 
 describe('the DynamoDB table', () => {
   it('is created as releaseTableDefinition says, with TTL on purgeAt, and creating it again changes nothing', async () => {

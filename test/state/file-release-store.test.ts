@@ -6,12 +6,20 @@ import { describe, it } from 'node:test';
 import { FileReleaseStore } from '../../src/state/file-release-store.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { DamagedRecordError, type DamageReport } from '../../src/state/release-store.js';
-import { busyRecord, recordFor, releaseStoreContract } from './release-store-contract.js';
+import { busyRecord, controlContract, recordFor, releaseStoreContract } from './release-store-contract.js';
 
 const stateDirectory = () => mkdtempSync(join(tmpdir(), 'harbormaster-store-'));
 
 releaseStoreContract('files', () => new FileReleaseStore(stateDirectory()));
 releaseStoreContract('memory', () => new MemoryReleaseStore());
+controlContract('files (two processes on one state directory)', async () => {
+  const directory = stateDirectory();
+  return [new FileReleaseStore(directory), new FileReleaseStore(directory, { readOnly: true })];
+});
+controlContract('memory', async () => {
+  const store = new MemoryReleaseStore();
+  return [store, store];
+});
 
 describe('the file store on the bastion', () => {
   it('keeps records across a restart of the worker (a new store on the same directory)', async () => {

@@ -222,3 +222,68 @@ export function releaseStoreContract(name: string, makeStore: () => Promise<Rele
     });
   });
 }
+
+/**
+ * What every store promises of a target's control (control.ts), given two store instances on the
+ * same state (two processes: the ops command and the worker; or two workers on one table).
+ */
+export function controlContract(name: string, makePair: () => Promise<[ReleaseStore, ReleaseStore]>): void {
+  describe(`target control contract: ${name}`, () => {
+    const lock = { by: 'alice', at: '2026-12-01T10:00:00.000Z', reason: 'incident 42', until: '2026-12-01T14:00:00.000Z' };
+
+    it('reads revision 0 and nothing asked for a target never written', async () => {
+      const [store] = await makePair();
+      const target = uniqueTarget();
+      assert.deepEqual(await store.control(target), { target, revision: 0 });
+    });
+
+    it('writes a change as the next revision, which the other instance reads back', async () => {
+      const [a, b] = await makePair();
+      const target = uniqueTarget();
+      const written = await a.updateControl(target, () => ({ lock }));
+      assert.deepEqual(written, { target, revision: 1, lock });
+      assert.deepEqual(await b.control(target), written);
+      const stop = { by: 'bob', at: '2026-12-01T10:01:00.000Z', releaseId: randomUUID(), rollback: true };
+      const second = await b.updateControl(target, (current) => ({ ...current, stops: [stop] }));
+      assert.deepEqual(await a.control(target), { target, revision: 2, lock, stops: [stop] });
+      assert.equal(second.revision, 2);
+    });
+
+    it('writes nothing when the change says there is nothing to change', async () => {
+      const [a] = await makePair();
+      const target = uniqueTarget();
+      await a.updateControl(target, () => ({ lock }));
+      const same = await a.updateControl(target, () => undefined);
+      assert.equal(same.revision, 1);
+      assert.equal((await a.control(target)).revision, 1);
+    });
+
+    it('loses no update when two instances change the same target at once: each change is applied to what the other wrote', async () => {
+      const [a, b] = await makePair();
+      const target = uniqueTarget();
+      const ids = Array.from({ length: 8 }, () => randomUUID());
+      await Promise.all(
+        ids.map((releaseId, i) => (i % 2 === 0 ? a : b).updateControl(target, (current) => ({ ...current, promotions: [...(current.promotions ?? []), { by: `op${i}`, at: lock.at, releaseId }] }))),
+      );
+      const stored = await a.control(target);
+      assert.equal(stored.revision, ids.length);
+      assert.deepEqual(new Set(stored.promotions?.map((p) => p.releaseId)), new Set(ids));
+    });
+
+    it('is not fenced by a lease: an operator writes while a worker holds the target', async () => {
+      const [a, b] = await makePair();
+      const target = uniqueTarget();
+      assert.ok(await a.acquireLease(target, 'worker-a', 60_000));
+      const written = await b.updateControl(target, () => ({ lock }));
+      assert.equal(written.revision, 1);
+    });
+
+    it('keeps the control of one target apart from another\'s', async () => {
+      const [a] = await makePair();
+      const one = uniqueTarget();
+      const other = uniqueTarget();
+      await a.updateControl(one, () => ({ lock }));
+      assert.deepEqual(await a.control(other), { target: other, revision: 0 });
+    });
+  });
+}

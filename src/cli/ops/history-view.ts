@@ -19,6 +19,10 @@ export interface HistoryEntry {
   readonly hosts: number;
   /** The release that came first, for a superseded one (from its recorded reason). */
   readonly supersededBy: string | null;
+  /** Made by an operator (`harbormaster rollback`): whose image, undoing what, by whom. */
+  readonly origin: ReleaseRecord['origin'] | null;
+  /** An operator's stop, as the release took it up. */
+  readonly stop: ReleaseRecord['stop'] | null;
 }
 
 export interface HistoryView {
@@ -46,6 +50,8 @@ export function historyEntry(record: ReleaseRecord, now: Date): HistoryEntry {
     durationMs: record.startedAt ? Math.max(0, end - Date.parse(record.startedAt)) : null,
     hosts: Object.keys(record.hosts).length,
     supersededBy: record.status === 'superseded' ? (RELEASE_ID.exec(record.reason ?? '')?.[1] ?? null) : null,
+    origin: record.origin ?? null,
+    stop: record.stop ?? null,
   };
 }
 
@@ -54,8 +60,15 @@ export function historyView(target: string, records: readonly ReleaseRecord[], n
   return { format: 'harbormaster.history/1', at: now.toISOString(), target, releases };
 }
 
+/** "rollback of 1a2b3c4d by alice", "stopped by bob (with rollback)": who steered the release, for the BY column. */
+export function steeredBy(entry: Pick<HistoryEntry, 'origin' | 'stop' | 'requestedBy'>): string {
+  const parts = [entry.origin ? `rollback${entry.origin.of ? ` of ${shortId(entry.origin.of)}` : ''} by ${entry.origin.by}` : entry.requestedBy];
+  if (entry.stop) parts.push(`stopped by ${entry.stop.by}${entry.stop.rollback ? ' (with rollback)' : ''}`);
+  return parts.join('; ');
+}
+
 export const toneOf = (status: ReleaseRecord['status']): Tone =>
-  status === 'succeeded' ? 'good' : status === 'failed' || status === 'rolled-back' || status === 'refused' ? 'bad' : status === 'superseded' ? 'dim' : 'warn';
+  status === 'succeeded' ? 'good' : status === 'failed' || status === 'rolled-back' || status === 'refused' ? 'bad' : status === 'superseded' ? 'dim' : 'warn'; // 'stopped', like the unfinished ones: neither good nor a failure
 
 export function historyText(view: HistoryView, colour: boolean): string[] {
   const now = new Date(view.at);
@@ -63,7 +76,7 @@ export function historyText(view: HistoryView, colour: boolean): string[] {
     shortId(r.releaseId),
     shortImage(r.image),
     { text: r.status, tone: toneOf(r.status) },
-    r.requestedBy,
+    steeredBy(r),
     r.source.commit ? r.source.commit.slice(0, 10) : (r.source.branch ?? '-'),
     r.startedAt ? `${when(r.startedAt)} (${ago(now, r.startedAt)})` : '-',
     r.durationMs === null ? '-' : duration(r.durationMs),

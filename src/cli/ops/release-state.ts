@@ -3,10 +3,12 @@ import { clientOptions } from '../../aws/clients.js';
 import type { WorkerConfig } from '../../config/worker-config.js';
 import { DynamoReleaseStore } from '../../state/dynamodb-release-store.js';
 import { FileReleaseStore } from '../../state/file-release-store.js';
+import type { ReleaseStore } from '../../state/release-store.js';
 import type { ReleaseHistory } from '../../state/target-summary.js';
 
 // The release state as the ops commands read it: the store the worker's configuration names, opened
-// read-only (the file store leaves the worker's writes in progress alone). Every read goes through
+// beside the worker (the file store leaves the worker's writes in progress alone). The verbs that
+// steer a target write only its control and, for `rollback`, claim a new release record. Every read goes through
 // `read`, so a store that cannot be read ends the command with one line saying which and why (exit 1).
 
 /** The release state cannot be read: the command says which store and why, and exits 1. */
@@ -14,10 +16,15 @@ export class StoreUnreadableError extends Error {
   override name = 'StoreUnreadableError';
 }
 
+/** Both stores are both: the records' history, and a ReleaseStore (claim, control). */
+export type OpsStore = ReleaseHistory & Pick<ReleaseStore, 'claim' | 'control' | 'updateControl'>;
+
 export interface ReleaseState {
-  readonly history: ReleaseHistory;
+  readonly history: OpsStore;
   /** Runs one read of the store; its failure becomes a StoreUnreadableError naming the store. */
-  read<T>(what: string, work: (history: ReleaseHistory) => Promise<T>): Promise<T>;
+  read<T>(what: string, work: (history: OpsStore) => Promise<T>): Promise<T>;
+  /** The DynamoDB client, for the DynamoDB store (who the AWS identity is). */
+  readonly client?: DynamoDBClient;
   close(): void;
 }
 
@@ -25,7 +32,7 @@ const firstLine = (text: string) => text.split('\n')[0]!.slice(0, 300);
 
 export function openReleaseState(config: WorkerConfig, warn: (line: string) => void): ReleaseState {
   let client: DynamoDBClient | undefined;
-  let history: ReleaseHistory;
+  let history: OpsStore;
   if (config.state.store === 'dynamodb') {
     client = new DynamoDBClient(clientOptions(config.aws));
     history = new DynamoReleaseStore({ client, table: config.state.table, retentionDays: config.state.retentionDays });
@@ -37,6 +44,7 @@ export function openReleaseState(config: WorkerConfig, warn: (line: string) => v
   }
   return {
     history,
+    ...(client ? { client } : {}),
     async read(what, work) {
       try {
         return await work(history);

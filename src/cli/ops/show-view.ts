@@ -33,6 +33,9 @@ export function showText(view: ShowView, colour: boolean): string[] {
     `  accepted     ${when(record.acceptedAt)} (key ${record.keyId}); taken up ${record.attempts} time(s)${record.owner ? `, last by ${record.owner.worker}` : ''}`,
     `  started      ${when(record.startedAt)}   finished ${when(record.finishedAt)}   took ${summary.durationMs === null ? '-' : duration(summary.durationMs)}`,
   ];
+  if (record.origin) lines.push(`  rollback     to the image of ${record.origin.to}${record.origin.of ? `, undoing ${record.origin.of}` : ''}, by ${record.origin.by} at ${when(record.origin.at)}${record.origin.reason ? `: ${record.origin.reason}` : ''}`);
+  if (record.stop) lines.push(`  stopped      by ${record.stop.by} at ${when(record.stop.at)}${record.stop.rollback ? ', with rollback' : ''}`);
+  if (record.held && !view.ended) lines.push(`  waiting      ${record.target} is locked by ${record.held.by} until ${when(record.held.until)}: ${record.held.reason}`);
   if (record.reason) lines.push(`  reason       ${record.reason}`);
   if (record.failure) lines.push(`  failure      ${record.failure.host ? `${record.failure.host} ` : ''}at ${record.failure.step}: ${record.failure.reason}`);
   if (record.damaged) lines.push(`  damaged      ${record.damaged}`);

@@ -1,3 +1,4 @@
+import { heldBy, lockInForce, type TargetControl, type TargetLock } from '../../state/control.js';
 import type { ReleaseRecord } from '../../state/release-record.js';
 import type { ReleaseSummary, TargetSummary } from '../../state/target-summary.js';
 
@@ -36,6 +37,8 @@ export interface TargetStatus {
   /** Auto Scaling processes still suspended, alarms still muted, restores not yet confirmed. */
   readonly restoresPending: string[];
   readonly lastFailure: ReleaseSummary | null;
+  /** The lock in force (`harbormaster lock`): who, why, until; releases that have not started wait for it. */
+  readonly lock: TargetLock | null;
 }
 
 export interface StatusView {
@@ -63,7 +66,9 @@ function inProgressOf(record: ReleaseRecord): InProgress {
 }
 
 /** Why a release that is not running waits, given the running one and the others of its target. */
-function whyWaiting(record: ReleaseRecord, running: ReleaseRecord | undefined, others: readonly ReleaseRecord[]): string {
+function whyWaiting(record: ReleaseRecord, running: ReleaseRecord | undefined, others: readonly ReleaseRecord[], control: TargetControl | undefined, now: Date): string {
+  const lock = record.status === 'accepted' ? heldBy(control, record.releaseId, now) : undefined;
+  if (lock) return `target locked by ${lock.by} until ${lock.until}: ${lock.reason}`;
   if (record.status === 'interrupted') return `interrupted at a safe point${record.reason ? ` (${record.reason})` : ''}: a worker carries it on when it takes it up`;
   if (running) return `target busy: release ${running.releaseId} is ${running.direction === 'back' ? 'rolling back' : 'running'}`;
   const halfway = others.find((o) => o.status === 'interrupted');
@@ -92,6 +97,8 @@ export function statusView(input: {
   readonly targets: readonly string[];
   readonly summaries: readonly TargetSummary[];
   readonly unfinished: readonly ReleaseRecord[];
+  /** Each shown target's control (lock, stops), where read. */
+  readonly controls?: ReadonlyMap<string, TargetControl>;
   readonly now: Date;
 }): StatusView {
   const summaries = new Map(input.summaries.map((s) => [s.target, s]));
@@ -99,15 +106,17 @@ export function statusView(input: {
     const mine = input.unfinished.filter((r) => r.target === target).sort((a, b) => a.acceptedAt.localeCompare(b.acceptedAt));
     const running = mine.find((r) => r.status === 'running');
     const summary = summaries.get(target);
+    const control = input.controls?.get(target);
     return {
       target,
       current: summary?.current ?? null,
       inProgress: running ? inProgressOf(running) : null,
       waiting: mine
         .filter((r) => r !== running)
-        .map((r) => ({ releaseId: r.releaseId, image: r.request.image, status: r.status, requestedBy: r.request.requestedBy, createdAt: r.request.createdAt, why: whyWaiting(r, running, mine.filter((o) => o !== r)) })),
+        .map((r) => ({ releaseId: r.releaseId, image: r.request.image, status: r.status, requestedBy: r.request.requestedBy, createdAt: r.request.createdAt, why: whyWaiting(r, running, mine.filter((o) => o !== r), control, input.now) })),
       restoresPending: mine.flatMap((r) => restoresOf(r).map((line) => `${line} [release ${r.releaseId}]`)),
       lastFailure: summary?.lastFailure ?? null,
+      lock: lockInForce(control, input.now) ?? null,
     };
   });
   return { format: 'harbormaster.status/1', at: input.now.toISOString(), targets };

@@ -5,7 +5,8 @@ import { statusStillMoving, statusView, type StatusView } from './status-view.js
 import { statusText } from './status-text.js';
 
 // `harbormaster status [TARGET...]`: every target the configuration serves (and personal deployments
-// that have releases), read from the release state: two reads, whatever the history's length.
+// that have releases), read from the release state: two reads, whatever the history's length, and
+// one read of each shown target's control (its lock).
 
 export async function readStatus(context: Pick<OpsContext, 'config' | 'state'>, asked: readonly string[], now = new Date()): Promise<StatusView> {
   const [summaries, unfinished] = await Promise.all([
@@ -14,7 +15,9 @@ export async function readStatus(context: Pick<OpsContext, 'config' | 'state'>, 
   ]);
   const known = knownTargets(servedTargets(context.config), [...summaries.map((s) => s.target), ...unfinished.map((r) => r.target)]);
   checkTargets(asked, known);
-  return statusView({ targets: asked.length > 0 ? asked : known, summaries, unfinished, now });
+  const targets = asked.length > 0 ? asked : known;
+  const controls = new Map(await Promise.all(targets.map(async (target) => [target, await context.state.read(`the control of ${target}`, (history) => history.control(target))] as const)));
+  return statusView({ targets, summaries, unfinished, controls, now });
 }
 
 export function registerStatus(program: Command): void {

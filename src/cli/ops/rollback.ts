@@ -1,0 +1,67 @@
+import type { Command } from 'commander';
+import { releaseIdPattern } from '../../request/names.js';
+import type { StopRequest, TargetLock } from '../../state/control.js';
+import { UsageError } from '../usage-error.js';
+import { DEFAULT_LOCK } from './lock.js';
+import { MAX_REASON, operatorText, parseDuration } from './operator.js';
+import { chooseRollback, rollbackRecord } from './rollback-choice.js';
+import { releaseInProgress, SteerRefusedError, waitMinutes, withSteerContext, withSteerOptions, writeControl, type SteerOptions } from './steer.js';
+import { waitAndReport } from './stop.js';
+
+// `harbormaster rollback TARGET [--to RELEASE_ID]`: claims a new release (its own id, created now, so
+// newest-wins makes it the newest and history stays true) of the previous succeeded image, or of the
+// release named. The worker's sweep of unfinished releases takes it up. A release in progress on the
+// target is asked to stop and put its hosts back; and unless --no-lock, the same control write locks
+// the target, admitting the rollback itself, so nothing else starts after it until someone unlocks.
+
+const RECENT = 50;
+
+export function registerRollback(program: Command): void {
+  withSteerOptions(program.command('rollback'))
+    .description('Release the previous succeeded image again (or the one --to names) as a new release, stop the release in progress with rollback, and lock the target.')
+    .argument('<target>', 'stack/release/deployment')
+    .option('--to <release-id>', 'go back to the image of this release (it must have succeeded on the target)')
+    .option('--reason <text>', `why (recorded with the rollback and the lock; at most ${MAX_REASON} characters)`)
+    .option('--no-lock', 'do not lock the target afterwards')
+    .option('--lock-for <duration>', `how long the lock holds, e.g. 30m, 4h, 2d`, DEFAULT_LOCK)
+    .option('--no-wait', 'return once the rollback is recorded')
+    .option('--wait-minutes <minutes>', 'how long to wait for the rollback release to end at most', '60')
+    .action(async (target: string, options: SteerOptions & { to?: string; reason?: string; lock: boolean; lockFor: string; wait: boolean; waitMinutes: string }) => {
+      if (options.to !== undefined && !releaseIdPattern.test(options.to)) throw new UsageError(`--to must be a release id (a UUID, as enqueue printed it), not '${options.to.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}'`);
+      const reason = options.reason === undefined ? undefined : operatorText('--reason', options.reason, MAX_REASON);
+      const lockMs = parseDuration('--lock-for', options.lockFor);
+      const minutes = waitMinutes(options.waitMinutes);
+      await withSteerContext(target, options, async (context) => {
+        const recent = await context.state.read(`the releases of ${target}`, (h) => h.recent(target, RECENT));
+        const named = options.to === undefined ? undefined : ((await context.state.read(`release ${options.to}`, (h) => h.get(options.to!))) ?? options.to);
+        const choice = chooseRollback(target, recent, named);
+        if (!choice.ok) throw new SteerRefusedError(`cannot roll ${target} back: ${choice.reason}`);
+        const inProgress = await releaseInProgress(context);
+        const now = new Date();
+        const record = rollbackRecord(choice, context.who, now, reason);
+        const claimed = await context.state.read('a new release record', (h) => h.claim(record));
+        if (!claimed.claimed) throw new Error(`release id ${record.releaseId} is taken already; run the command again`);
+        const stop: StopRequest | undefined = inProgress ? { by: context.who, at: now.toISOString(), releaseId: inProgress.releaseId, rollback: true } : undefined;
+        const lock: TargetLock | undefined = options.lock
+          ? { by: context.who, at: now.toISOString(), reason: `rolled back by ${context.who}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: record.releaseId }
+          : undefined;
+        const stored = stop || lock
+          ? await writeControl(context, (current) => ({
+              ...current,
+              ...(lock ? { lock } : {}),
+              ...(stop ? { stops: [...(current.stops ?? []).filter((s) => s.releaseId !== stop.releaseId), stop] } : {}),
+            })).catch((error: unknown) => {
+              throw new Error(`the rollback release ${record.releaseId} is recorded and will run, but recording ${[stop && 'the stop', lock && 'the lock'].filter(Boolean).join(' and ')} failed: ${(error as Error).message}`);
+            })
+          : undefined;
+        const lines = [
+          `recorded: release ${record.releaseId}, a rollback of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${context.who}`,
+          ...(stop ? [`recorded: stop with rollback of release ${stop.releaseId} (${inProgress!.request.image}, ${inProgress!.status})`] : []),
+          ...(lock ? [`recorded: ${target} locked by ${lock.by} until ${lock.until}; \`harbormaster unlock ${target}\` lifts it`] : []),
+        ];
+        context.write(context.json ? [JSON.stringify({ target, releaseId: record.releaseId, origin: record.origin, image: record.request.image, stop: stop ?? null, lock: lock ?? null, revision: stored?.revision ?? null })] : lines);
+        if (!options.wait) return;
+        await waitAndReport(context, record.releaseId, minutes, (ended) => ended.status === 'succeeded');
+      });
+    });
+}

@@ -1,0 +1,82 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Option, type Command } from 'commander';
+import { callerArn } from '../../aws/caller-identity.js';
+import type { ControlChange, TargetControl } from '../../state/control.js';
+import { isFinal, type ReleaseRecord } from '../../state/release-record.js';
+import { UsageError } from '../usage-error.js';
+import { withOpsContext, type OpsContext, type OpsOptions } from './ops-command.js';
+import { operatorName } from './operator.js';
+import { checkTargets, knownTargets, servedTargets } from './targets.js';
+
+// What the verbs that steer a target share (lock, unlock, stop, rollback, promote): the target checked
+// against those the configuration serves, who is running the command, the release in progress on the
+// target, the control write, and waiting for a release to end. They only write state (the target's
+// control, and for rollback a new release record); the worker carries it out.
+
+/** The command cannot do what was asked (nothing in progress, no image to go back to): exit 1, nothing written. */
+export class SteerRefusedError extends Error {
+  override name = 'SteerRefusedError';
+}
+
+export interface SteerOptions extends OpsOptions {
+  readonly by?: string;
+}
+
+export interface SteerContext extends OpsContext {
+  readonly target: string;
+  readonly who: string;
+  /** Tells the person running the command (stderr: stdout stays for --json). */
+  say(line: string): void;
+}
+
+export function withSteerOptions(command: Command): Command {
+  return command
+    .addOption(new Option('-c, --config <file>', 'the worker configuration (YAML), as `harbormaster worker` reads it').env('HARBORMASTER_CONFIG').makeOptionMandatory())
+    .option('--by <name>', 'who is asking, as recorded (default: the AWS identity for the DynamoDB store, else the login user)')
+    .option('--json', 'print what was recorded as JSON');
+}
+
+export async function withSteerContext<T>(target: string, options: SteerOptions, body: (context: SteerContext) => Promise<T>): Promise<T> {
+  return withOpsContext(options, async (context) => {
+    // Personal deployments are known once they have releases: finished (summaries) or not.
+    const [summaries, open] = await Promise.all([context.state.read('the targets', (h) => h.targetSummaries()), context.state.read('the unfinished releases', (h) => h.openReleases())]);
+    const known = knownTargets(servedTargets(context.config), [...summaries.map((t) => t.target), ...open.map((r) => r.target)]);
+    checkTargets([target], known);
+    const client = context.state.client;
+    const endpoint = context.config.aws.endpoint;
+    const who = await operatorName(options.by, client ? () => callerArn(client, endpoint ? { endpoint } : {}) : undefined);
+    return body({ ...context, target, who, say: (line) => process.stderr.write(`harbormaster: ${line}\n`) });
+  });
+}
+
+/** The target's release in progress: the running one, else the newest that has not ended (it waits). */
+export async function releaseInProgress(context: Pick<SteerContext, 'state' | 'target'>): Promise<ReleaseRecord | undefined> {
+  const open = (await context.state.read('the unfinished releases', (h) => h.openReleases())).filter((r) => r.target === context.target && !isFinal(r.status));
+  return open.find((r) => r.status === 'running') ?? open.sort((a, b) => b.request.createdAt.localeCompare(a.request.createdAt))[0];
+}
+
+export function writeControl(context: Pick<SteerContext, 'state' | 'target'>, change: ControlChange): Promise<TargetControl> {
+  return context.state.read(`the control of ${context.target}`, (h) => h.updateControl(context.target, change));
+}
+
+/** `--wait-minutes`, checked. */
+export function waitMinutes(value: string): number {
+  const minutes = Number(value);
+  if (!(minutes > 0 && minutes <= 24 * 60)) throw new UsageError(`--wait-minutes must be a number of minutes above 0, at most 1440, not '${value.slice(0, 20)}'`);
+  return minutes;
+}
+
+/** Polls the release's record until it is final; undefined when `timeoutMs` passes first. */
+export async function waitForEnd(context: Pick<SteerContext, 'state' | 'say'>, releaseId: string, timeoutMs: number, pollMs = Number(process.env.HARBORMASTER_OPS_POLL_MS ?? 2_000)): Promise<ReleaseRecord | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  let said = '';
+  for (;;) {
+    const record = await context.state.read(`release ${releaseId}`, (h) => h.get(releaseId));
+    if (record && isFinal(record.status)) return record;
+    const now = record ? `${record.status}${record.reason ? `: ${record.reason}` : ''}` : 'not in the release state yet';
+    if (now !== said) context.say(`release ${releaseId}: ${now}`);
+    said = now;
+    if (Date.now() > deadline) return undefined;
+    await sleep(pollMs);
+  }
+}

@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { stringify } from 'yaml';
+import { awsEndpoint, clientConfig } from '../../local-fleet/aws-resources.js';
+import { parseWorkerConfig } from '../../src/config/worker-config.js';
+import { createReleaseTable, DynamoReleaseStore } from '../../src/state/dynamodb-release-store.js';
+import { FileReleaseStore } from '../../src/state/file-release-store.js';
+import type { ReleaseStore } from '../../src/state/release-store.js';
+import type { ReleaseHistory } from '../../src/state/target-summary.js';
+import { motoForSuite } from '../support/aws.js';
+import { CLI, collect, runCli } from '../support/cli.js';
+import { simulatedConfigObject, simulatedFleet } from '../support/simulated-release.js';
+
+// The verbs that steer a target, end to end: the built `harbormaster` executable writes the target's
+// control (and, for rollback, a new release record) in the store the worker's configuration names,
+// and the real engine (scheduler, runner) on simulated hosts carries it out. Once with the file store,
+// once with DynamoDB on moto (where who ran a verb is the AWS identity moto answers).
+
+const moto = motoForSuite();
+const STAGING = 'data/ingest/staging';
+const ALICE = 'data/ingest/personal-alice';
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, AWS_ACCESS_KEY_ID: 'harbormaster-local', AWS_SECRET_ACCESS_KEY: 'harbormaster-local', HARBORMASTER_OPS_POLL_MS: '100', ...extra });
+const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, env(extra), 60_000);
+/** Starts a verb that waits, to carry the release out while it does. */
+const started = (args: string[]) => collect(spawn(process.execPath, [CLI, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+
+function writeConfig(object: Record<string, unknown>): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'harbormaster-steer-')), 'worker.yml');
+  writeFileSync(path, stringify(object));
+  return path;
+}
+
+interface Setup {
+  store: ReleaseStore & ReleaseHistory;
+  config: string;
+  fleet: ReturnType<typeof simulatedFleet>;
+  /** Who a verb run without --by is recorded as. */
+  defaultWho: RegExp;
+}
+
+function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
+  describe(`steering verbs on the ${kind} store`, () => {
+    let s: Setup;
+    before(async () => {
+      s = await setUp();
+    });
+
+    it('lock records who, why and until (4 hours by default); status shows it; unlock lifts it and records who did', async () => {
+      const locked = await cli(['lock', STAGING, '--reason', 'incident 42', '--config', s.config, '--json']);
+      assert.equal(locked.code, 0, locked.stderr);
+      const control = await s.store.control(STAGING);
+      assert.equal(control.lock?.reason, 'incident 42');
+      assert.match(control.lock!.by, s.defaultWho);
+      assert.ok(Math.abs(Date.parse(control.lock!.until) - Date.parse(control.lock!.at) - 4 * 3_600_000) < 1_000, 'four hours');
+      assert.deepEqual(JSON.parse(locked.stdout).lock, control.lock);
+
+      const status = await cli(['status', STAGING, '--config', s.config, '--json']);
+      assert.deepEqual(JSON.parse(status.stdout).targets[0].lock, control.lock);
+      assert.match((await cli(['status', STAGING, '--config', s.config])).stdout, /data\/ingest\/staging: locked by .* until .*: incident 42/);
+
+      const unlocked = await cli(['unlock', STAGING, '--by', 'bob', '--config', s.config]);
+      assert.equal(unlocked.code, 0, unlocked.stderr);
+      assert.match(unlocked.stdout, /^data\/ingest\/staging unlocked \(it was locked by .*: incident 42\); unlocked by bob\n$/);
+      const after = await s.store.control(STAGING);
+      assert.deepEqual([after.lock, after.unlocked?.by, after.unlocked?.lock.reason, after.revision], [undefined, 'bob', 'incident 42', control.revision + 1]);
+      assert.match((await cli(['unlock', STAGING, '--config', s.config])).stdout, /was not locked; nothing changed/);
+    });
+
+    it('refuses what it cannot record, writing nothing: control characters, a reason too long, a duration out of bounds, an unknown target', async () => {
+      const before = await s.store.control(ALICE);
+      const cases: Array<[string[], RegExp]> = [
+        [['lock', ALICE, '--reason', 'line\nbreak'], /^harbormaster: --reason must be one line of printable text \(no control characters or line breaks\)\n$/],
+        [['lock', ALICE, '--reason', 'x'.repeat(301)], /^harbormaster: --reason is 301 characters; at most 300\n$/],
+        [['lock', ALICE, '--reason', 'r', '--for', '5y'], /^harbormaster: --for must be a duration like 30m, 4h, 1h30m or 2d \(s, m, h, d\), from 1m to 30d, not '5y'\n$/],
+        [['lock', ALICE, '--reason', 'r', '--for', '31d'], /--for must be a duration .* not '31d'/],
+        [['lock', ALICE, '--reason', 'r', '--by', 'eve\u001b[31m'], /^harbormaster: --by must be one line of printable text/],
+        [['lock', 'data/ingest/prod', '--reason', 'r'], /^harbormaster: unknown target data\/ingest\/prod; known: /],
+        [['rollback', ALICE, '--to', 'nope'], /^harbormaster: --to must be a release id \(a UUID, as enqueue printed it\), not 'nope'\n$/],
+      ];
+      for (const [args, stderr] of cases) {
+        const result = await cli([...args, '--config', s.config]);
+        assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+        assert.match(result.stderr, stderr);
+      }
+      assert.deepEqual(await s.store.control(ALICE), before);
+    });
+
+    it('stop and promote with no release in progress: one line, exit 1, nothing written', async () => {
+      for (const verb of ['stop', 'promote']) {
+        const result = await cli([verb, ALICE, '--config', s.config]);
+        assert.equal(result.code, 1);
+        assert.equal(result.stderr, `harbormaster: no release of ${ALICE} is in progress: nothing to ${verb} (see \`harbormaster status ${ALICE}\`)\n`);
+      }
+      assert.equal((await s.store.control(ALICE)).revision, 0);
+    });
+
+    it('promote records a promotion of the release in progress, once', async () => {
+      const releaseId = await s.fleet.claim(s.store, 'personal-alice', 'v5', 'alice');
+      const first = await cli(['promote', ALICE, '--by', 'carol', '--config', s.config]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stdout, new RegExp(`^recorded: promotion of release ${releaseId} \\(.*:v5, accepted\\), by carol\\n$`));
+      const again = await cli(['promote', ALICE, '--by', 'dave', '--config', s.config]);
+      assert.match(again.stderr, /already promoted by carol/);
+      assert.deepEqual((await s.store.control(ALICE)).promotions?.map((p) => [p.releaseId, p.by]), [[releaseId, 'carol']]);
+      assert.equal((await s.fleet.take(s.store, releaseId)).status, 'ended');
+    });
+
+    it('stop records a stop of the release in progress, waits until it has ended, and exits 0 when it stopped', async () => {
+      const releaseId = await s.fleet.claim(s.store, 'staging', 'v3');
+      const stopping = started(['stop', STAGING, '--by', 'erin', '--config', s.config]);
+      for (let i = 0; i < 1200 && !(await s.store.control(STAGING)).stops?.some((stop) => stop.releaseId === releaseId); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual((await s.store.control(STAGING)).stops?.find((stop) => stop.releaseId === releaseId)?.by, 'erin');
+      const taken = await s.fleet.take(s.store, releaseId);
+      assert.equal(taken.status === 'ended' && taken.outcome.status, 'stopped');
+      const result = await stopping;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^recorded: stop of release ${releaseId} .*, by erin\\nrelease ${releaseId} stopped: stopped by erin`));
+      const history = JSON.parse((await cli(['history', STAGING, '--config', s.config, '--json'])).stdout);
+      assert.deepEqual(history.releases.find((r: { releaseId: string }) => r.releaseId === releaseId).stop.by, 'erin');
+    });
+
+    it('rollback refuses when there is no other succeeded image, and a --to that did not succeed, naming it; nothing written', async () => {
+      const before = (await s.store.recent(ALICE, 100)).length;
+      const none = await cli(['rollback', 'data/ingest/integration', '--config', s.config]);
+      assert.equal(none.code, 1);
+      assert.equal(none.stderr, 'harbormaster: cannot roll data/ingest/integration back: no succeeded release of data/ingest/integration with an image other than the current one (none known) among its last 0 release(s); name one with --to RELEASE_ID\n');
+      const bad = (await s.fleet.release(s.store, 'personal-alice', 'bad', 'alice')).releaseId;
+      const notSucceeded = await cli(['rollback', ALICE, '--to', bad, '--config', s.config]);
+      assert.equal(notSucceeded.code, 1);
+      assert.equal(notSucceeded.stderr, `harbormaster: cannot roll ${ALICE} back: --to ${bad} ended rolled-back: only a release that succeeded can be gone back to\n`);
+      const unknown = await cli(['rollback', ALICE, '--to', '00000000-0000-4000-8000-000000000000', '--config', s.config]);
+      assert.match(unknown.stderr, /--to 00000000-0000-4000-8000-000000000000: no such release in the release state/);
+      assert.equal((await s.store.recent(ALICE, 100)).length, before + 1, 'only the bad release was added');
+    });
+
+    it('rollback claims a new release of the previous image, marked as a rollback, locks the target admitting it, and waits for it to succeed', async () => {
+      const v2 = (await s.store.recent(STAGING, 100)).find((r) => r.status === 'succeeded')!;
+      const v4 = await s.fleet.release(s.store, 'staging', 'v4');
+      assert.equal(v4.taken.status === 'ended' && v4.taken.outcome.status, 'succeeded');
+      const rolling = started(['rollback', STAGING, '--reason', 'v4 breaks checkout', '--config', s.config]);
+      let rollbackId: string | undefined;
+      for (let i = 0; i < 1200 && !rollbackId; i++) {
+        rollbackId = (await s.store.openReleases()).find((r) => r.target === STAGING && r.origin)?.releaseId;
+        if (!rollbackId) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(rollbackId, 'the rollback release was claimed within a minute');
+      const record = (await s.store.get(rollbackId))!;
+      assert.equal(record.request.image, v2.request.image);
+      assert.notEqual(record.releaseId, v2.releaseId);
+      assert.ok(record.request.createdAt > (await s.store.get(v4.releaseId))!.request.createdAt, 'the newest request of the target');
+      assert.deepEqual({ ...record.origin, at: undefined, by: undefined }, { kind: 'rollback', of: v4.releaseId, to: v2.releaseId, reason: 'v4 breaks checkout', at: undefined, by: undefined });
+      assert.match(record.origin!.by, s.defaultWho);
+      const lock = (await s.store.control(STAGING)).lock!;
+      assert.equal(lock.admits, rollbackId);
+      assert.match(lock.reason, /^rolled back by .*: v4 breaks checkout$/);
+
+      // Another request for the locked target waits; the rollback goes through.
+      const waiting = await s.fleet.claim(s.store, 'staging', 'v6');
+      assert.equal((await s.fleet.take(s.store, waiting)).status, 'busy');
+      const taken = await s.fleet.take(s.store, rollbackId!);
+      assert.equal(taken.status === 'ended' && taken.outcome.status, 'succeeded');
+      const result = await rolling;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^recorded: release ${rollbackId}, a rollback of ${STAGING} to .*:v2 \\(the image of release ${v2.releaseId}\\), by .*\\nrecorded: ${STAGING} locked by .* until .*\\nrelease ${rollbackId} succeeded`));
+
+      const show = (await cli(['show', rollbackId!, '--config', s.config])).stdout;
+      assert.match(show, new RegExp(`\\n  rollback     to the image of ${v2.releaseId}, undoing ${v4.releaseId}, by .* at .*: v4 breaks checkout\\n`));
+      const history = (await cli(['history', STAGING, '--config', s.config])).stdout;
+      assert.match(history, new RegExp(`rollback of ${v4.releaseId.slice(0, 8)} by `));
+      const status = JSON.parse((await cli(['status', STAGING, '--config', s.config, '--json'])).stdout).targets[0];
+      assert.deepEqual(status.waiting.map((w: { releaseId: string; why: string }) => [w.releaseId, w.why.startsWith('target locked by ')]), [[waiting, true]]);
+
+      assert.equal((await cli(['unlock', STAGING, '--config', s.config])).code, 0);
+      const after = await s.fleet.take(s.store, waiting);
+      assert.equal(after.status === 'ended' && after.outcome.status, 'succeeded');
+      assert.equal((await s.store.get(waiting))!.held, undefined);
+    });
+
+    it('rollback --no-lock --no-wait with a release in progress records a stop with rollback for it and no lock', async () => {
+      const running = await s.fleet.claim(s.store, 'staging', 'v7');
+      const result = await cli(['rollback', STAGING, '--no-lock', '--no-wait', '--by', 'frank', '--config', s.config, '--json']);
+      assert.equal(result.code, 0, result.stderr);
+      const out = JSON.parse(result.stdout);
+      assert.match(out.releaseId, UUID);
+      assert.deepEqual([out.lock, out.stop.releaseId, out.stop.rollback, out.stop.by], [null, running, true, 'frank']);
+      const control = await s.store.control(STAGING);
+      assert.equal(control.lock, undefined);
+      assert.deepEqual(control.stops?.find((stop) => stop.releaseId === running)?.rollback, true);
+      // The stopped release ends, then the rollback (the newest) runs.
+      assert.equal((await s.fleet.take(s.store, running)).status, 'ended');
+      const taken = await s.fleet.take(s.store, out.releaseId);
+      assert.equal(taken.status === 'ended' && taken.outcome.status, 'succeeded');
+    });
+  });
+}
+
+verbsAgainst('file', async () => {
+  const object = simulatedConfigObject('http://127.0.0.1:1', { store: 'file' });
+  const store = new FileReleaseStore(object.stateDirectory);
+  const fleet = simulatedFleet(parseWorkerConfig(stringify(object)));
+  for (const [deployment, tag, by] of [['staging', 'v2', 'ci-bot'], ['personal-alice', 'v2', 'alice']] as const) await fleet.release(store, deployment, tag, by);
+  return { store, config: writeConfig(object), fleet, defaultWho: /^[A-Za-z0-9._-]+$/ };
+});
+
+let dynamo: DynamoDBClient | undefined;
+after(() => dynamo?.destroy());
+verbsAgainst('DynamoDB (moto)', async () => {
+  dynamo = new DynamoDBClient(clientConfig(awsEndpoint(moto.moto.endpoint)));
+  const table = `harbormaster-steer-${process.pid}`;
+  await createReleaseTable(dynamo, table);
+  const object = simulatedConfigObject(moto.moto.endpoint, { store: 'dynamodb', table });
+  const store = new DynamoReleaseStore({ client: dynamo, table });
+  const fleet = simulatedFleet(parseWorkerConfig(stringify(object)));
+  for (const [deployment, tag, by] of [['staging', 'v2', 'ci-bot'], ['personal-alice', 'v2', 'alice']] as const) await fleet.release(store, deployment, tag, by);
+  return { store, config: writeConfig(object), fleet, defaultWho: /^arn:aws:(sts|iam)::\d{12}:/ };
+});
