@@ -8,6 +8,9 @@ import { signEnvelope, MAX_MESSAGE_BYTES } from '../request/signed-envelope.js';
 import { loadEnqueueKey } from '../secrets/signing-keys.js';
 import { provenanceFromEnvironment } from './ci-environment.js';
 import { UsageError } from './usage-error.js';
+import { printable } from '../request/outside-text.js';
+
+const first = (value: string | undefined) => (value !== undefined && value.trim() !== '' ? value.trim() : undefined);
 
 export interface EnqueueOptions {
   queueUrl?: string;
@@ -23,8 +26,11 @@ export interface EnqueueOptions {
   buildUrl?: string;
 }
 
-/** Builds the request from flags and the CI's environment, without any network: what `--dry-run` prints. */
-export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv): ReleaseRequest {
+/**
+ * Builds the request from flags and the CI's environment, without any network: what `--dry-run`
+ * prints. `note` is told of choices the caller should know of (a personal branch over --deployment).
+ */
+export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv, note: (line: string) => void = () => undefined): ReleaseRequest {
   const found = provenanceFromEnvironment(env);
   const branch = options.branch ?? found.branch;
   if (!options.stack) throw new UsageError('--stack is required');
@@ -37,14 +43,15 @@ export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv): R
     throw new UsageError(`branch '${branch}' is not of the form remote-run/<user>/<feature>`);
   }
   if (personal) {
-    if (options.deployment) throw new UsageError(`--deployment cannot be combined with the personal branch '${branch}'; the deployment comes from the user`);
+    // One pipeline line serves every branch: a personal branch goes to its user's deployment.
+    if (options.deployment) note(`branch '${printable(branch!, 200)}' is a personal branch: releasing to ${printable(personal.user, 40)}'s personal deployment, not --deployment ${printable(options.deployment, 40)}`);
     target = { stack: options.stack, release: options.release, personal };
   } else {
     if (!options.deployment) throw new UsageError('--deployment is required unless the branch is remote-run/<user>/<feature>');
     target = { stack: options.stack, release: options.release, deployment: options.deployment };
   }
-  const requestedBy = options.requestedBy ?? found.requestedBy;
-  if (!requestedBy) throw new UsageError('--requested-by is required: no CI user or $USER found in the environment');
+  const requestedBy = options.requestedBy ?? first(env.HARBORMASTER_REQUESTED_BY) ?? found.requestedBy;
+  if (!requestedBy) throw new UsageError('--requested-by (or HARBORMASTER_REQUESTED_BY) is required: no CI and no $USER found in the environment');
   const commit = options.commit ?? found.commit;
   const buildUrl = options.buildUrl ?? found.buildUrl;
   const built = newReleaseRequest({
@@ -63,12 +70,21 @@ export function messageGroupId(target: RequestTarget): string {
 }
 
 /** Sends the request; resolves with it, and where it was sent (for `--wait`). */
-export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): Promise<{ request: ReleaseRequest; region: string; endpoint?: string }> {
+export interface Sent {
+  readonly request: ReleaseRequest;
+  readonly queueUrl: string;
+  /** SQS's id of the message: the dead-letter queue names it when the worker refuses the request. */
+  readonly messageId: string;
+  readonly region: string;
+  readonly endpoint?: string;
+}
+
+export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv, note: (line: string) => void = () => undefined): Promise<Sent> {
   const queueUrl = options.queueUrl ?? env.HARBORMASTER_QUEUE_URL;
   if (!queueUrl) throw new UsageError('--queue-url (or HARBORMASTER_QUEUE_URL) is required');
   const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? regionOfQueue(queueUrl);
   if (!region) throw new UsageError('--region (or AWS_REGION) is required: the queue URL does not name one');
-  const request = buildRequest(options, env);
+  const request = buildRequest(options, env, note);
   const key = loadEnqueueKey(env);
   const body = signEnvelope(request, key);
   if (Buffer.byteLength(body) > MAX_MESSAGE_BYTES) throw new UsageError(`request is larger than ${MAX_MESSAGE_BYTES} bytes`);
@@ -76,10 +92,11 @@ export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): 
   // Outside AWS (moto, LocalStack) the queue URL's own origin is the endpoint.
   const endpoint = options.endpoint ?? env.HARBORMASTER_AWS_ENDPOINT ?? (regionOfQueue(queueUrl) ? undefined : new URL(queueUrl).origin);
   const sqs = new SQSClient(clientOptions({ region, ...(endpoint ? { endpoint } : {}) }));
+  let messageId = '';
   try {
     await withRetry(
       async () => {
-        await sqs.send(
+        const sent = await sqs.send(
           new SendMessageCommand({
             QueueUrl: queueUrl,
             MessageBody: body,
@@ -90,6 +107,7 @@ export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): 
             ...(isFifoQueue(queueUrl) ? { MessageGroupId: messageGroupId(request.target), MessageDeduplicationId: request.releaseId } : {}),
           }),
         );
+        messageId = sent.MessageId ?? '';
       },
       { what: 'sending the request', retries: 3 },
     );
@@ -98,7 +116,7 @@ export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv): 
   } finally {
     sqs.destroy();
   }
-  return { request, region, ...(endpoint ? { endpoint } : {}) };
+  return { request, queueUrl, messageId, region, ...(endpoint ? { endpoint } : {}) };
 }
 
 function regionOfQueue(url: string): string | undefined {
