@@ -2,7 +2,7 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { clientOptions } from '../aws/clients.js';
 import { withRetry } from '../aws/transient.js';
 import { isFifoQueue } from '../queue/sqs-queue.js';
-import { parsePersonalBranch, PERSONAL_BRANCH_PREFIX } from '../request/names.js';
+import { branchName, parsePersonalBranch, PERSONAL_BRANCH_PREFIX } from '../request/names.js';
 import { describeTarget, isPersonal, newReleaseRequest, type ReleaseRequest, type RequestTarget } from '../request/release-request.js';
 import { signEnvelope, MAX_MESSAGE_BYTES } from '../request/signed-envelope.js';
 import { loadEnqueueKey } from '../secrets/signing-keys.js';
@@ -32,7 +32,7 @@ export interface EnqueueOptions {
  */
 export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv, note: (line: string) => void = () => undefined): ReleaseRequest {
   const found = provenanceFromEnvironment(env);
-  const branch = options.branch ?? found.branch;
+  const branch = options.branch ?? usableBranch(found.branch, note);
   if (!options.stack) throw new UsageError('--stack is required');
   if (!options.release) throw new UsageError('--release is required');
   if (!options.image) throw new UsageError('--image is required (a full reference: registry/path:tag or @sha256:digest)');
@@ -62,6 +62,19 @@ export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv, no
   });
   if (!built.ok) throw new UsageError(built.reason);
   return built.value;
+}
+
+/**
+ * The CI's branch, if the request can carry it. One outside the request's alphabet is left out with a
+ * note rather than fail the build: it is provenance only, unless it is a personal branch (which fits).
+ */
+function usableBranch(branch: string | undefined, note: (line: string) => void): string | undefined {
+  // A personal branch is never dropped: it decides the target, and a bad one must stop the call.
+  if (branch === undefined || branch.startsWith(PERSONAL_BRANCH_PREFIX)) return branch;
+  const checked = branchName('branch').safeParse(branch);
+  if (checked.success) return branch;
+  note(`the CI's branch '${printable(branch, 200)}' is left out of the request: ${printable(checked.error.issues[0]?.message ?? 'not a branch name', 200)}`);
+  return undefined;
 }
 
 /** The FIFO group: one per target, so a target's requests are delivered in order, one at a time. */

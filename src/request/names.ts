@@ -35,7 +35,7 @@ export const requesterName = (label: string) =>
 
 /** A git branch, as CI reports it. */
 export const branchName = (label: string) =>
-  safeName(label, /^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 200, 'letters, digits and "._/-" (at most 200)').refine(
+  safeName(label, /^[A-Za-z0-9][A-Za-z0-9_./-]*$/, 200, 'letters, digits and "_./-" (at most 200)').refine(
     (value) => !value.includes('//') && !value.endsWith('/'),
     `${label} has an empty path segment`,
   );
