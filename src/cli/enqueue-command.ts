@@ -1,7 +1,8 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { Option, type Command } from 'commander';
 import { clientOptions } from '../aws/clients.js';
-import { buildRequest, enqueue, type EnqueueOptions } from './enqueue.js';
+import { awsPlace, buildRequest, enqueue, type EnqueueOptions } from './enqueue.js';
+import { readPromotion } from './promote-from.js';
 import { EXIT, EXIT_CODE_LINES } from './exit-codes.js';
 import { watchQueue } from './queue-watch.js';
 import { UsageError } from './usage-error.js';
@@ -24,7 +25,7 @@ Exit codes:
 ${EXIT_CODE_LINES.map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}
 `;
 
-type EnqueueFlags = EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string; idleQueueSeconds: string };
+type EnqueueFlags = EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string; idleQueueSeconds: string; promoteFrom?: string; config?: string };
 
 export function registerEnqueue(program: Command): void {
   program
@@ -37,7 +38,9 @@ export function registerEnqueue(program: Command): void {
     .requiredOption('--release <release>', 'the release tag of the target')
     .option('--deployment <deployment>', 'the deployment tag (integration, staging, production, ...); a remote-run/<user>/<feature> branch goes to that user\'s personal deployment instead')
     .option('--branch <branch>', 'the source branch; remote-run/<user>/<feature> targets that user\'s personal deployment')
-    .requiredOption('--image <reference>', 'the image to release: registry/path:tag or registry/path@sha256:...')
+    .option('--image <reference>', 'the image to release: registry/path:tag or registry/path@sha256:...')
+    .option('--promote-from <deployment>', 'release the image current on that deployment of the same stack and release (read from the release state) instead of --image')
+    .addOption(new Option('-c, --config <file>', 'for --promote-from: the worker configuration, whose release state (file or DynamoDB) is read').env('HARBORMASTER_CONFIG'))
     .option('--requested-by <who>', 'who asked (default: HARBORMASTER_REQUESTED_BY, else the CI user or job)')
     .option('--commit <sha>', 'the source commit (default: from the CI environment)')
     .option('--build-url <url>', 'the build that made the image (default: from the CI environment)')
@@ -49,6 +52,15 @@ export function registerEnqueue(program: Command): void {
     .addHelpText('after', HELP_AFTER)
     .action(async (options: EnqueueFlags) => {
       const note = (line: string) => process.stderr.write(`harbormaster: ${line}\n`);
+      if (options.promoteFrom) {
+        if (options.image) throw new UsageError('--image cannot be combined with --promote-from: the image is the one current on that deployment');
+        if (!options.deployment) throw new UsageError('--promote-from needs --deployment: the deployment to promote to');
+        const place = awsPlace(options, process.env);
+        const promotion = await readPromotion(options.stack!, options.release!, options.promoteFrom, options.deployment, { ...(options.config ? { config: options.config } : {}), ...(options.stateTable ? { stateTable: options.stateTable } : {}), ...place }, (line) => note(`warning: ${line}`));
+        note(`promoting ${promotion.image} from ${options.stack}/${options.release}/${options.promoteFrom} (release ${promotion.promotedFrom.releaseId})`);
+        if (!promotion.byDigest) note(`the release on ${options.promoteFrom} named its image by tag, not by digest: this is the same image only if the tag has not moved since; release ${options.promoteFrom} by digest (registry/path@sha256:...) to promote exactly what ran there`);
+        options.promotion = promotion;
+      }
       if (options.dryRun) {
         process.stdout.write(`${JSON.stringify(buildRequest(options, process.env, note), null, 2)}\n`);
         return;

@@ -7,6 +7,7 @@ import { describeTarget, isPersonal, newReleaseRequest, type ReleaseRequest, typ
 import { signEnvelope, MAX_MESSAGE_BYTES } from '../request/signed-envelope.js';
 import { loadEnqueueKey } from '../secrets/signing-keys.js';
 import { provenanceFromEnvironment } from './ci-environment.js';
+import type { Promotion } from './promote-from.js';
 import { UsageError } from './usage-error.js';
 import { printable } from '../request/outside-text.js';
 
@@ -24,6 +25,8 @@ export interface EnqueueOptions {
   requestedBy?: string;
   commit?: string;
   buildUrl?: string;
+  /** What `--promote-from` found current on the other deployment (promote-from.ts). */
+  promotion?: Promotion;
 }
 
 /**
@@ -31,6 +34,7 @@ export interface EnqueueOptions {
  * prints. `note` is told of choices the caller should know of (a personal branch over --deployment).
  */
 export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv, note: (line: string) => void = () => undefined): ReleaseRequest {
+  if (options.promotion) return buildPromotion(options, options.promotion, env);
   const found = provenanceFromEnvironment(env);
   const branch = options.branch ?? usableBranch(found.branch, note);
   if (!options.stack) throw new UsageError('--stack is required');
@@ -59,6 +63,31 @@ export function buildRequest(options: EnqueueOptions, env: NodeJS.ProcessEnv, no
     image: options.image,
     requestedBy,
     source: { ...(branch ? { branch } : {}), ...(commit ? { commit: commit.toLowerCase() } : {}), ...(buildUrl ? { buildUrl } : {}) },
+  });
+  if (!built.ok) throw new UsageError(built.reason);
+  return built.value;
+}
+
+/**
+ * A promotion: the image and the source of the release current on the other deployment, to the fixed
+ * --deployment (a personal branch does not redirect it). Only flags override the source: the CI's own
+ * branch and commit are those of the promoting job, not of the image.
+ */
+function buildPromotion(options: EnqueueOptions, promotion: Promotion, env: NodeJS.ProcessEnv): ReleaseRequest {
+  if (!options.stack || !options.release) throw new UsageError('--stack and --release are required');
+  if (!options.deployment) throw new UsageError('--promote-from needs --deployment: the deployment to promote to');
+  const requestedBy = options.requestedBy ?? first(env.HARBORMASTER_REQUESTED_BY) ?? provenanceFromEnvironment(env).requestedBy;
+  if (!requestedBy) throw new UsageError('--requested-by (or HARBORMASTER_REQUESTED_BY) is required: no CI and no $USER found in the environment');
+  const { source } = promotion;
+  const branch = options.branch ?? source.branch;
+  const commit = options.commit ?? source.commit;
+  const buildUrl = options.buildUrl ?? source.buildUrl;
+  const built = newReleaseRequest({
+    target: { stack: options.stack, release: options.release, deployment: options.deployment },
+    image: promotion.image,
+    requestedBy,
+    source: { ...(branch ? { branch } : {}), ...(commit ? { commit: commit.toLowerCase() } : {}), ...(buildUrl ? { buildUrl } : {}) },
+    promotedFrom: promotion.promotedFrom,
   });
   if (!built.ok) throw new UsageError(built.reason);
   return built.value;
@@ -95,15 +124,13 @@ export interface Sent {
 export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv, note: (line: string) => void = () => undefined): Promise<Sent> {
   const queueUrl = options.queueUrl ?? env.HARBORMASTER_QUEUE_URL;
   if (!queueUrl) throw new UsageError('--queue-url (or HARBORMASTER_QUEUE_URL) is required');
-  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? regionOfQueue(queueUrl);
+  const { region, endpoint } = awsPlace(options, env);
   if (!region) throw new UsageError('--region (or AWS_REGION) is required: the queue URL does not name one');
   const request = buildRequest(options, env, note);
   const key = loadEnqueueKey(env);
   const body = signEnvelope(request, key);
   if (Buffer.byteLength(body) > MAX_MESSAGE_BYTES) throw new UsageError(`request is larger than ${MAX_MESSAGE_BYTES} bytes`);
 
-  // Outside AWS (moto, LocalStack) the queue URL's own origin is the endpoint.
-  const endpoint = options.endpoint ?? env.HARBORMASTER_AWS_ENDPOINT ?? (regionOfQueue(queueUrl) ? undefined : new URL(queueUrl).origin);
   const sqs = new SQSClient(clientOptions({ region, ...(endpoint ? { endpoint } : {}) }));
   let messageId = '';
   try {
@@ -130,6 +157,15 @@ export async function enqueue(options: EnqueueOptions, env: NodeJS.ProcessEnv, n
     sqs.destroy();
   }
   return { request, queueUrl, messageId, region, ...(endpoint ? { endpoint } : {}) };
+}
+
+/** The region and endpoint of the AWS calls: flags, then the environment, then the queue URL. */
+export function awsPlace(options: EnqueueOptions, env: NodeJS.ProcessEnv): { region?: string; endpoint?: string } {
+  const queueUrl = options.queueUrl ?? env.HARBORMASTER_QUEUE_URL;
+  const region = options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? (queueUrl ? regionOfQueue(queueUrl) : undefined);
+  // Outside AWS (moto, LocalStack) the queue URL's own origin is the endpoint.
+  const endpoint = options.endpoint ?? env.HARBORMASTER_AWS_ENDPOINT ?? (queueUrl && !regionOfQueue(queueUrl) ? new URL(queueUrl).origin : undefined);
+  return { ...(region ? { region } : {}), ...(endpoint ? { endpoint } : {}) };
 }
 
 function regionOfQueue(url: string): string | undefined {

@@ -27,8 +27,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** One line per code, as `enqueue --help` prints them and the documentation tables list them. */
 export const EXIT_CODE_LINES: ReadonlyArray<readonly [ExitCode, string]> = [
   [EXIT.ok, 'sent (without --wait); the release succeeded (with --wait)'],
-  [EXIT.notSent, 'nothing was sent: the queue could not be reached or refused the message'],
-  [EXIT.usage, 'nothing was sent: a mistake in the call (flag, image, environment, signing key)'],
+  [EXIT.notSent, 'nothing was sent: the queue (or, for --promote-from, the release state) could not be reached'],
+  [EXIT.usage, 'nothing was sent: a mistake in the call (flag, image, environment, signing key), or nothing to promote'],
   [EXIT.notReleased, 'not released, fleet whole: rolled back, refused (also as unauthentic) or stopped by an operator'],
   [EXIT.superseded, 'superseded by a newer request for the same target'],
   [EXIT.timedOut, 'not ended within --wait-minutes; the release goes on'],
