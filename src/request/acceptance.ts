@@ -145,8 +145,11 @@ export function keyScopeRefusal(request: ReleaseRequest, keyId: string, deployme
     return undefined;
   }
   if (!scope.deployments.includes(target.deployment)) {
-    const allowed = scope.deployments.length > 0 ? `allows only the deployments ${scope.deployments.join(', ')}` : 'allows no fixed deployment';
-    return `${what}: its scope (signing.keys[].scope.deployments) ${allowed}${scope.personal ? ' and personal deployments' : ''}; ${todo}`;
+    const allowed =
+      scope.deployments.length === 0
+        ? 'allows only personal deployments'
+        : `allows only the deployments ${scope.deployments.join(', ')}${scope.personal ? ' and personal deployments' : ''}`;
+    return `${what}: its scope (signing.keys[].scope.deployments) ${allowed}; ${todo}`;
   }
   return undefined;
 }
