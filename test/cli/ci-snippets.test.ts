@@ -11,7 +11,7 @@ import { MOTO_CREDENTIALS, MOTO_REGION } from '../../local-fleet/moto.js';
 import { EXIT_CODE_LINES } from '../../src/cli/exit-codes.js';
 import { createReleaseTable } from '../../src/state/dynamodb-release-table.js';
 import { createQueues, motoForSuite } from '../support/aws.js';
-import { CLI, collect } from '../support/cli.js';
+import { CLI, collect, runCli } from '../support/cli.js';
 import { RecordingRollout } from '../support/recording-rollout.js';
 import { capturingLogger, enqueueEnvironment, TEST_KEY, withWorker, workerConfig } from '../support/worker-fixtures.js';
 
@@ -215,6 +215,13 @@ describe('docs/ci.md snippets, run with each CI\'s environment', () => {
 
 describe('the exit code table', () => {
   const rows = EXIT_CODE_LINES.map(([code, meaning]) => `| ${code} | ${meaning} |`);
+  it('enqueue --help lists the signing variables and every exit code', async () => {
+    const help = await runCli(['enqueue', '--help'], { PATH: process.env.PATH });
+    assert.equal(help.code, 0, help.stderr);
+    for (const variable of ['HARBORMASTER_SIGNING_KEY_ID', 'HARBORMASTER_SIGNING_KEY ', 'HARBORMASTER_SIGNING_KEY_FILE']) assert.ok(help.stdout.includes(variable), variable);
+    for (const [code, meaning] of EXIT_CODE_LINES) assert.ok(help.stdout.includes(`  ${code}  ${meaning}\n`), `exit ${code}`);
+  });
+
   for (const file of ['README.md', 'docs/ci.md']) {
     it(`${file} lists every exit code of enqueue as the CLI gives them`, () => {
       const text = readFileSync(join(root, file), 'utf8');
