@@ -1,12 +1,10 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { Option, type Command } from 'commander';
-import { clientOptions } from '../aws/clients.js';
-import { awsPlace, buildRequest, enqueue, type EnqueueOptions } from './enqueue.js';
-import { readPromotion } from './promote-from.js';
+import type { EnqueueOptions } from './enqueue.js';
 import { EXIT, EXIT_CODE_LINES } from './exit-codes.js';
-import { watchQueue } from './queue-watch.js';
 import { UsageError } from './usage-error.js';
-import { exitCodeFor, WaitFailedError, waitForRelease } from './wait-for-release.js';
+
+// `harbormaster enqueue`: its options and help here; what it runs (the AWS clients, the stores for
+// --promote-from) is loaded when it runs, as every command of main.ts loads its own.
 
 /** Above the default policy.releaseTimeoutMinutes (120), with room for the queue and the restore. */
 export const DEFAULT_WAIT_MINUTES = 150;
@@ -52,6 +50,14 @@ export function registerEnqueue(program: Command): void {
     .addHelpText('after', HELP_AFTER)
     .action(async (options: EnqueueFlags) => {
       const note = (line: string) => process.stderr.write(`harbormaster: ${line}\n`);
+      const [{ SQSClient }, { clientOptions }, { awsPlace, buildRequest, enqueue }, { readPromotion }, { watchQueue }, { exitCodeFor, WaitFailedError, waitForRelease }] = await Promise.all([
+        import('@aws-sdk/client-sqs'),
+        import('../aws/clients.js'),
+        import('./enqueue.js'),
+        import('./promote-from.js'),
+        import('./queue-watch.js'),
+        import('./wait-for-release.js'),
+      ]);
       if (options.promoteFrom) {
         if (options.image) throw new UsageError('--image cannot be combined with --promote-from: the image is the one current on that deployment');
         if (!options.deployment) throw new UsageError('--promote-from needs --deployment: the deployment to promote to');
