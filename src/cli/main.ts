@@ -26,48 +26,8 @@ const program = new Command()
   .exitOverride()
   .configureOutput({ outputError: (text, write) => write(`harbormaster: ${text.replace(/^error: /, '').trim()}\n`) });
 
-program
-  .command('enqueue')
-  .description('Put a signed release request on the queue and print its release id (what CI runs).')
-  .addOption(new Option('--queue-url <url>', 'the request queue').env('HARBORMASTER_QUEUE_URL'))
-  .addOption(new Option('--region <region>', 'AWS region (default: AWS_REGION or the queue URL)'))
-  .addOption(new Option('--endpoint <url>', 'AWS-compatible endpoint, for moto or LocalStack').env('HARBORMASTER_AWS_ENDPOINT'))
-  .requiredOption('--stack <stack>', 'the stack tag of the target')
-  .requiredOption('--release <release>', 'the release tag of the target')
-  .option('--deployment <deployment>', 'the deployment tag (integration, staging, production, ...)')
-  .option('--branch <branch>', 'the source branch; remote-run/<user>/<feature> targets that user\'s personal deployment')
-  .requiredOption('--image <reference>', 'the image to release: registry/path:tag or registry/path@sha256:...')
-  .option('--requested-by <who>', 'who asked (default: the CI user)')
-  .option('--commit <sha>', 'the source commit (default: from the CI environment)')
-  .option('--build-url <url>', 'the build that made the image (default: from the CI environment)')
-  .option('--dry-run', 'print the request that would be sent, unsigned, and send nothing')
-  .option('--wait', 'wait for the release to end (in the workers\' DynamoDB release state) and exit with its outcome')
-  .addOption(new Option('--state-table <table>', 'the workers\' DynamoDB release table, for --wait').env('HARBORMASTER_STATE_TABLE'))
-  .option('--wait-minutes <minutes>', 'how long --wait waits at most', '60')
-  .action(async (options: EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string }) => {
-    const [{ enqueue, buildRequest }, { exitCodeFor, waitForRelease }] = await Promise.all([import('./enqueue.js'), import('./wait-for-release.js')]);
-    if (options.dryRun) {
-      process.stdout.write(`${JSON.stringify(buildRequest(options, process.env), null, 2)}\n`);
-      return;
-    }
-    const minutes = Number(options.waitMinutes);
-    if (options.wait && !options.stateTable) throw new UsageError('--wait needs --state-table (or HARBORMASTER_STATE_TABLE): the workers\' DynamoDB release table');
-    if (options.wait && !(minutes > 0)) throw new UsageError(`--wait-minutes must be a number of minutes above 0, not '${options.waitMinutes}'`);
-    const sent = await enqueue(options, process.env);
-    process.stdout.write(`${sent.request.releaseId}\n`);
-    if (!options.wait) return;
-    const result = await waitForRelease({
-      releaseId: sent.request.releaseId,
-      table: options.stateTable!,
-      region: sent.region,
-      ...(sent.endpoint ? { endpoint: sent.endpoint } : {}),
-      timeoutMs: minutes * 60_000,
-      progress: (line) => process.stderr.write(`harbormaster: ${line}\n`),
-    });
-    const why = 'reason' in result && result.reason ? `: ${result.reason}` : '';
-    process.stderr.write(`harbormaster: release ${sent.request.releaseId} ${result.status === 'timed-out' ? `still not ended after ${minutes} min; stopped waiting (it goes on)` : result.status}${why}\n`);
-    process.exitCode = exitCodeFor(result);
-  });
+// `enqueue` and its AWS clients are not loaded for `harbormaster worker`.
+if (process.argv[2] !== 'worker') (await import('./enqueue-command.js')).registerEnqueue(program);
 
 program
   .command('worker')

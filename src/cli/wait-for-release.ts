@@ -5,30 +5,40 @@ import { isTransient } from '../aws/transient.js';
 import { printable } from '../request/outside-text.js';
 import { isFinal, type ReleaseStatus } from '../state/release-record.js';
 import { readOutcome } from '../state/release-outcome.js';
+import { EXIT, type ExitCode } from './exit-codes.js';
+import type { QueueWatch } from './queue-watch.js';
 
 // `enqueue --wait`: CI follows its release in the workers' shared release state (DynamoDB) until it
 // ends, and fails the build when it did not succeed. Reads only the release's outcome (one GetItem of
 // the `outcome` attribute every few seconds), under the CI policy deploy/cloudformation.yml grants:
 // never the record, which holds the worker's configuration (the container spec and its environment).
 
-/** The release state cannot be read for a reason that will not pass by itself: exit 1. */
+/** The release state cannot be read for a reason that will not pass by itself: exit 7 (sent, cannot be followed). */
 export class WaitFailedError extends Error {
   override name = 'WaitFailedError';
 }
 
-export type WaitResult = { readonly status: ReleaseStatus; readonly reason?: string } | { readonly status: 'timed-out' };
+export type WaitResult =
+  | { readonly status: ReleaseStatus; readonly reason?: string }
+  | { readonly status: 'timed-out' }
+  /** No worker took anything from the queue within the bound: the request waits there. */
+  | { readonly status: 'no-worker' };
 
-/** The exit code `enqueue --wait` gives each ending (see the README's "How CI enqueues"). */
-export function exitCodeFor(result: WaitResult): number {
+/** The exit code `enqueue --wait` gives each ending (src/cli/exit-codes.ts; the README's table). */
+export function exitCodeFor(result: WaitResult): ExitCode {
   switch (result.status) {
     case 'succeeded':
-      return 0;
+      return EXIT.ok;
     case 'superseded':
-      return 4;
+      return EXIT.superseded;
     case 'timed-out':
-      return 5;
+      return EXIT.timedOut;
+    case 'no-worker':
+      return EXIT.noWorker;
+    case 'failed':
+      return EXIT.needsPerson;
     default:
-      return 3;
+      return EXIT.notReleased;
   }
 }
 
@@ -43,12 +53,23 @@ export interface WaitOptions {
   readonly progress: (line: string) => void;
   /** The DynamoDB client to read with (tests); by default one made from region and endpoint, destroyed at the end. */
   readonly client?: DynamoDBClient;
+  /** The queue, looked at while the release state does not know the release yet. */
+  readonly queue?: QueueWatch;
+  /** How long after sending, with the release still unknown, an idle queue means no worker takes requests. */
+  readonly noWorkerMs?: number;
 }
+
+/** The queue is looked at this often while the release is unknown. */
+const QUEUE_LOOK_MS = 10_000;
 
 export async function waitForRelease(options: WaitOptions): Promise<WaitResult> {
   const client = options.client ?? new DynamoDBClient(clientOptions({ region: options.region, ...(options.endpoint ? { endpoint: options.endpoint } : {}) }));
-  const deadline = Date.now() + options.timeoutMs;
+  const startedAt = Date.now();
+  const deadline = startedAt + options.timeoutMs;
   let said = '';
+  let lastLook = 0;
+  /** Consecutive looks that found the queue idle: two in a row, a look apart, say no worker is there. */
+  let idleLooks = 0;
   try {
     for (;;) {
       // A read that fails for a while (throttling, the network) is tried again at the next poll; one
@@ -62,6 +83,16 @@ export async function waitForRelease(options: WaitOptions): Promise<WaitResult> 
       if (now !== said) options.progress(`release ${options.releaseId}: ${now}`);
       said = now;
       if (record && isFinal(record.status)) return { status: record.status, ...(record.reason ? { reason: record.reason } : {}) };
+      if (!record && options.queue && Date.now() - lastLook >= Math.min(QUEUE_LOOK_MS, options.pollMs ?? QUEUE_LOOK_MS)) {
+        lastLook = Date.now();
+        const refused = await options.queue.refusal();
+        if (refused) return { status: 'refused', reason: `refused before it was recorded (${refused.code}), now on the dead-letter queue: ${refused.reason}` };
+        if (Date.now() - startedAt >= (options.noWorkerMs ?? 30_000)) {
+          const idle = await options.queue.idle().catch(() => false);
+          idleLooks = idle ? idleLooks + 1 : 0;
+          if (idleLooks >= 2) return { status: 'no-worker' };
+        }
+      }
       if (Date.now() > deadline) return { status: 'timed-out' };
       await sleep(options.pollMs ?? 5_000);
     }

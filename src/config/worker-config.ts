@@ -13,9 +13,26 @@ import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/p
 const seconds = (label: string, min: number, max: number) =>
   z.number({ invalid_type_error: `${label} must be a number of seconds` }).int().min(min).max(max);
 
+/**
+ * What a key may release. Without a scope a key may release every target the worker serves; with one,
+ * only the deployments it lists (and personal deployments if `personal: true`), of the releases it
+ * lists (`stack/release`; all served releases when absent).
+ */
+const keyScope = z
+  .object({
+    releases: z.array(z.string().regex(/^[a-z][a-z0-9-]*\/[a-z][a-z0-9-]*$/, 'a release in a key scope is written stack/release')).min(1).optional(),
+    deployments: z.array(resourceName('scope.deployments[]')).default([]),
+    personal: z.boolean().default(false),
+  })
+  .strict()
+  .refine((scope) => scope.deployments.length > 0 || scope.personal, 'a key scope allows nothing: list deployments, or set personal: true');
+
 const keyEntry = withSecretSource({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'key id must match [A-Za-z0-9._-], at most 64'),
+  scope: keyScope.optional(),
 });
+
+export type KeyScope = z.infer<typeof keyScope>;
 
 /** A count of hosts (2) or a share of them ("25%"). */
 const hostCount = z.union([z.number().int().min(0), z.string().regex(/^(100|[1-9]?[0-9])%$/, 'a share is written like "25%"')]);

@@ -1,4 +1,4 @@
-import type { ReleaseConfig } from '../config/worker-config.js';
+import type { KeyScope, ReleaseConfig } from '../config/worker-config.js';
 import { parseImageReference, repositoryAllowed } from './image-reference.js';
 import { printable } from './outside-text.js';
 import { describeTarget, isPersonal, validateReleaseRequest, type ReleaseRequest } from './release-request.js';
@@ -14,7 +14,8 @@ export type RefusalCode =
   | 'from-the-future'
   | 'unknown-target'
   | 'image-not-allowed'
-  | 'user-not-allowed';
+  | 'user-not-allowed'
+  | 'key-not-allowed';
 
 export interface AcceptedRelease {
   readonly request: ReleaseRequest;
@@ -30,6 +31,8 @@ export interface AcceptancePolicy {
   readonly keys: ReadonlyMap<string, SigningKey>;
   readonly releases: readonly ReleaseConfig[];
   readonly maxAgeSeconds: number;
+  /** Key ids limited to some targets (signing.keys[].scope); a key not listed may release any served target. */
+  readonly scopes?: ReadonlyMap<string, KeyScope>;
   /** Clock skew tolerated for a request that seems to come from the future. */
   readonly futureSkewSeconds?: number;
 }
@@ -72,6 +75,8 @@ export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: 
   }
   const served = servedRelease(request, policy.releases);
   if (!served.ok) return refuse(served.code, served.reason);
+  const outOfScope = keyScopeRefusal(request, keyId, served.release.deployment, policy.scopes?.get(keyId));
+  if (outOfScope) return refuse('key-not-allowed', safeReason(outOfScope));
   return { ok: true, release: { request, keyId, ...served.release } };
 }
 
@@ -120,4 +125,31 @@ export function servedRelease(request: ReleaseRequest, releases: readonly Releas
     return refuse('image-not-allowed', `image repository '${printable(image.image.repository)}' is not allowed for ${target.stack}/${target.release}`);
   }
   return { ok: true, release: { deployment, releaseConfig } };
+}
+
+/**
+ * Why a key may not release the request's target under its scope, or undefined when it may. Checked
+ * after the target is known to be served, so the reason can name the deployment the release would reach.
+ */
+export function keyScopeRefusal(request: ReleaseRequest, keyId: string, deployment: string, scope: KeyScope | undefined): string | undefined {
+  if (!scope) return undefined;
+  const { target } = request;
+  const release = `${target.stack}/${target.release}`;
+  const what = `key '${keyId}' may not release ${describeTarget(target)} (deployment ${deployment})`;
+  const todo = 'sign with a key whose scope includes it, or ask ops to widen the scope of the key';
+  if (scope.releases && !scope.releases.includes(release)) {
+    return `${what}: its scope (signing.keys[].scope.releases) allows only ${scope.releases.join(', ')}; ${todo}`;
+  }
+  if (isPersonal(target)) {
+    if (!scope.personal) return `${what}: its scope (signing.keys[].scope.personal) does not allow personal deployments; ${todo}`;
+    return undefined;
+  }
+  if (!scope.deployments.includes(target.deployment)) {
+    const allowed =
+      scope.deployments.length === 0
+        ? 'allows only personal deployments'
+        : `allows only the deployments ${scope.deployments.join(', ')}${scope.personal ? ' and personal deployments' : ''}`;
+    return `${what}: its scope (signing.keys[].scope.deployments) ${allowed}; ${todo}`;
+  }
+  return undefined;
 }

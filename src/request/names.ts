@@ -26,13 +26,16 @@ export const userName = (label: string) =>
 export const featureName = (label: string) =>
   safeName(label, /^[A-Za-z0-9][A-Za-z0-9._-]*$/, 64, 'letters, digits, ".", "_" or "-", starting with a letter or digit (at most 64)');
 
-/** Who asked: a CI user, a person's login or e-mail address. */
+/**
+ * Who asked: a CI user, a person's login or e-mail address, a CI job (`jenkins:folder/job`), or a
+ * GitHub app (`dependabot[bot]`: brackets only as that suffix, so no chat markup can be built from them).
+ */
 export const requesterName = (label: string) =>
-  safeName(label, /^[A-Za-z0-9][A-Za-z0-9 ._@+-]*$/, 100, 'letters, digits, spaces and "._@+-" (at most 100)');
+  safeName(label, /^[A-Za-z0-9][A-Za-z0-9 ._@+:/-]*(\[bot\])?$/, 100, 'letters, digits, spaces and "._@+:/-", optionally ending in "[bot]" (at most 100)');
 
 /** A git branch, as CI reports it. */
 export const branchName = (label: string) =>
-  safeName(label, /^[A-Za-z0-9][A-Za-z0-9._/-]*$/, 200, 'letters, digits and "._/-" (at most 200)').refine(
+  safeName(label, /^[A-Za-z0-9][A-Za-z0-9_./-]*$/, 200, 'letters, digits and "_./-" (at most 200)').refine(
     (value) => !value.includes('//') && !value.endsWith('/'),
     `${label} has an empty path segment`,
   );

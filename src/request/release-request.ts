@@ -50,7 +50,18 @@ const personalTarget = z
   })
   .strict();
 
-const REQUEST_FIELDS = '{version, releaseId, target, image, requestedBy, source, createdAt}';
+const REQUEST_FIELDS = '{version, releaseId, target, image, requestedBy, source, createdAt, promotedFrom?}';
+
+/**
+ * Where a promoted image comes from (`enqueue --promote-from`): the deployment of the same stack and
+ * release it was current on, and that release. Signed with the rest, so chat and history can say it.
+ */
+const promotedFromField = z
+  .object(
+    { deployment: resourceName('promotedFrom.deployment'), releaseId: releaseId('promotedFrom.releaseId') },
+    { invalid_type_error: 'promotedFrom must be an object {deployment, releaseId}' },
+  )
+  .strict();
 
 export const releaseRequestSchema = z
   .object(
@@ -96,6 +107,7 @@ export const releaseRequestSchema = z
           invalid_type_error: 'createdAt must be a string: an ISO-8601 UTC timestamp, e.g. 2026-11-26T10:00:00.000Z',
         })
         .datetime({ offset: false, message: 'createdAt must be an ISO-8601 UTC timestamp (e.g. 2026-11-26T10:00:00.000Z)' }),
+      promotedFrom: promotedFromField.optional(),
     },
     {
       required_error: `the request must be a JSON object ${REQUEST_FIELDS}`,
@@ -174,6 +186,7 @@ export interface NewRequestInput {
   image: string;
   requestedBy: string;
   source: ReleaseRequest['source'];
+  promotedFrom?: ReleaseRequest['promotedFrom'];
   now?: Date;
 }
 
@@ -187,5 +200,6 @@ export function newReleaseRequest(input: NewRequestInput): ValidationResult<Rele
     requestedBy: input.requestedBy,
     source: input.source,
     createdAt: (input.now ?? new Date()).toISOString(),
+    ...(input.promotedFrom ? { promotedFrom: input.promotedFrom } : {}),
   });
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { HandlerVerdict } from '../queue/consumer.js';
 import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
 import { describeTarget, type ReleaseRequest } from '../request/release-request.js';
+import type { SigningKey } from '../request/signed-envelope.js';
 import type { QueueMessage, WorkQueue } from '../queue/sqs-queue.js';
 import { isFinal, newReleaseRecord, whereItStands, type ReleaseRecord } from '../state/release-record.js';
 import { DamagedRecordError, type ReleaseStore } from '../state/release-store.js';
@@ -39,6 +40,8 @@ export interface RefusalNotice {
 export interface RequestHandlerDeps {
   readonly queue: WorkQueue;
   readonly policy: AcceptancePolicy;
+  /** The keys as they are now (a key ring that re-reads rotated key files); default policy.keys. */
+  readonly currentKeys?: () => ReadonlyMap<string, SigningKey>;
   readonly scheduler: ReleaseScheduler;
   readonly store: ReleaseStore;
   readonly logger: Logger;
@@ -106,7 +109,8 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
    * at once. Run for every message of a receive before any of them is handled.
    */
   async function admit(message: QueueMessage): Promise<'handle' | 'done'> {
-    const opened = openRequest(message.body, deps.policy.keys);
+    const keys = deps.currentKeys?.() ?? deps.policy.keys;
+    const opened = openRequest(message.body, keys);
     if (!opened.ok) {
       await refuse(message, opened);
       return 'done';
@@ -136,7 +140,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       admitted.set(message, { releaseId: request.releaseId, log, occasion: 'redelivered' });
       return 'handle';
     }
-    const verdict = judgeNewRequest(request, keyId, deps.policy, message.sentAt ?? now());
+    const verdict = judgeNewRequest(request, keyId, { ...deps.policy, keys }, message.sentAt ?? now());
     if (!verdict.ok) {
       if (verdict.code === 'unknown-target' && message.receiveCount < deps.unservedDeliveries) {
         log.warn({ reason: verdict.reason, receiveCount: message.receiveCount, unservedDeliveries: deps.unservedDeliveries }, 'request for a target this worker does not serve: handed back for a worker that does');

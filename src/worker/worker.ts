@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import { QueueConsumer } from '../queue/consumer.js';
 import { SqsWorkQueue } from '../queue/sqs-queue.js';
 import type { Rollout } from '../rollout/rollout.js';
-import { loadWorkerKeys } from '../secrets/signing-keys.js';
+import { WorkerKeyRing } from '../secrets/signing-keys.js';
 import { FileReleaseStore } from '../state/file-release-store.js';
 import type { DamageReport, ReleaseStore } from '../state/release-store.js';
 import { lockStateDirectory, type StateDirectoryLock } from '../state/state-directory-lock.js';
@@ -54,12 +54,16 @@ export interface Worker {
   readonly stopping: boolean;
   /** Frees the worker's clients; call after run() has settled. */
   close(): void;
+  /** Reads every signing key file again (SIGHUP). */
+  reloadKeys(): void;
 }
 
 export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
-  // Keys are read before anything starts, so a missing key stops the worker at start, not at the first request.
-  const keys = loadWorkerKeys(config.signing.keys, parts.env);
   const log = parts.logger;
+  // Keys are read before anything starts, so a missing key stops the worker at start, not at the first
+  // request; a key file is read again when it changes (a rotation), or on SIGHUP.
+  const keyRing = new WorkerKeyRing(config.signing.keys, log.child({ component: 'keys' }), parts.env);
+  const scopes = new Map(config.signing.keys.flatMap((k) => (k.scope ? [[k.id, k.scope] as const] : [])));
   // Unique per process even where host names and PIDs repeat (containers on one host all run as PID 1).
   const workerId = parts.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const onDamage = (report: DamageReport) => {
@@ -95,7 +99,8 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   });
   const handler = createRequestHandler({
     queue,
-    policy: { keys, releases: config.releases, maxAgeSeconds: config.signing.maxAgeSeconds },
+    policy: { keys: keyRing.current(), scopes, releases: config.releases, maxAgeSeconds: config.signing.maxAgeSeconds },
+    currentKeys: () => keyRing.current(),
     scheduler,
     store,
     logger: log,
@@ -189,6 +194,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     get stopping() {
       return stopController.signal.aborted;
     },
+    reloadKeys: () => keyRing.reload(),
     close: () => {
       sqs.destroy();
       dynamo?.destroy();
@@ -210,13 +216,20 @@ export async function runUntilSignalled(worker: Worker, logger: Logger, exit: (c
     logger.warn({ signal }, 'second signal: stopping at once; the release record stays for the next start');
     exit(130);
   };
+  // SIGHUP (systemd's ExecReload) reads the signing key files again instead of ending the process.
+  const onHangUp = () => {
+    logger.info({ signal: 'SIGHUP' }, 'signal received: reading the signing key files again');
+    worker.reloadKeys();
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', onHangUp);
   try {
     await worker.run();
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    process.off('SIGHUP', onHangUp);
     worker.close();
   }
 }

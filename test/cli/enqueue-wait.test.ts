@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { MOTO_CREDENTIALS, MOTO_REGION } from '../../local-fleet/moto.js';
 import { createReleaseTable } from '../../src/state/dynamodb-release-table.js';
-import { createQueues, motoForSuite } from '../support/aws.js';
+import { createQueues, drain, motoForSuite } from '../support/aws.js';
 import { runCli } from '../support/cli.js';
 import { RecordingRollout } from '../support/recording-rollout.js';
-import { capturingLogger, enqueueEnvironment, REGISTRY, withWorker, workerConfig } from '../support/worker-fixtures.js';
+import { capturingLogger, enqueueEnvironment, OTHER_KEY, REGISTRY, withWorker, workerConfig } from '../support/worker-fixtures.js';
 
 // CI that waits: `harbormaster enqueue --wait` follows its release in the workers' DynamoDB release
 // state (moto) and exits with its outcome, as a build step that fails when the release does.
@@ -50,15 +50,37 @@ describe('enqueue --wait', () => {
     assert.match(result.stderr, /still not ended after 0.05 min; stopped waiting \(it goes on\)\n$/);
   });
 
-  it('exits 1 at once, naming the table and the cause, when the release table cannot be read (no such table): the request was sent all the same', async () => {
+  it('exits 7 at once, naming the table and the cause, when the release table cannot be read (no such table): the request was sent all the same', async () => {
     const queues = await createQueues(suite.sqs);
     // --wait-minutes 30: a CLI that waited it out would be killed by runCli's 60 s bound and fail the test.
     const result = await runCli(['enqueue', '--queue-url', queues.url, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:v2`, '--requested-by', 'ci', '--wait', '--wait-minutes', '30', '--state-table', 'no-such-table'], enqueueEnvironment(suite.moto.endpoint), 60_000);
-    // 1, not 5 (the exit of a wait that ran out): it gave up on the table, not on the time.
-    assert.equal(result.code, 1, result.stderr);
+    // 7 (sent, cannot be followed), not 5 (a wait that ran out) nor 1 (nothing sent).
+    assert.equal(result.code, 7, result.stderr);
     const releaseId = result.stdout.trim();
     assert.match(releaseId, /^[0-9a-f-]{36}$/);
     assert.match(result.stderr, new RegExp(`^harbormaster: following release ${releaseId} in table no-such-table failed: ResourceNotFoundException: .*; the request was sent and goes on\n$`));
+  });
+
+  it('exits 3 within a minute, with the refusal, when the worker refuses the request as unauthentic (it never reaches the release state, only the dead-letter queue)', async () => {
+    const { config, enqueue } = await setUp();
+    // Signed with a key of the worker's key id but another secret: refused as bad-signature.
+    const env = { ...enqueueEnvironment(suite.moto.endpoint), HARBORMASTER_SIGNING_KEY: OTHER_KEY.secret.toString() };
+    const queues = config.queue;
+    const result = await withWorker(config, { rollout: new RecordingRollout(), logger: capturingLogger().logger }, () =>
+      runCli(['enqueue', '--queue-url', queues.url, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:v2`, '--requested-by', 'ci', '--wait', '--wait-minutes', '30', '--state-table', config.state.store === 'dynamodb' ? config.state.table : ''], env, 60_000),
+    );
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /release [0-9a-f-]{36} refused: refused before it was recorded \(bad-signature\), now on the dead-letter queue: signature does not match key 'ci-test'/);
+    // Only looked at: the refused message is still on the dead-letter queue for ops.
+    const dead = await drain(suite.sqs, queues.deadLetterUrl, 1, 10_000);
+    assert.equal(dead.length, 1);
+  });
+
+  it('exits 8 within a minute when no worker takes anything from the queue, instead of waiting out --wait-minutes', async () => {
+    const { enqueue } = await setUp();
+    const result = await enqueue(`${REGISTRY}/data/ingest:v2`, ['--wait-minutes', '30', '--idle-queue-seconds', '2']);
+    assert.equal(result.code, 8, result.stderr);
+    assert.match(result.stderr, /not taken by any worker: messages wait on the queue and none is in flight; stopped waiting \(the request stays on the queue\)\n$/);
   });
 
   it('refuses --wait without the release table, before sending anything', async () => {

@@ -92,6 +92,7 @@ const NOT_AWS = new Set(['commander']);
 /** Code in src/ whose AWS calls are not the worker's, and who makes them instead. */
 const NOT_THE_WORKER: Record<string, string> = {
   'src/cli/enqueue.ts': 'CI enqueues release requests: the CI policy',
+  'src/cli/queue-watch.ts': 'enqueue --wait looks at the request and dead-letter queues: the CI policy',
   'src/state/dynamodb-release-table.ts': 'creates the table for tests and the local fleet; in AWS this template does',
 };
 
@@ -202,10 +203,15 @@ describe('deploy/cloudformation.yml', () => {
   });
 
   it('gives CI what the enqueue command calls, and reading a release\'s result', () => {
-    const ci = actionsNeeded((file) => file === 'src/cli/enqueue.ts');
-    assert.deepEqual(sorted(ci), ['sqs:SendMessage']);
+    const ci = actionsNeeded((file) => file === 'src/cli/enqueue.ts' || file === 'src/cli/queue-watch.ts');
+    assert.deepEqual(sorted(ci), ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:SendMessage']);
     assert.deepEqual(sorted(actionsOf('CiPolicy')), sorted(new Set([...ci, 'dynamodb:GetItem'])));
     assert.deepEqual(statementWith('CiPolicy', 'sqs:SendMessage')!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] }, 'CI sends to the request queue only');
+    assert.deepEqual(statementWith('CiPolicy', 'sqs:GetQueueAttributes')!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] });
+    for (const action of ['sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility']) {
+      assert.deepEqual(statementWith('CiPolicy', action)!.Resource, { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] }, `${action}: CI reads only the dead-letter queue, never the requests`);
+    }
+    assert.ok(!actionsOf('CiPolicy').has('sqs:DeleteMessage'), 'CI never deletes a message');
     const read = statementWith('CiPolicy', 'dynamodb:GetItem')!;
     assert.deepEqual(read.Resource, { 'Fn::GetAtt': ['ReleaseTable', 'Arn'] });
     assert.deepEqual(

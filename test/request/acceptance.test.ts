@@ -24,6 +24,21 @@ describe('judging a release request', () => {
     assert.equal(verdict.release.deployment, 'personal-alice');
   });
 
+  it('holds a scoped key to its releases, deployments and personal deployments', () => {
+    const scoped = (scope: { releases?: string[]; deployments: string[]; personal: boolean }) => ({ ...policy, scopes: new Map([[TEST_KEY.id, scope]]) });
+    const staging = signed(validRequest());
+    const personal = signed(validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'x' } } }));
+    assert.ok(judgeMessage(staging, scoped({ deployments: ['staging'], personal: false }), new Date()).ok);
+    assert.ok(judgeMessage(personal, scoped({ deployments: [], personal: true }), new Date()).ok);
+    const otherRelease = judgeMessage(staging, scoped({ releases: ['data/query'], deployments: ['staging'], personal: true }), new Date());
+    assert.ok(!otherRelease.ok);
+    assert.equal(otherRelease.code, 'key-not-allowed');
+    assert.equal(otherRelease.reason, "key 'ci-test' may not release data/ingest/staging (deployment staging): its scope (signing.keys[].scope.releases) allows only data/query; sign with a key whose scope includes it, or ask ops to widen the scope of the key");
+    const personalOnly = judgeMessage(staging, scoped({ deployments: [], personal: true }), new Date());
+    assert.ok(!personalOnly.ok);
+    assert.match(personalOnly.reason, /its scope \(signing\.keys\[\]\.scope\.deployments\) allows only personal deployments;/);
+  });
+
   it('accepts either key while keys are rotated', () => {
     const next = { id: 'ci-next', secret: Buffer.from('the-next-key-0123456789abcdef-0123456789ab') };
     const rotating = { ...policy, keys: new Map([[TEST_KEY.id, TEST_KEY], [next.id, next]]) };
