@@ -42,7 +42,10 @@ describe('steering a target on the local fleet', () => {
   });
 
   const env = () => fleetWorkerEnvironment(fleet);
+  /** A steering command, run as alice. */
   const cli = (args: string[]) => runCli([...args, '--config', configPath, '--by', 'alice'], env(), 120_000);
+  /** A command that only reads. */
+  const read = (args: string[]) => runCli([...args, '--config', configPath], env(), 60_000);
 
   async function enqueue(tag: string): Promise<string> {
     const result = await runCli(['enqueue', '--queue-url', fleet.aws.queueUrl, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${fleet.registry.address}/data/ingest:${tag}`, '--requested-by', 'ci-bot'], enqueueEnvironment(fleet.aws.endpoint));
@@ -87,7 +90,7 @@ describe('steering a target on the local fleet', () => {
       const sampled = await sampler.stop();
       assert.deepEqual(sampled.unhealthyRegistered, []);
       assert.ok(sampled.maxOutOfService <= 1);
-      const history = await cli(['history', TARGET, '--json']);
+      const history = await read(['history', TARGET, '--json']);
       assert.match(history.stdout, /stopped by alice/);
     } finally {
       await sampler.stop().catch(() => undefined);
@@ -139,7 +142,7 @@ describe('steering a target on the local fleet', () => {
       const rollbackMs = Date.parse(back.finishedAt!) - Date.parse(back.startedAt!);
       console.log(`release v2: ${releaseMs} ms; rollback to v1: ${rollbackMs} ms`);
 
-      const status = await cli(['status', '--json']);
+      const status = await read(['status', '--json']);
       assert.match(status.stdout, /rolled back by alice: errors after v2/);
       const v3 = await enqueue('v3');
       await until(v3, 'v3 to wait for the lock', (r) => /locked by alice/.test(r.reason ?? ''), 60_000);
