@@ -39,12 +39,14 @@ export function promotionFrom(summary: TargetSummary | undefined, target: string
       reason: `cannot promote from ${target}: its last release ${failure.releaseId} ${failure.status} at ${endOf(failure)}${why}, after the current one; promote once it has a succeeded release again`,
     };
   }
-  const parsed = parseImageReference(current.image);
+  // Exactly the image staging runs: by the digest its pull recorded, else the reference it was released as.
+  const image = current.imageDigest ?? current.image;
+  const parsed = parseImageReference(image);
   const byDigest = parsed.ok && parsed.image.digest !== undefined;
   return {
     ok: true,
     promotion: {
-      image: current.image,
+      image,
       promotedFrom: { deployment, releaseId: current.releaseId },
       source: { ...(current.branch ? { branch: current.branch } : {}), ...(current.commit ? { commit: current.commit } : {}), ...(current.buildUrl ? { buildUrl: current.buildUrl } : {}) },
       byDigest,

@@ -293,6 +293,13 @@ export class DockerHostSession implements HostSession {
     return container.id;
   }
 
+  async imageDigest(image: string): Promise<string | undefined> {
+    const info = await this.call('image inspect', (abortSignal) => this.docker.getImage(image).inspect({ abortSignal } as Parameters<Docker.Image['inspect']>[0] & object));
+    // The digest the engine recorded for the image's own repository (an image can carry several).
+    const repository = image.replace(/@.*$/, '').replace(/:[^/:]+$/, '');
+    return (info.RepoDigests ?? []).find((digest) => digest.startsWith(`${repository}@`));
+  }
+
   async logs(nameOrId: string, tail: number): Promise<string> {
     const raw = await this.onContainer('logs', nameOrId, (abortSignal) => this.docker.getContainer(nameOrId).logs({ stdout: true, stderr: true, follow: false, tail, abortSignal }) as unknown as Promise<Buffer>, [404]);
     return raw ? demultiplex(raw) : '';

@@ -83,6 +83,8 @@ export interface HostSession {
   run(spec: ContainerSpec): Promise<string>;
   /** Creates a container without starting it (its ports are bound only when it starts); resolves with its id. */
   create(spec: ContainerSpec): Promise<string>;
+  /** The registry digest (`repository@sha256:...`) of a pulled image, as the engine knows it; undefined when it has none. */
+  imageDigest?(image: string): Promise<string | undefined>;
   /** The last `tail` lines a container wrote (stdout and stderr, interleaved); '' when it is gone. */
   logs(nameOrId: string, tail: number): Promise<string>;
   remove(nameOrId: string): Promise<void>;

@@ -130,6 +130,9 @@ export class ReconnectingHostSession implements HostSession {
   create(spec: ContainerSpec) {
     return this.use((s) => s.create(spec), false);
   }
+  imageDigest(image: string) {
+    return this.use((s) => s.imageDigest?.(image) ?? Promise.resolve(undefined), true);
+  }
   logs(nameOrId: string, tail: number) {
     return this.use((s) => s.logs(nameOrId, tail), true);
   }

@@ -75,6 +75,7 @@ class ResolvingSession implements HostSession {
   setRestartPolicy = (nameOrId: string, policy: ContainerSpec['restartPolicy']) => this.inner.setRestartPolicy(nameOrId, policy);
   remove = (nameOrId: string) => this.inner.remove(nameOrId);
   logs = (nameOrId: string, tail: number) => this.inner.logs(nameOrId, tail);
+  imageDigest = (image: string) => this.inner.imageDigest?.(image) ?? Promise.resolve(undefined);
   close = () => this.inner.close();
 }
 

@@ -166,6 +166,8 @@ export class TargetPreparer {
         },
         signal: context.leaseLost,
       });
+      // The digest of what was pulled, from the first host: a promotion enqueues exactly this image.
+      const imageDigest = await sessions.get(resolved.hosts[0]!.instanceId)!.imageDigest?.(request.image).catch(() => undefined);
       const open = sessions;
       const hosts = await steps.run('record-before', undefined, () => Promise.all(resolved.hosts.map((host) => this.observeBefore(host, open.get(host.instanceId)!, spec, plan.loadBalancers, resolved.target))));
 
@@ -192,6 +194,7 @@ export class TargetPreparer {
           draft.alarms = { mode, names: resolved.alarms.map((a) => a.name), disable: mode === 'disable-actions' ? [...plan.muteAlarms] : [], phase: 'planned' };
         }
         if (watch) draft.watch = watch;
+        if (imageDigest) draft.imageDigest = imageDigest;
         draft.status = 'running';
         draft.startedAt = new Date().toISOString();
       });

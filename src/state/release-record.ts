@@ -162,6 +162,8 @@ export interface ReleaseRecord {
    * worker that finds it `started` knows it may have run (in part).
    */
   releaseTask?: { phase: 'started' | 'succeeded' | 'failed'; readonly host: string; readonly startedAt: string; exitCode?: number | null; output?: string; attempts: number };
+  /** The image by digest (`repository@sha256:...`), as the first host's engine pulled it: what a promotion enqueues. */
+  imageDigest?: string;
   /** The watched alarms and their baseline, recorded before the first effect. */
   watch?: WatchRecord;
   hosts: Record<string, HostRecord>;

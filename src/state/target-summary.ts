@@ -11,6 +11,8 @@ export const TARGET_SUMMARY_FORMAT = 'harbormaster.target/1';
 export interface ReleaseSummary {
   readonly releaseId: string;
   readonly image: string;
+  /** The image by digest, as pulled (absent in summaries of releases from before digests were recorded). */
+  readonly imageDigest?: string;
   readonly status: ReleaseRecord['status'];
   readonly requestedBy: string;
   readonly commit?: string;
@@ -46,6 +48,7 @@ export function releaseSummary(record: ReleaseRecord): ReleaseSummary {
   return {
     releaseId: record.releaseId,
     image: request.image,
+    ...(record.imageDigest ? { imageDigest: record.imageDigest } : {}),
     status: record.status,
     requestedBy: request.requestedBy,
     ...(source.commit ? { commit: source.commit } : {}),

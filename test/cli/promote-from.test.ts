@@ -42,6 +42,13 @@ describe('promotion: the decision', () => {
     const tagged = promotionFrom(summary({ ...good, image: '127.0.0.1:5000/data/ingest:v2' }), 'data/ingest/staging', 'staging');
     assert.ok(tagged.ok && !tagged.promotion.byDigest);
   });
+
+  it("promotes a release made by tag by the digest staging's pull recorded", () => {
+    const pulled = promotionFrom(summary({ ...good, image: '127.0.0.1:5000/data/ingest:v2', imageDigest: BY_DIGEST }), 'data/ingest/staging', 'staging');
+    assert.ok(pulled.ok);
+    assert.equal(pulled.promotion.image, BY_DIGEST);
+    assert.equal(pulled.promotion.byDigest, true);
+  });
 });
 
 describe('enqueue --promote-from', () => {
