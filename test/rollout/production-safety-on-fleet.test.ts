@@ -50,7 +50,7 @@ describe('production safety on the local fleet', () => {
       assert.equal(h3.progress, 'pending', 'the third host was never touched');
       await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
       assertSampledSafe(run.sampled);
-      assert.ok(run.texts.some((t) => /entered ALARM \(Threshold Crossed: 5xx rate 12% > 1%\); turning the release back/.test(t)), run.texts.join('\n'));
+      assert.ok(run.texts.some((t) => /entered ALARM \(Threshold Crossed: 5xx rate 12% (>|&gt;) 1%\); turning the release back/.test(t)), run.texts.join('\n'));
     } finally {
       engine.close();
       await setAlarm(errors(), 'OK', 'reset');
