@@ -74,7 +74,8 @@ export class TargetPreparer {
     options: {
       image: string;
       auth: RegistryAuth | undefined;
-      pull: boolean;
+      /** if-missing: only where the engine does not have the image (a rollback to an image the hosts ran). */
+      pull: boolean | 'if-missing';
       concurrency: number;
       run: StepRunner;
       startCheck?: { spec: ContainerSpec; seconds: number };
@@ -101,7 +102,8 @@ export class TargetPreparer {
           const open = session;
           await options.run('engine', hostLabel(host), () => open.ping());
           // Pulled everywhere before any host leaves service: an unpullable image stops the release here.
-          if (options.pull) await options.run('pull', hostLabel(host), () => open.pull(options.image, options.auth));
+          const present = options.pull === 'if-missing' && (await open.imageDigest?.(options.image).catch(() => undefined)) !== undefined;
+          if (options.pull && !present) await options.run('pull', hostLabel(host), () => open.pull(options.image, options.auth));
         },
         {
           windowMs: retry?.windowMs ?? 0,
@@ -154,7 +156,8 @@ export class TargetPreparer {
       sessions = await this.preflight(resolved.hosts, {
         image: request.image,
         auth: this.effects.registryAuth(request),
-        pull: true,
+        // A rollback goes back to an image the hosts ran: pulled again only where it is gone.
+        pull: release.record.origin?.kind === 'rollback' ? 'if-missing' : true,
         concurrency: settings.policy.pullConcurrency,
         run: steps.run,
         startCheck: { spec: startCheckSpec(spec, releaseId), seconds: settings.policy.startCheckSeconds },

@@ -129,18 +129,17 @@ describe('steering a target on the local fleet', () => {
       await assertStagingWhole(observer, { h1: 'v2', h2: 'v2', h3: 'v2' });
       const releaseMs = Date.parse(released.finishedAt!) - Date.parse(released.startedAt!);
 
-      const rollback = await cli(['rollback', TARGET, '--reason', 'errors after v2', '--no-wait']);
-      assert.equal(rollback.code, 0, rollback.stderr);
-      const rollbackId = /[0-9a-f-]{36}/.exec(rollback.stdout)?.[0];
+      // The rollback, waited for by the command itself.
+      const rollback = await cli(['rollback', TARGET, '--reason', 'errors after v2']);
+      assert.equal(rollback.code, 0, `${rollback.stdout}\n${rollback.stderr}`);
+      const rollbackId = /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(rollback.stdout)?.[0];
       assert.ok(rollbackId, rollback.stdout);
-      assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
-      second = new WorkerProcess(configPath, env());
-      const back = await until(rollbackId, 'the rollback to end', (r) => isFinal(r.status));
+      const back = (await record(rollbackId))!;
       assert.equal(back.status, 'succeeded');
       assert.match(back.request.image, /:v1$/);
       await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
       const rollbackMs = Date.parse(back.finishedAt!) - Date.parse(back.startedAt!);
-      console.log(`release v2: ${releaseMs} ms; rollback to v1: ${rollbackMs} ms`);
+      console.log(`release v2: ${releaseMs} ms (first change to end); rollback to v1: ${rollbackMs} ms`);
 
       const status = await read(['status', '--json']);
       assert.match(status.stdout, /rolled back by alice: errors after v2/);
@@ -151,6 +150,19 @@ describe('steering a target on the local fleet', () => {
       assert.equal(unlock.code, 0, unlock.stderr);
       await until(v3, 'v3 to be released after unlock', (r) => r.status === 'succeeded');
       await assertStagingWhole(observer, { h1: 'v3', h2: 'v3', h3: 'v3' });
+
+      // A rollback with the worker SIGKILLed right after it is recorded: carried out once, by the next worker.
+      const again = await cli(['rollback', TARGET, '--no-lock', '--no-wait']);
+      assert.equal(again.code, 0, again.stderr);
+      const againId = /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(again.stdout)?.[0];
+      assert.ok(againId, again.stdout);
+      assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
+      second = new WorkerProcess(configPath, env());
+      const ended = await until(againId, 'the second rollback to end', (r) => isFinal(r.status));
+      assert.equal(ended.status, 'succeeded');
+      await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
+      const history = await read(['history', TARGET, '--json']);
+      assert.equal((history.stdout.match(new RegExp(againId, 'g')) ?? []).length, 1, 'one release of the rollback in the history');
     } finally {
       await first.kill('SIGKILL');
       await second?.kill('SIGTERM');
