@@ -150,6 +150,8 @@ const rolloutSettings = z
       })
       .strict()
       .optional(),
+    /** Hosts that join a target between releases get its current release: looked for every periodSeconds. */
+    newHosts: z.object({ periodSeconds: seconds('periodSeconds', 5, 86_400).default(60) }).strict().optional(),
     /** More alarms watched during the release and its bakes, not muted. */
     watch: z.array(z.string().min(1)).default([]),
     alarmMuting: z

@@ -144,8 +144,13 @@ export class TargetPreparer {
     try {
       if (!context.releaseConfig) throw new Refusal(`this worker no longer serves ${request.target.stack}/${request.target.release}`);
       if (!settings) throw new Refusal(`no rollout is configured for ${request.target.stack}/${request.target.release}`);
-      const resolved = await steps.run('resolve', undefined, () => this.resolve(request, deployment, settings));
-      const plan = this.plan(resolved, settings);
+      const found = await steps.run('resolve', undefined, () => this.resolve(request, deployment, settings));
+      // A release for hosts that joined the target since its release: those hosts alone.
+      const only = release.record.newHosts?.instances;
+      const resolved = only ? { ...found, hosts: found.hosts.filter((h) => only.includes(h.instanceId)) } : found;
+      if (resolved.hosts.length === 0) throw new Refusal('the hosts this release was for are no longer running instances of the target');
+      // Canary steps were the target's release's: hosts that join later get its image in batches.
+      const plan = this.plan(resolved, only ? { ...settings, policy: { ...settings.policy, steps: undefined } } : settings);
       // Before anything is pulled or started: can a host be taken out at all? Counted from the load balancers.
       await this.refuseBelowMinHealthy(resolved.hosts, plan);
       const watch = await this.watchBaseline(resolved, settings, target);

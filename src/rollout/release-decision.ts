@@ -94,7 +94,8 @@ export function decideRelease(record: ReleaseRecord, observed: ReleaseObservatio
     const boundMs = (policy.alarmUnreadableSeconds ?? 120) * 1000;
     if (!halfway && boundMs > 0 && unreadableMs > boundMs) return stopBy(`the alarm watch (the alarms could not be read for ${Math.round(unreadableMs / 1000)} s)`);
     if (!halfway && observed.interrupt) return { kind: 'interrupt' };
-    const task = plan.settings.releaseTask;
+    // The task ran with the target's release; hosts that join later only get its image.
+    const task = record.newHosts ? undefined : plan.settings.releaseTask;
     if (task && record.releaseTask?.phase !== 'succeeded') {
       const ran = record.releaseTask;
       if (ran?.phase !== 'started' || task.idempotent) return { kind: 'release-task' };
@@ -112,7 +113,8 @@ export function decideRelease(record: ReleaseRecord, observed: ReleaseObservatio
     if (gate) return gate;
     const todo = halfwayBatch ?? left[next];
     if (todo) return nextHosts(record, todo, observed);
-    if (!observed.lookedEnough) return { kind: 'look-again', mayTakeIn: observed.looks < LOOK_ROUNDS - 1 };
+    // A release for hosts that joined since the target's release is for those hosts alone: it never takes others in.
+    if (!observed.lookedEnough && !record.newHosts) return { kind: 'look-again', mayTakeIn: observed.looks < LOOK_ROUNDS - 1 };
     return { kind: 'restore' };
   }
   return back(record, observed);

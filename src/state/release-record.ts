@@ -162,6 +162,8 @@ export interface ReleaseRecord {
    * worker that finds it `started` knows it may have run (in part).
    */
   releaseTask?: { phase: 'started' | 'succeeded' | 'failed'; readonly host: string; readonly startedAt: string; exitCode?: number | null; output?: string; attempts: number };
+  /** A release of the current image to hosts that joined the target since (rollout.newHosts): of which release, to which instances alone. */
+  readonly newHosts?: { readonly of: string; readonly instances: string[] };
   /** The image by digest (`repository@sha256:...`), as the first host's engine pulled it: what a promotion enqueues. */
   imageDigest?: string;
   /** The watched alarms and their baseline, recorded before the first effect. */

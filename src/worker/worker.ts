@@ -15,8 +15,10 @@ import { FileReleaseStore } from '../state/file-release-store.js';
 import type { DamageReport, ReleaseStore } from '../state/release-store.js';
 import { lockStateDirectory, type StateDirectoryLock } from '../state/state-directory-lock.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { ReleaseHistory } from '../state/target-summary.js';
 import { DynamoReleaseStore } from '../state/dynamodb-release-store.js';
 import { createRequestHandler, type RefusalNotice } from './handle-request.js';
+import { releaseNewHosts, type NewHostsDeps } from './new-hosts.js';
 import { ReleaseScheduler } from './release-scheduler.js';
 import { repairUnfinished } from './repair.js';
 
@@ -155,6 +157,31 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
         if (again) sweepSoon();
       });
   };
+  // rollout.newHosts: every period, hosts that joined a served target since its release get its image.
+  const watchNewHosts = () => {
+    const periods = config.releases.flatMap((r) => (r.rollout?.newHosts ? [r.rollout.newHosts.periodSeconds] : []));
+    if (periods.length === 0 || !('recent' in store)) return { stop: async () => undefined };
+    // EC2 is loaded at the first look, so an idle worker without new hosts to watch stays small.
+    let ec2: { destroy(): void } | undefined;
+    const deps = async (): Promise<NewHostsDeps> => {
+      const [{ EC2Client }, { Ec2InstanceFinder }] = await Promise.all([import('@aws-sdk/client-ec2'), import('../target/target-instances.js')]);
+      const client = new EC2Client(clientOptions(config.aws));
+      ec2 = client;
+      return { store: store as ReleaseStore & Pick<ReleaseHistory, 'recent'>, finder: new Ec2InstanceFinder(client, log), releases: config.releases, logger: log.child({ component: 'new-hosts' }), workerId, onClaimed: () => sweepSoon() };
+    };
+    let wired: Promise<NewHostsDeps> | undefined;
+    let looking: Promise<unknown> | undefined;
+    const look = () => (looking ??= (wired ??= deps()).then((d) => releaseNewHosts(d)).catch((error: unknown) => log.warn({ err: error }, 'looking for new hosts failed')).finally(() => (looking = undefined)));
+    const timer = setInterval(look, Math.min(...periods) * 1000);
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await looking;
+        ec2?.destroy();
+      },
+    };
+  };
+
   return {
     consumer,
     store,
@@ -175,12 +202,14 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
         if (store instanceof FileReleaseStore) store.guardWith(lock);
       }
       const sweeper = setInterval(sweepSoon, config.leaseSeconds * 1000);
+      const newHosts = watchNewHosts();
       try {
         log.info({ worker: workerId, store: store.description, parallelReleases: config.parallelReleases }, 'worker starting');
         await repairUnfinished(repair, 'start');
         if (!stopController.signal.aborted) await consumer.run();
       } finally {
         clearInterval(sweeper);
+        await newHosts.stop();
         clearTimeout(sweepTimer);
         while (sweeping) await sweeping;
         while (repair.started.size > 0) await Promise.all(repair.started);

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, beforeEach } from 'node:test';
+import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { parse, stringify } from 'yaml';
 import type { Fleet } from '../../local-fleet/fleet.js';
 import { fleetWorkerConfigObject } from '../../local-fleet/worker-config.js';
@@ -11,7 +12,7 @@ import { parseWorkerConfig } from '../../src/config/worker-config.js';
 import { isFinal, type ReleaseRecord } from '../../src/state/release-record.js';
 import { runCli } from '../support/cli.js';
 import { assertStagingWhole } from '../support/fleet-engine.js';
-import { startSampler, type FleetObserver } from '../support/fleet-observer.js';
+import { answer, startSampler, type FleetObserver } from '../support/fleet-observer.js';
 import { fleetWorkerEnvironment } from '../support/fleet-release.js';
 import { fleetForSuite } from '../support/fleet-suite.js';
 import { enqueueEnvironment, eventually, TEST_KEY, TEST_KEY_ENV } from '../support/worker-fixtures.js';
@@ -168,5 +169,34 @@ describe('steering a target on the local fleet', () => {
       await second?.kill('SIGTERM');
     }
   });
-});
 
+  it('a host tagged into the target after its release is brought to the current image within one period, the others untouched', async () => {
+    const object = parse(readFileSync(configPath, 'utf8')) as Record<string, any>;
+    object.releases[0].rollout.policy.steps = [];
+    object.releases[0].rollout.newHosts = { periodSeconds: 5 };
+    writeFileSync(configPath, stringify(object));
+    const worker = new WorkerProcess(configPath, env());
+    const h4 = fleet.hosts[3]!;
+    const ec2 = new EC2Client({ endpoint: fleet.aws.endpoint, region: fleet.aws.region, credentials: fleet.aws.credentials, maxAttempts: 1 });
+    try {
+      const v2 = await enqueue('v2');
+      await until(v2, 'v2 to be released', (r) => r.status === 'succeeded');
+      assert.equal(await answer(`http://${h4.address}:8080/version`), 'v1', "h4 is alice's, on v1");
+      // As if Auto Scaling launched it into staging.
+      await ec2.send(new CreateTagsCommand({ Resources: [h4.instanceId], Tags: [{ Key: 'deployment', Value: 'staging' }] }));
+      const tagged = Date.now();
+      const line = await worker.waitFor('a release for the new host', (l) => l.msg === 'hosts joined the target since its release: releasing its current image to them', 30_000);
+      assert.deepEqual(line.instances, [h4.instanceId]);
+      const joined = await until(String(line.releaseId), 'the new host to be released', (r) => isFinal(r.status));
+      assert.equal(joined.status, 'succeeded');
+      assert.deepEqual(Object.keys(joined.hosts), [h4.instanceId], 'that host alone');
+      assert.equal(await answer(`http://${h4.address}:8080/version`), 'v2');
+      await assertStagingWhole(observer, { h1: 'v2', h2: 'v2', h3: 'v2' });
+      console.log(`h4 tagged into staging -> on v2 ${Date.parse(joined.finishedAt!) - tagged} ms later (period 5 s)`);
+    } finally {
+      await ec2.send(new CreateTagsCommand({ Resources: [h4.instanceId], Tags: [{ Key: 'deployment', Value: 'personal-alice' }] }));
+      ec2.destroy();
+      await worker.kill('SIGTERM');
+    }
+  });
+});

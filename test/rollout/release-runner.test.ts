@@ -613,6 +613,18 @@ describe('the release runner', () => {
     }
   });
 
+  it('releases a release for hosts that joined the target to those hosts alone, without its canary steps or release task, and takes no other host in', async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, steps: [{ hosts: 1 }, { pause: true }] }, releaseTask: { command: ['bin/migrate'] } } });
+    const request = validRequest({ image: '127.0.0.1:5000/data/ingest:v2' }) as unknown as ReleaseRequest;
+    const claimed = newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' });
+    const { record } = await h.store.claim({ ...claimed, newHosts: { of: 'an-earlier-release', instances: ['i-3'] } });
+    const { outcome } = await h.release('v2', { record: new RecordedRelease(h.store, record) });
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 1 });
+    assert.deepEqual(h.host(3).live(), ['ingest:127.0.0.1:5000/data/ingest:v2']);
+    for (const i of [1, 2]) assert.deepEqual(effectCalls(h.host(i)), [], `h${i} was not touched`);
+    assert.ok(!effectCalls(h.host(3)).some((c) => c.includes('bin/migrate')), 'no release task');
+  });
+
   it('resuming a release it stopped at a safe point, leaves alone a process someone suspended meanwhile: it is not resumed at the end', async () => {
     const h = harness({ hosts: 2 });
     const stop = new AbortController();
