@@ -199,4 +199,54 @@ describe('steering a target on the local fleet', () => {
       await worker.kill('SIGTERM');
     }
   });
+
+  it('a worker SIGKILLed during a bake resumes the bake with the time left, not from the start', async () => {
+    const object = parse(readFileSync(configPath, 'utf8')) as Record<string, any>;
+    object.releases[0].rollout.policy.steps = [{ hosts: 1 }, { bakeSeconds: 20 }];
+    writeFileSync(configPath, stringify(object));
+    const first = new WorkerProcess(configPath, env());
+    let second: WorkerProcess | undefined;
+    try {
+      const releaseId = await enqueue('v2');
+      const baking = await until(releaseId, 'the bake', (r) => r.gates?.[0]?.reachedAt !== undefined);
+      assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
+      const killedAt = Date.now();
+      second = new WorkerProcess(configPath, env());
+      const ended = await until(releaseId, 'the release to end', (r) => isFinal(r.status));
+      assert.equal(ended.status, 'succeeded');
+      const gate = ended.gates![0]!;
+      assert.equal(gate.reachedAt, baking.gates![0]!.reachedAt, 'the bake kept the time it was reached');
+      const bakedMs = Date.parse(gate.passedAt!) - Date.parse(gate.reachedAt);
+      assert.ok(bakedMs >= 20_000, `baked ${bakedMs} ms, at least the 20 s asked`);
+      assert.ok(Date.parse(gate.passedAt!) - killedAt < 20_000, 'the restarted worker did not bake 20 s again');
+      await assertStagingWhole(observer, { h1: 'v2', h2: 'v2', h3: 'v2' });
+      console.log(`bake of 20 s across a SIGKILL: passed ${bakedMs} ms after it was reached, ${Date.parse(gate.passedAt!) - killedAt} ms after the kill`);
+    } finally {
+      await first.kill('SIGKILL');
+      await second?.kill('SIGTERM');
+    }
+  });
+
+  it('a release task under way when its worker is SIGKILLed is not run again: the release stops for a person, nothing out of service', async () => {
+    const object = parse(readFileSync(configPath, 'utf8')) as Record<string, any>;
+    object.releases[0].rollout.policy.steps = [];
+    object.releases[0].rollout.releaseTask = { command: ['sh', '-c', 'echo migrating; sleep 10; echo done'], timeoutSeconds: 60 };
+    writeFileSync(configPath, stringify(object));
+    const first = new WorkerProcess(configPath, env());
+    let second: WorkerProcess | undefined;
+    try {
+      const releaseId = await enqueue('v2');
+      await until(releaseId, 'the task to start', (r) => r.releaseTask?.phase === 'started');
+      assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
+      second = new WorkerProcess(configPath, env());
+      const ended = await until(releaseId, 'the release to end', (r) => isFinal(r.status));
+      assert.equal(ended.status, 'failed');
+      assert.equal(ended.releaseTask?.attempts, 1, 'run once');
+      assert.match((ended.attention ?? []).join('\n'), /it may have run in part, and it is not run again/);
+      await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
+    } finally {
+      await first.kill('SIGKILL');
+      await second?.kill('SIGTERM');
+    }
+  });
 });
