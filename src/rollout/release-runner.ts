@@ -17,7 +17,7 @@ import { backHosts, forwardHosts, hostContext, leaveHost, type BackTally } from 
 import type { HostReconcilerContext, HostTimings } from './host-reconciler.js';
 import { limitedEffects } from './limited-effects.js';
 import { AlarmWatch } from './alarm-watch.js';
-import { releaseTaskSpec, runReleaseTask, type TaskResult } from './release-task.js';
+import { runTaskOnce } from './release-task.js';
 import { takeInNewcomers } from './newcomers.js';
 import type { ReleasePlan } from './plan.js';
 import { TargetPreparer } from './prepare.js';
@@ -245,50 +245,6 @@ export class ReleaseRunner implements Rollout {
     return outcome;
   }
 
-  /**
-   * The release task on the first host: recorded `started` before its container runs; then
-   * `succeeded`, or `failed` and the release turns back (nothing has left service: it ends refused).
-   * A task that cannot be carried to its end (the host lost mid-run) stays `started`: a person looks.
-   */
-  private async runTask(release: RecordedRelease, sessions: Map<string, HostSession>, context: RolloutContext): Promise<void> {
-    const plan = release.record.plan!;
-    const task = plan.settings.releaseTask!;
-    const id = plan.batches.flat()[0]!;
-    const host = release.record.hosts[id]!;
-    const label = host.name ?? host.address;
-    const { target, request } = release.record;
-    await release.update((draft) => {
-      draft.releaseTask = { phase: 'started', host: label, startedAt: new Date().toISOString(), attempts: (draft.releaseTask?.attempts ?? 0) + 1 };
-    });
-    context.logger.info({ host: label, command: task.command }, 'release task started');
-    let result: TaskResult;
-    try {
-      const session = sessions.get(id);
-      if (!session) throw new Error('the host cannot be reached');
-      result = await runReleaseTask(session, releaseTaskSpec(plan.spec, release.releaseId, task), task.timeoutSeconds, context.leaseLost, this.effects.pollMs);
-    } catch (error) {
-      context.leaseLost?.throwIfAborted();
-      const reason = `could not be carried to its end on ${label}: ${(error as Error).message}`;
-      context.logger.error({ err: error, host: label }, 'release task: could not be carried to its end');
-      await release.update((draft) => {
-        draft.direction = 'back';
-        draft.failure = { step: 'release-task', reason };
-      });
-      return;
-    }
-    const ok = result.exitCode === 0;
-    const outcome = result.exitCode === undefined ? `did not end within ${task.timeoutSeconds} s and was stopped` : `exited with code ${result.exitCode}`;
-    context.logger[ok ? 'info' : 'error']({ host: label, exitCode: result.exitCode, output: result.output }, `release task ${outcome}`);
-    await release.update((draft) => {
-      Object.assign(draft.releaseTask!, { phase: ok ? 'succeeded' : 'failed', exitCode: result.exitCode ?? null, output: result.output });
-      if (!ok) {
-        draft.direction = 'back';
-        draft.failure = { step: 'release-task', reason: `${task.command.join(' ')} ${outcome} on ${label}` };
-      }
-    });
-    this.effects.chat.post(say.releaseTaskEnded({ target, image: request.image, host: label, ok, outcome, output: result.output }));
-  }
-
   /** The watched alarms (alarm-watch.ts), read while the release goes forward and bakes; none going back. */
   private alarmWatch(release: RecordedRelease, log: Logger): AlarmWatch | undefined {
     const { watch, plan, target, request } = release.record;
@@ -354,7 +310,7 @@ export class ReleaseRunner implements Rollout {
         }
         return;
       case 'release-task':
-        await this.runTask(release, sessions, context);
+        await runTaskOnce(this.effects, release, sessions, context);
         return;
       case 'release-hosts':
         if (action.cut) log.info({ now: action.hosts.map((id) => release.record.hosts[id]!.name ?? release.record.hosts[id]!.address) }, 'batch cut down to keep policy.minHealthy in service');
