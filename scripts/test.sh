@@ -23,4 +23,4 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 if [ "$#" -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
 # Fleet tests leave the fleet up for the next file (bring-up reuses it); take it down at the end.
 trap 'node --import tsx local-fleet/cli.ts down >/dev/null 2>&1 || true' EXIT
-node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"
+node --import tsx --test --test-concurrency=1 --test-timeout=1200000 --test-reporter=spec "${files[@]}"

@@ -100,7 +100,7 @@ describe('production safety on the local fleet', () => {
       const run = await running;
       assert.equal(run.outcome.status, 'succeeded');
       assert.equal(run.recorded.record.gates?.[0]?.by, 'carol');
-      assert.match(run.recorded.record.imageDigest ?? '', /^127\.0\.0\.1:\d+\/data\/ingest@sha256:[0-9a-f]{64}$/, 'the digest of what was pulled is recorded, for a promotion');
+      assert.match(run.recorded.record.imageDigest ?? '', /^[\d.]+:\d+\/data\/ingest@sha256:[0-9a-f]{64}$/, 'the digest of what was pulled is recorded, for a promotion');
       await assertStagingWhole(observer, { h1: 'v2', h2: 'v2', h3: 'v2' });
       assertSampledSafe(run.sampled);
     } finally {
