@@ -70,6 +70,8 @@ try {
   const secret = `install-check-${Date.now()}-0123456789abcdef0123456789`;
   const fleetEnv = fleetWorkerEnvironment(fleet, { env: signingKey.env, secret });
   const config = fleetWorkerConfigObject(fleet, { signingKey, stateDirectory: '/var/lib/harbormaster' });
+  // The worker runs as its own user: it reads the key and known hosts where the guide installs them, not the fleet's root-only files.
+  config.ssh = { ...config.ssh, privateKey: { file: '/etc/harbormaster/ssh/id_ed25519' }, knownHostsFile: '/etc/harbormaster/ssh/known_hosts' };
   const secrets = [signingKey.env, FLEET_SECRET_ENV.chatWebhook, FLEET_SECRET_ENV.slackToken, FLEET_SECRET_ENV.registryPassword, 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']
     .map((name) => `${name}=${fleetEnv[name]}`)
     .concat(['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true'])
