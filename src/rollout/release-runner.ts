@@ -80,14 +80,6 @@ export interface ResolvedTarget {
   readonly watched: string[];
 }
 
-export interface ResolvedTarget {
-  readonly target: string;
-  readonly hosts: TargetInstance[];
-  readonly loadBalancers: LoadBalancerRef[];
-  readonly groups: AutoScalingGroupFacts[];
-  readonly alarms: Array<{ name: string; actionsEnabled: boolean }>;
-}
-
 /** How often a release at a gate looks again at what operators asked and at the worker's stop. */
 const GATE_POLL_MS = 1_000;
 

@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { link, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { emptyControl, type ControlChange, type TargetControl } from './control.js';
-import { syncDirectory, writeDurably } from './durable-files.js';
+import { namesIn, syncDirectory, writeDurably } from './durable-files.js';
 
 // The file store's control documents (control.ts): `<stateDirectory>/control/<sha1(target)>.r<N>.json`,
 // one file per revision. The operator's CLI and the worker are separate processes on the bastion and
@@ -48,13 +48,7 @@ export class ControlFiles {
 
   /** The revisions on disk for a target, newest first. */
   private async revisions(target: string): Promise<number[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.directory);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+    const names = await namesIn(this.directory);
     const pattern = new RegExp(`^${this.prefix(target)}\\.r(\\d+)\\.json$`);
     return names
       .map((name) => pattern.exec(name)?.[1])

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ReleaseRecord } from './release-record.js';
 import { foldTargetSummary, TARGET_SUMMARY_FORMAT, type TargetSummary } from './target-summary.js';
-import { syncDirectory, writeDurably } from './durable-files.js';
+import { namesIn, syncDirectory, writeDurably } from './durable-files.js';
 
 // The file store's target summaries: `<stateDirectory>/targets/<sha1(target)>.json`, one per target
 // with a finished release, written after each final record (temporary file, fsync, rename, directory
@@ -63,13 +63,7 @@ export class TargetSummaryFiles {
   }
 
   async all(): Promise<TargetSummary[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.directory);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+    const names = await namesIn(this.directory);
     const summaries = await Promise.all(names.filter((name) => /^[0-9a-f]{40}\.json$/.test(name)).map((name) => this.read(join(this.directory, name))));
     return summaries.filter((summary): summary is TargetSummary => summary !== undefined).sort((a, b) => a.target.localeCompare(b.target));
   }
