@@ -45,6 +45,8 @@ export interface LoadBalancers {
   register(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<void>;
   deregister(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<void>;
   membership(lb: LoadBalancerRef, instanceId: string, limit?: CallLimit): Promise<Membership>;
+  /** Which of these instances are in service (registered and passing its checks): one reading for all of them. */
+  inService(lb: LoadBalancerRef, instanceIds: readonly string[], limit?: CallLimit): Promise<Set<string>>;
   timings(lb: LoadBalancerRef, limit?: CallLimit): Promise<LoadBalancerTimings>;
   /** A target group's ARN from its ARN or its name. */
   targetGroupArn(nameOrArn: string, limit?: CallLimit): Promise<string>;
@@ -118,6 +120,26 @@ export class AwsLoadBalancers implements LoadBalancers {
       default:
         return 'out'; // unused, unavailable, not registered
     }
+  }
+
+  async inService(lb: LoadBalancerRef, instanceIds: readonly string[], limit?: CallLimit): Promise<Set<string>> {
+    if (instanceIds.length === 0) return new Set();
+    if (lb.kind === 'classic') {
+      // Asked for no instance in particular, a classic ELB reports the health of every registered one
+      // (asked for one it does not have, it refuses the whole call).
+      const [description, health] = await Promise.all([
+        this.retry(`reading ${describeLoadBalancer(lb)}`, limit, (abortSignal) => this.classic.send(new DescribeLoadBalancersCommand({ LoadBalancerNames: [lb.id] }), { abortSignal })),
+        this.retry(`reading ${describeLoadBalancer(lb)} health`, limit, (abortSignal) => this.classic.send(new DescribeInstanceHealthCommand({ LoadBalancerName: lb.id }), { abortSignal })),
+      ]);
+      const registered = new Set((description.LoadBalancerDescriptions?.[0]?.Instances ?? []).map((i) => i.InstanceId));
+      const healthy = new Set((health.InstanceStates ?? []).filter((s) => s.State === 'InService').map((s) => s.InstanceId));
+      return new Set(instanceIds.filter((id) => registered.has(id) && healthy.has(id)));
+    }
+    const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, limit, (abortSignal) =>
+      this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id, Targets: instanceIds.map((id) => ({ Id: id })) }), { abortSignal }),
+    );
+    const healthy = (result.TargetHealthDescriptions ?? []).filter((d) => d.TargetHealth?.State === 'healthy').map((d) => d.Target?.Id);
+    return new Set(instanceIds.filter((id) => healthy.includes(id)));
   }
 
   async targetGroupArn(nameOrArn: string, limit?: CallLimit): Promise<string> {

@@ -30,16 +30,17 @@ export interface SettleOptions {
 
 /**
  * Waits until every one of `refs` reports that `call` took for the instance, or `timeoutMs` passed.
- * Resolves with whether they all did; a failed reading counts as not yet.
+ * Resolves with the readings that showed it (one per ref, in order), or undefined when they did not
+ * all show it in time; a failed reading counts as not yet.
  */
-export async function awaitCallTaken(loadBalancers: LoadBalancers, refs: readonly LoadBalancerRef[], instanceId: string, call: 'register' | 'deregister', options: SettleOptions): Promise<boolean> {
+export async function awaitCallTaken(loadBalancers: LoadBalancers, refs: readonly LoadBalancerRef[], instanceId: string, call: 'register' | 'deregister', options: SettleOptions): Promise<Membership[] | undefined> {
   const deadline = Date.now() + options.timeoutMs;
   for (let attempt = 1; ; attempt += 1) {
     options.signal?.throwIfAborted();
     const readings = await Promise.all(refs.map((lb) => loadBalancers.membership(lb, instanceId).catch(() => undefined)));
-    if (readings.every((reading) => reading !== undefined && showsCall(call, reading))) return true;
+    if (readings.every((reading) => reading !== undefined && showsCall(call, reading))) return readings as Membership[];
     const pause = pollDelay(attempt, options.firstMs, options.maxMs);
-    if (Date.now() + pause > deadline) return false;
+    if (Date.now() + pause > deadline) return undefined;
     await sleep(pause, undefined, options.signal ? { signal: options.signal } : {});
   }
 }

@@ -116,9 +116,14 @@ export async function observeHost(ctx: HostReconcilerContext, host: HostRecord, 
   return { at: Date.now(), containers: [...side.containers.values()], memberships: Object.fromEntries(readings), ...(running ? { probe: side.probe } : {}) };
 }
 
-/** Carries out one effect. Resolves with what it learnt that the record must keep. */
-async function perform(ctx: HostReconcilerContext, host: HostRecord, session: HostSession, action: HostAction): Promise<{ started?: string; smokePassed?: string }> {
+/**
+ * Carries out one effect. Resolves with what it learnt that the record must keep. A container's name
+ * is taken from the observation the action was decided on (read this turn), not asked again: one call
+ * fewer while the host is out of service. A container gone since is gone for the engine's calls too.
+ */
+async function perform(ctx: HostReconcilerContext, host: HostRecord, session: HostSession, action: HostAction, observed: HostObservation): Promise<{ started?: string; smokePassed?: string }> {
   const { spec, settings } = ctx.plan;
+  const seen = (id: string) => observed.containers.find((c) => c.id === id);
   switch (action.kind) {
     // Every load balancer at once: the host is out (or in) when the slowest has answered, not the sum.
     case 'deregister':
@@ -129,11 +134,11 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       return {};
     case 'stop-old':
     case 'set-aside': {
-      const current = await session.inspect(action.container);
+      const current = seen(action.container);
       if (!current) return {};
-      if (current.name !== action.rename) await session.rename(action.container, action.rename);
       // Kept for rollback, stopped: restart policy `no` first, so an engine restart never revives it.
-      await session.setRestartPolicy(action.container, 'no');
+      // The name and the policy are independent of each other: both asked at once.
+      await Promise.all([current.name !== action.rename ? session.rename(action.container, action.rename) : undefined, session.setRestartPolicy(action.container, 'no')]);
       await session.stop(action.container, spec.stopTimeoutSeconds);
       return {};
     }
@@ -141,7 +146,7 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       // Restart policy `no` until it starts: an engine restart never starts a container that was only made ready.
       return { started: await session.create({ ...spec, name: action.name, restartPolicy: 'no' }) };
     case 'start-new': {
-      const current = await session.inspect(action.container);
+      const current = seen(action.container);
       if (!current) return {};
       // The old container gave up the name (and the host port) when it was stopped and set aside.
       await Promise.all([
@@ -152,11 +157,10 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       return {};
     }
     case 'start-old': {
-      const current = await session.inspect(action.container);
+      const current = seen(action.container);
       if (!current) return {};
-      if (current.name !== spec.name) await session.rename(action.container, spec.name);
-      // Live again: the configured restart policy back.
-      await session.setRestartPolicy(action.container, spec.restartPolicy);
+      // Live again, under its name and with the configured restart policy back (both asked at once).
+      await Promise.all([current.name !== spec.name ? session.rename(action.container, spec.name) : undefined, session.setRestartPolicy(action.container, spec.restartPolicy)]);
       await session.start(action.container);
       return {};
     }
@@ -349,7 +353,7 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     // Settled even if nobody reads them (an effect that fails ends the turn): no unhandled rejection.
     Object.values(prefetched).forEach((p: Promise<unknown>) => p.catch(() => undefined));
     try {
-      learnt = await perform(ctx, host, session, action);
+      learnt = await perform(ctx, host, session, action, observed);
     } catch (error) {
       if (error instanceof ContainerNotFoundError) {
         // Gone meanwhile (removed by hand, or by an earlier turn): the next observation says what holds.
@@ -372,8 +376,14 @@ export async function reconcileHost(ctx: HostReconcilerContext, instanceId: stri
     }
     if (action.kind === 'register' || action.kind === 'deregister') {
       // The readings may lag the call: wait for them to show it rather than decide (and call) again.
-      const refs = (action.kind === 'register' ? action.to : action.from).map((key) => refOf(ctx.plan, key));
-      await awaitCallTaken(ctx.loadBalancers, refs, instanceId, action.kind, { firstMs: ctx.pollMs, maxMs: ctx.pollMs * 10, timeoutMs: ctx.readingLagMs ?? 30_000, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      const called = action.kind === 'register' ? action.to : action.from;
+      const refs = called.map((key) => refOf(ctx.plan, key));
+      const readings = await awaitCallTaken(ctx.loadBalancers, refs, instanceId, action.kind, { firstMs: ctx.pollMs, maxMs: ctx.pollMs * 10, timeoutMs: ctx.readingLagMs ?? 30_000, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      // The readings that showed the call, taken a moment ago, are the next observation's load balancer
+      // side when they cover every load balancer of the release; every later turn reads them afresh.
+      if (readings && ctx.terms.loadBalancers.every((key) => called.includes(key))) {
+        prefetched.balancers = Promise.resolve(called.map((key, i) => [key, readings[i]!] as const));
+      }
     }
     const durationMs = await span.done();
     if (action.kind === 'stop-old') timings.stopMs += durationMs;

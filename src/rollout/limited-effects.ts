@@ -14,6 +14,7 @@ export function limitedEffects(effects: RolloutEffects, limit: CallLimit): Rollo
       register: (lb, instanceId) => loadBalancers.register(lb, instanceId, limit),
       deregister: (lb, instanceId) => loadBalancers.deregister(lb, instanceId, limit),
       membership: (lb, instanceId) => loadBalancers.membership(lb, instanceId, limit),
+      inService: (lb, instanceIds) => loadBalancers.inService(lb, instanceIds, limit),
       timings: (lb) => loadBalancers.timings(lb, limit),
       targetGroupArn: (nameOrArn) => loadBalancers.targetGroupArn(nameOrArn, limit),
     },

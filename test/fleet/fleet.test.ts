@@ -47,6 +47,9 @@ async function get(url: string): Promise<{ status: number; text: string } | unde
   }
 }
 
+// Docker's HEALTHCHECK verdict on the test images: checks every 5 s, unhealthy after 2 failures.
+const DOCKER_VERDICT_MS = 40_000;
+
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -181,11 +184,11 @@ describe('the local fleet', { timeout: 600_000 }, () => {
     const health = async (container: Docker.Container) => (await container.inspect()).State.Health?.Status;
 
     assert.equal((await until('v2 /version', () => get(`http://${host.address}:8081/version`)))?.text, 'v2');
-    await until('v2 healthy', async () => (await health(v2)) === 'healthy');
+    await until('v2 healthy', async () => (await health(v2)) === 'healthy', DOCKER_VERDICT_MS);
     assert.equal(slowAtStart, 'starting', 'slow is not healthy at once');
-    await until('slow healthy', async () => (await health(slow)) === 'healthy');
+    await until('slow healthy', async () => (await health(slow)) === 'healthy', DOCKER_VERDICT_MS);
     assert.equal((await until('broken answers', () => get(`http://${host.address}:8082/health`)))?.status, 404);
-    await until('broken unhealthy', async () => (await health(broken)) === 'unhealthy');
+    await until('broken unhealthy', async () => (await health(broken)) === 'unhealthy', DOCKER_VERDICT_MS);
     const crashed = await until('crash exits', async () => {
       const state = (await crash.inspect()).State;
       return !state.Running && state.ExitCode;

@@ -214,6 +214,11 @@ export class SimulatedLoadBalancers implements LoadBalancers {
     if (reading === 'in-service') this.track(instanceId, true);
     return reading;
   }
+  /** One reading per instance, as `membership` gives it (so each instance's script moves on the same). */
+  async inService(lb: LoadBalancerRef, instanceIds: readonly string[]): Promise<Set<string>> {
+    const readings = await Promise.all(instanceIds.map(async (id) => [id, await this.membership(lb, id)] as const));
+    return new Set(readings.filter(([, m]) => m === 'in-service').map(([id]) => id));
+  }
   async timings() {
     return this.timingsFor;
   }
