@@ -121,7 +121,8 @@ async function createTarget(
       AutoScalingGroupName: name,
       LaunchTemplate: { LaunchTemplateName: name, Version: '$Latest' },
       MinSize: 0,
-      MaxSize: 20,
+      // Room for every host the fleet takes (32): attaching past MaxSize is refused.
+      MaxSize: 64,
       DesiredCapacity: 0,
       VPCZoneIdentifier: network.subnetId,
       LoadBalancerNames: [name],

@@ -202,14 +202,15 @@ export async function fleetUp(options: FleetUpOptions = {}): Promise<Fleet> {
 
   const images = imageRefs();
   const specFor = (host: HostLayout) => ({ image: images.v1, target: `${STACK}/${RELEASE}/${deploymentOf(host.index, count)}` });
-  const placeLiveContainers = (creds: RegistryCredentials) => Promise.all(layouts.map((host) => ensureLiveContainer(host, specFor(host), creds)));
+  // v1 built again (its recipe changed): a live container from the previous build is made again too.
+  const placeLiveContainers = (creds: RegistryCredentials) => Promise.all(layouts.map((host) => ensureLiveContainer(host, specFor(host), creds, { imageRebuilt: built.includes('v1') })));
   const createAws = async () => {
     await moto.reset();
     const endpoint = awsEndpoint(moto.endpoint);
     return flattenAws(endpoint, await createAwsResources(endpoint, layouts.map((host) => ({ name: host.name, address: host.address, deployment: deploymentOf(host.index, count) }))));
   };
   const [aws] = await Promise.all([createAws(), placeLiveContainers(credentials)]);
-  step('AWS resources created, v1 live and healthy on every host');
+  step('AWS resources created, v1 live and answering on every host');
 
   const chat = current?.fleet.chat ?? (await startChatServer());
   let currentAws = aws;

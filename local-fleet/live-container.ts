@@ -80,9 +80,9 @@ async function waitHealthy(docker: Docker, host: HostLayout): Promise<void> {
  * Puts the host back to exactly one healthy live container from spec.image; keeps the one already
  * there when it is exactly that (the usual case at a second bring-up: unless-stopped restarted it).
  */
-export async function ensureLiveContainer(host: HostLayout, spec: LiveContainerSpec, credentials: RegistryCredentials): Promise<void> {
+export async function ensureLiveContainer(host: HostLayout, spec: LiveContainerSpec, credentials: RegistryCredentials, options: { imageRebuilt?: boolean } = {}): Promise<void> {
   const docker = hostEngine(host);
-  if (!(await isExpectedLiveContainer(docker, spec))) {
+  if (options.imageRebuilt || !(await isExpectedLiveContainer(docker, spec))) {
     for (const container of await docker.listContainers({ all: true })) {
       await docker.getContainer(container.Id).remove({ force: true });
     }

@@ -2,7 +2,8 @@
 // 10 hosts. Prints, per host, the out-of-service window (deregistration to back in service) beside
 // the container stop, start and health-check times, and beside the host's floor measured in the same
 // run: the live container stopped, started again and probed until the application's first good
-// answer, outside any release (what no engine can go below). Also the release's total, the
+// answer, outside any release (what no engine can go below), as many hosts at once as a batch of the
+// release takes out (on one machine, six engines starting at once are slower than one). Also the release's total, the
 // process's CPU time and peak memory, and the most SSH connections held at once.
 //   node --import tsx scripts/benchmark.ts [hosts...]     (default: 3 10)
 //   BATCH=20% MIN_HEALTHY=75% node --import tsx scripts/benchmark.ts 30     (policy.batchSize, policy.minHealthy)
@@ -23,6 +24,7 @@ import { FileReleaseStore } from '../src/state/file-release-store.js';
 import { RecordedRelease } from '../src/state/recorded-release.js';
 import { newReleaseRecord } from '../src/state/release-record.js';
 import { probeHttp } from '../src/health/http-probe.js';
+import { hostsFor, minHealthyFor } from '../src/rollout/plan.js';
 import type { HostConnector } from '../src/host/host-session.js';
 
 /** Stop + start + first good answer of the live container on one host, outside any release (ms). */
@@ -84,7 +86,13 @@ for (const stagingCount of sizes.length > 0 ? sizes : [3, 10]) {
       // The floor of each staging host, measured now, on the container the release is about to replace.
       const staging = fleet.hosts.filter((h) => h.deployment === 'staging');
       const floors = new Map<string, number>();
-      for (const host of staging) floors.set(host.name, await floorOf(wiring.effects.connector, host.address));
+      const policy = config.releases[0]!.rollout!.policy;
+      const atOnce = Math.max(1, Math.min(hostsFor(policy.batchSize, staging.length), staging.length - minHealthyFor(policy, staging.length)));
+      for (let i = 0; i < staging.length; i += atOnce) {
+        const batch = staging.slice(i, i + atOnce);
+        const measured = await Promise.all(batch.map((host) => floorOf(wiring.effects.connector, host.address)));
+        batch.forEach((host, j) => floors.set(host.name, measured[j]!));
+      }
       let sshHeld = 0;
       const sampler = setInterval(() => (sshHeld = Math.max(sshHeld, sshConnections())), 50);
       const cpuBefore = process.resourceUsage();
@@ -98,7 +106,7 @@ for (const stagingCount of sizes.length > 0 ? sizes : [3, 10]) {
       const hosts = lines.filter((l) => l.msg === 'host released') as unknown as Array<{ host: string; outOfServiceMs: number; stopMs: number; startMs: number; healthyMs: number }>;
       const stepTime = (step: string) => lines.filter((l) => l.msg === 'step done' && l.step === step).map((l) => Number(l.durationMs));
       if (outcome.status !== 'succeeded') throw new Error(`release of ${tag} ${outcome.status}: ${'reason' in outcome ? outcome.reason : ''}`);
-      console.log(`\n${stagingCount} hosts, release of ${tag} (batchSize ${config.releases[0]!.rollout!.policy.batchSize}, minHealthy ${config.releases[0]!.rollout!.policy.minHealthy ?? 'default'}): ${outcome.status} in ${(total / 1000).toFixed(1)} s (preflight with pulls ${median(stepTime('pull'))} ms median per host)`);
+      console.log(`\n${stagingCount} hosts (floors measured ${atOnce} at once), release of ${tag} (batchSize ${config.releases[0]!.rollout!.policy.batchSize}, minHealthy ${config.releases[0]!.rollout!.policy.minHealthy ?? 'default'}): ${outcome.status} in ${(total / 1000).toFixed(1)} s (preflight with pulls ${median(stepTime('pull'))} ms median per host)`);
       console.log(`worker process: CPU ${cpuMs} ms for the release, peak RSS ${Math.round(cpuAfter.maxRSS / 1024)} MB, at most ${sshHeld} SSH connections held`);
       console.log('host  out-of-service  floor  ratio  stop  start  healthy  overhead (ms)');
       for (const h of hosts) {

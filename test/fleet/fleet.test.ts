@@ -47,8 +47,8 @@ async function get(url: string): Promise<{ status: number; text: string } | unde
   }
 }
 
-// Docker's HEALTHCHECK verdict on the test images: checks every 5 s, unhealthy after 2 failures.
-const DOCKER_VERDICT_MS = 40_000;
+// Docker's HEALTHCHECK verdict on the test images: the first check 30 s after the start, unhealthy at the first failure.
+const DOCKER_VERDICT_MS = 90_000;
 
 async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -137,7 +137,7 @@ describe('the local fleet', { timeout: 600_000 }, () => {
     assert.match(answer, /\r\n\r\nOK$/);
   });
 
-  it('serves v1 from one labelled, healthy live container on every host', async () => {
+  it('serves v1 from one labelled live container on every host, answering on /health', async () => {
     for (const host of fleet.hosts) {
       const version = await get(`http://${host.address}:8080/version`);
       assert.deepEqual(version, { status: 200, text: 'v1' }, host.name);
@@ -145,7 +145,9 @@ describe('the local fleet', { timeout: 600_000 }, () => {
       assert.equal(containers.length, 1, host.name);
       assert.deepEqual(containers[0]!.Names, ['/ingest']);
       assert.equal(containers[0]!.Image, fleet.images.v1);
-      assert.match(containers[0]!.Status, /\(healthy\)/);
+      // Ready when it answers (what the worker's probe asks); Docker's own verdict comes 30 s after the start.
+      assert.deepEqual(await get(`http://${host.address}:8080/health`), { status: 200, text: 'ok' }, host.name);
+      assert.doesNotMatch(containers[0]!.Status, /unhealthy/);
       assert.deepEqual(containers[0]!.Labels, { 'harbormaster.managed': 'true', 'harbormaster.target': host.target, 'harbormaster.image': fleet.images.v1 });
     }
   });

@@ -237,7 +237,7 @@ describe('SshHostConnector on the local fleet', () => {
     const healthy = await until('v2 to be healthy', async () => {
       const info = await session.inspect(v2.name);
       return info?.health === 'healthy' ? info : undefined;
-    }, 40_000);
+    }, 90_000); // Docker's verdict: the test images check every 30 s
     assert.equal(healthy.id, id);
     assert.equal(healthy.name, v2.name);
     assert.equal(healthy.image, fleet.images.v2);
@@ -253,7 +253,7 @@ describe('SshHostConnector on the local fleet', () => {
       const info = await session.inspect(broken);
       if (info) seen.push(info.health);
       return info?.health === 'unhealthy';
-    }, 40_000);
+    }, 90_000); // Docker's verdict: the test images check every 30 s
     assert.ok(!seen.includes('healthy'), `broken was healthy at some point: ${seen.join(',')}`);
 
     const exited = await until('crash to exit', async () => {
