@@ -87,6 +87,8 @@ export function containerInfoFrom(info: ContainerInspectInfo): ContainerInfo {
     ...(stopped ? { exitCode: info.State.ExitCode } : {}),
     labels: { ...(info.Config.Labels ?? {}) },
     createdAt: info.Created,
+    // The engine writes '' for no policy.
+    restartPolicy: info.HostConfig?.RestartPolicy?.Name || 'no',
   };
 }
 

@@ -52,6 +52,8 @@ export interface ContainerInfo {
   readonly exitCode?: number;
   readonly labels: Readonly<Record<string, string>>;
   readonly createdAt: string;
+  /** The engine's restart policy (`no` when it has none); absent when not known. */
+  readonly restartPolicy?: string;
 }
 
 /** What a container list says without inspecting each container: enough to choose which to inspect. */

@@ -136,9 +136,11 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
     case 'set-aside': {
       const current = seen(action.container);
       if (!current) return {};
-      // Kept for rollback, stopped: restart policy `no` first, so an engine restart never revives it.
-      // The name and the policy are independent of each other: both asked at once.
-      await Promise.all([current.name !== action.rename ? session.rename(action.container, action.rename) : undefined, session.setRestartPolicy(action.container, 'no')]);
+      // Kept for rollback, stopped: an engine restart must never revive it. One stopped under
+      // `unless-stopped` or `no` never is (Docker's rule for a container stopped by hand); any other
+      // policy, or one not known, becomes `no` first. Name and policy are independent: asked at once.
+      const revivable = current.restartPolicy !== 'no' && current.restartPolicy !== 'unless-stopped';
+      await Promise.all([current.name !== action.rename ? session.rename(action.container, action.rename) : undefined, revivable ? session.setRestartPolicy(action.container, 'no') : undefined]);
       await session.stop(action.container, spec.stopTimeoutSeconds);
       return {};
     }
@@ -160,7 +162,10 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = seen(action.container);
       if (!current) return {};
       // Live again, under its name and with the configured restart policy back (both asked at once).
-      await Promise.all([current.name !== spec.name ? session.rename(action.container, spec.name) : undefined, session.setRestartPolicy(action.container, spec.restartPolicy)]);
+      await Promise.all([
+        current.name !== spec.name ? session.rename(action.container, spec.name) : undefined,
+        current.restartPolicy !== spec.restartPolicy ? session.setRestartPolicy(action.container, spec.restartPolicy) : undefined,
+      ]);
       await session.start(action.container);
       return {};
     }

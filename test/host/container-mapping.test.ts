@@ -59,6 +59,7 @@ describe('container mapping', () => {
       health: 'healthy',
       labels: { a: 'b' },
       createdAt: '2026-01-01T00:00:00Z',
+      restartPolicy: 'no',
     });
     const exited = containerInfoFrom({ ...base, State: { Status: 'exited', Running: false, ExitCode: 3, StartedAt: '2026-01-01T00:00:05Z' } } as unknown as ContainerInspectInfo);
     assert.equal(exited.health, 'none');
@@ -68,6 +69,8 @@ describe('container mapping', () => {
     const created = containerInfoFrom({ ...base, State: { Status: 'created', Running: false, ExitCode: 0, StartedAt: '0001-01-01T00:00:00Z' } } as unknown as ContainerInspectInfo);
     assert.equal(created.state, 'created');
     assert.equal(created.startedAt, undefined);
+    const always = containerInfoFrom({ ...base, HostConfig: { RestartPolicy: { Name: 'unless-stopped' } }, State: { Status: 'running', Running: true, ExitCode: 0, StartedAt: '2026-01-01T00:00:05Z' } } as unknown as ContainerInspectInfo);
+    assert.equal(always.restartPolicy, 'unless-stopped');
     assert.deepEqual(labelFilter({ a: 'b', c: 'd' }), { label: ['a=b', 'c=d'] });
   });
 

@@ -195,14 +195,28 @@ describe('faults on the local fleet', () => {
     assert.equal(live.HostConfig.RestartPolicy?.Name, 'unless-stopped');
   });
 
-  it('gives the copies it keeps for rollback restart policy no, so that an engine restart never revives them', async () => {
+  it('keeps the copies it keeps for rollback stopped through an engine restart: unless-stopped ones as they are, an always one set to no', async () => {
+    const docker = (name: string) => new Docker({ socketPath: fleet.hosts.find((h) => h.name === name)!.dockerSocket });
+    // h3's live container is restarted by its engine even after a stop by hand: its copy needs `no`.
+    await docker('h3').getContainer('ingest').update({ RestartPolicy: { Name: 'always' } });
     const run = await release('v2');
     assert.equal(run.outcome.status, 'succeeded');
-    for (const host of fleet.hosts.slice(0, 3)) {
-      const docker = new Docker({ socketPath: host.dockerSocket });
-      const kept = (await docker.listContainers({ all: true })).filter((c) => c.Names.some((n) => n.startsWith('/ingest-previous-')));
-      assert.ok(kept.length > 0, `${host.name}: a copy is kept`);
-      for (const c of kept) assert.equal((await docker.getContainer(c.Id).inspect()).HostConfig.RestartPolicy?.Name, 'no', `${host.name}: ${c.Names[0]}`);
+    const keptOn = async (name: string) => {
+      const kept = (await docker(name).listContainers({ all: true })).filter((c) => c.Names.some((n) => n.startsWith('/ingest-previous-')));
+      assert.equal(kept.length, 1, `${name}: one copy kept`);
+      return docker(name).getContainer(kept[0]!.Id);
+    };
+    assert.equal((await (await keptOn('h1')).inspect()).HostConfig.RestartPolicy?.Name, 'unless-stopped', 'h1: its policy left as it was');
+    assert.equal((await (await keptOn('h3')).inspect()).HostConfig.RestartPolicy?.Name, 'no', 'h3: always became no');
+    for (const name of ['h1', 'h3']) {
+      await fleet.faults.stopDocker(name);
+      await fleet.faults.startDocker(name);
+      assert.equal((await (await keptOn(name)).inspect()).State.Running, false, `${name}: the kept copy stays stopped through the engine restart`);
+      // The engine starts the containers it restarts just after it answers.
+      let live = await docker(name).getContainer('ingest').inspect();
+      for (const until = Date.now() + 30_000; !live.State.Running && Date.now() < until; live = await docker(name).getContainer('ingest').inspect()) await new Promise((r) => setTimeout(r, 200));
+      assert.equal(live.State.Running, true, `${name}: the live container came back with its engine`);
+      assert.equal(live.Config.Image, fleet.images.v2);
     }
   });
 

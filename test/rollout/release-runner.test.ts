@@ -848,6 +848,8 @@ describe('the release runner', () => {
 
   it('gives the copy it keeps for rollback restart policy no, so that an engine restart never revives it', async () => {
     const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    // `always` revives a container stopped by hand when the engine restarts.
+    await h.host(1).setRestartPolicy('ingest', 'always');
     const { outcome } = await h.release('v2');
     assert.equal(outcome.status, 'succeeded');
     const calls = effectCalls(h.host(1));
@@ -855,6 +857,30 @@ describe('the release runner', () => {
     assert.ok(update >= 0, calls.join(', '));
     assert.ok(update < calls.findIndex((c) => c.startsWith('stop ')), `the policy is changed before the stop: ${calls.join(', ')}`);
   });
+  it('leaves the kept copy its policy when it is unless-stopped (never revived once stopped by hand), and puts it back live with no policy call', async () => {
+    const h = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    await h.host(1).setRestartPolicy('ingest', 'unless-stopped');
+    h.host(1).calls.length = 0;
+    const { outcome, recorded } = await h.release('v2');
+    assert.equal(outcome.status, 'succeeded');
+    const kept = 'ingest-previous-' + recorded.releaseId.slice(0, 8);
+    assert.ok(!effectCalls(h.host(1)).some((c) => c.startsWith(`update ${kept}`)), effectCalls(h.host(1)).join(', '));
+    assert.ok(effectCalls(h.host(1)).includes(`stop ${kept}`));
+
+    // Going back to it: started under its name, its policy already the configured one.
+    const h2 = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    await h2.host(1).setRestartPolicy('ingest', 'unless-stopped');
+    h2.host(1).calls.length = 0;
+    h2.host(1).behaviour = (image) => (image.endsWith(':v2') ? 'exits' : 'healthy');
+    const back = await h2.release('v2');
+    assert.equal(back.outcome.status, 'rolled-back');
+    assert.deepEqual(h2.host(1).live(), ['ingest:127.0.0.1:5000/data/ingest:v1']);
+    const calls = effectCalls(h2.host(1));
+    const previous = 'ingest-previous-' + back.recorded.releaseId.slice(0, 8);
+    // Once the new container is removed, the kept one is renamed and started: no policy call.
+    assert.deepEqual(calls.slice(calls.indexOf('remove ingest')), ['remove ingest', `rename ${previous} ingest`, 'start ingest'], calls.join(', '));
+  });
+
   it('ends the restore of a group deleted during the release: the release fails, naming the group and the processes left suspended, and the resume is not tried again', async () => {
     const h = harness({ groups: { 'asg-a': [] } });
     // What AWS answers ResumeProcesses on a group that no longer exists.

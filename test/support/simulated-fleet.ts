@@ -19,6 +19,8 @@ interface SimContainer {
   startedAt?: number;
   exitCode?: number;
   createdAt: string;
+  /** Absent: not known (as for a container whose inspect did not say). */
+  restartPolicy?: string;
 }
 
 let sequence = 0;
@@ -62,6 +64,7 @@ export class SimulatedHost implements HostSession {
       ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
       labels: { ...c.labels },
       createdAt: c.createdAt,
+      ...(c.restartPolicy !== undefined ? { restartPolicy: c.restartPolicy } : {}),
     };
   }
 
@@ -103,6 +106,7 @@ export class SimulatedHost implements HostSession {
   }
   async setRestartPolicy(key: string, policy: string) {
     this.calls.push(`update ${this.find(key)!.name} restart=${policy}`);
+    this.find(key)!.restartPolicy = policy;
   }
   async start(key: string) {
     const c = this.find(key)!;
@@ -130,7 +134,7 @@ export class SimulatedHost implements HostSession {
     if ([...this.containers.values()].some((c) => c.name === spec.name)) throw new Error(`Conflict. The container name "/${spec.name}" is already in use`);
     const id = `new${String(++sequence).padStart(61, '0')}`;
     this.calls.push(`create ${spec.name} ${spec.image}`);
-    this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'created', createdAt: new Date().toISOString() });
+    this.containers.set(id, { id, name: spec.name, image: spec.image, labels: { ...spec.labels }, state: 'created', createdAt: new Date().toISOString(), restartPolicy: spec.restartPolicy });
     return id;
   }
   async logs(key: string, tail: number) {
