@@ -61,7 +61,7 @@ async function isExpectedLiveContainer(docker: Docker, spec: LiveContainerSpec):
   );
 }
 
-/** Running and answering on /health: what the worker's probe asks too (Docker's own verdict comes every 5 s, later). */
+/** Running and answering on /health: what the worker's probe asks too (Docker's own verdict comes 30 s after the start). */
 async function waitHealthy(docker: Docker, host: HostLayout): Promise<void> {
   await waitFor(`container ${LIVE_CONTAINER} on ${host.name} to answer on /health`, async () => {
     const state = (await docker.getContainer(LIVE_CONTAINER).inspect()).State;

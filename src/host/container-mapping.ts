@@ -87,8 +87,8 @@ export function containerInfoFrom(info: ContainerInspectInfo): ContainerInfo {
     ...(stopped ? { exitCode: info.State.ExitCode } : {}),
     labels: { ...(info.Config.Labels ?? {}) },
     createdAt: info.Created,
-    // The engine writes '' for no policy.
-    restartPolicy: info.HostConfig?.RestartPolicy?.Name || 'no',
+    // The engine writes '' for no policy; an inspect that does not say leaves it unknown.
+    ...(info.HostConfig?.RestartPolicy ? { restartPolicy: info.HostConfig.RestartPolicy.Name || 'no' } : {}),
   };
 }
 

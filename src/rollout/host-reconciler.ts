@@ -107,13 +107,21 @@ function observeBalancers(ctx: HostReconcilerContext, host: HostRecord): Promise
 /**
  * What is on the host now. A half read while an effect on the *other* half ran (the load balancers
  * while a container stopped, the containers while a host was deregistered) is as fresh as one read
- * after it: nothing that changed them happened since. That overlap is what keeps looking before
- * every decision cheap on a host that is out of service.
+ * after it: nothing that changed them happened since. After a (de)registration of every load
+ * balancer, the readings that showed it are the load balancer half, so a look may be read whole
+ * before it is asked for. That overlap is what keeps looking before every decision cheap on a host
+ * that is out of service.
  */
 export async function observeHost(ctx: HostReconcilerContext, host: HostRecord, session: HostSession, prefetched: { containers?: Promise<ContainerSide>; balancers?: Promise<BalancerSide> } = {}): Promise<HostObservation> {
   const [side, readings] = await Promise.all([prefetched.containers ?? observeContainers(ctx, host, session), prefetched.balancers ?? observeBalancers(ctx, host)]);
   const running = [...side.containers.values()].some((c) => c.state === 'running');
   return { at: Date.now(), containers: [...side.containers.values()], memberships: Object.fromEntries(readings), ...(running ? { probe: side.probe } : {}) };
+}
+
+/** Calls made at once, every one settled before the turn goes on; the first failure, if any, is thrown. */
+async function together(...calls: Array<Promise<unknown> | undefined>): Promise<void> {
+  const failed = (await Promise.allSettled(calls)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
@@ -127,20 +135,21 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
   switch (action.kind) {
     // Every load balancer at once: the host is out (or in) when the slowest has answered, not the sum.
     case 'deregister':
-      await Promise.all(action.from.map((key) => ctx.loadBalancers.deregister(refOf(ctx.plan, key), host.instanceId)));
+      await together(...action.from.map((key) => ctx.loadBalancers.deregister(refOf(ctx.plan, key), host.instanceId)));
       return {};
     case 'register':
-      await Promise.all(action.to.map((key) => ctx.loadBalancers.register(refOf(ctx.plan, key), host.instanceId)));
+      await together(...action.to.map((key) => ctx.loadBalancers.register(refOf(ctx.plan, key), host.instanceId)));
       return {};
     case 'stop-old':
     case 'set-aside': {
       const current = seen(action.container);
       if (!current) return {};
-      // Kept for rollback, stopped: an engine restart must never revive it. One stopped under
-      // `unless-stopped` or `no` never is (Docker's rule for a container stopped by hand); any other
-      // policy, or one not known, becomes `no` first. Name and policy are independent: asked at once.
-      const revivable = current.restartPolicy !== 'no' && current.restartPolicy !== 'unless-stopped';
-      await Promise.all([current.name !== action.rename ? session.rename(action.container, action.rename) : undefined, revivable ? session.setRestartPolicy(action.container, 'no') : undefined]);
+      // Kept for rollback, stopped: an engine restart must never revive it. One under `no` never is,
+      // nor one under `unless-stopped` that runs now (Docker marks it stopped by hand when this stop
+      // stops it; a stop of one not running marks nothing). Any other, or a policy not known, becomes
+      // `no` first. Name and policy are independent: asked at once.
+      const staysStopped = current.restartPolicy === 'no' || (current.restartPolicy === 'unless-stopped' && current.running);
+      await together(current.name !== action.rename ? session.rename(action.container, action.rename) : undefined, staysStopped ? undefined : session.setRestartPolicy(action.container, 'no'));
       await session.stop(action.container, spec.stopTimeoutSeconds);
       return {};
     }
@@ -151,10 +160,7 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = seen(action.container);
       if (!current) return {};
       // The old container gave up the name (and the host port) when it was stopped and set aside.
-      await Promise.all([
-        current.name !== spec.name ? session.rename(action.container, spec.name) : undefined,
-        spec.restartPolicy !== 'no' ? session.setRestartPolicy(action.container, spec.restartPolicy) : undefined,
-      ]);
+      await together(current.name !== spec.name ? session.rename(action.container, spec.name) : undefined, spec.restartPolicy !== 'no' ? session.setRestartPolicy(action.container, spec.restartPolicy) : undefined);
       await session.start(action.container);
       return {};
     }
@@ -162,10 +168,7 @@ async function perform(ctx: HostReconcilerContext, host: HostRecord, session: Ho
       const current = seen(action.container);
       if (!current) return {};
       // Live again, under its name and with the configured restart policy back (both asked at once).
-      await Promise.all([
-        current.name !== spec.name ? session.rename(action.container, spec.name) : undefined,
-        current.restartPolicy !== spec.restartPolicy ? session.setRestartPolicy(action.container, spec.restartPolicy) : undefined,
-      ]);
+      await together(current.name !== spec.name ? session.rename(action.container, spec.name) : undefined, current.restartPolicy !== spec.restartPolicy ? session.setRestartPolicy(action.container, spec.restartPolicy) : undefined);
       await session.start(action.container);
       return {};
     }

@@ -59,8 +59,10 @@ describe('container mapping', () => {
       health: 'healthy',
       labels: { a: 'b' },
       createdAt: '2026-01-01T00:00:00Z',
-      restartPolicy: 'no',
     });
+    assert.equal(running.restartPolicy, undefined, 'not known when the inspect does not say');
+    const none = containerInfoFrom({ ...base, HostConfig: { RestartPolicy: { Name: '' } }, State: { Status: 'running', Running: true, ExitCode: 0, StartedAt: '2026-01-01T00:00:05Z' } } as unknown as ContainerInspectInfo);
+    assert.equal(none.restartPolicy, 'no');
     const exited = containerInfoFrom({ ...base, State: { Status: 'exited', Running: false, ExitCode: 3, StartedAt: '2026-01-01T00:00:05Z' } } as unknown as ContainerInspectInfo);
     assert.equal(exited.health, 'none');
     assert.equal(exited.exitCode, 3);

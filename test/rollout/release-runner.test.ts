@@ -867,6 +867,15 @@ describe('the release runner', () => {
     assert.ok(!effectCalls(h.host(1)).some((c) => c.startsWith(`update ${kept}`)), effectCalls(h.host(1)).join(', '));
     assert.ok(effectCalls(h.host(1)).includes(`stop ${kept}`));
 
+    // One not running when it is stopped is not marked stopped by hand: unless-stopped would revive it.
+    const h3 = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
+    await h3.host(1).setRestartPolicy('ingest', 'unless-stopped');
+    await h3.host(1).stop('ingest');
+    h3.host(1).calls.length = 0;
+    await h3.release('v2');
+    // Not live before the release, it is set aside as a displaced copy: with policy no all the same.
+    assert.ok(effectCalls(h3.host(1)).some((c) => /^update ingest-displaced-\S+ restart=no$/.test(c)), effectCalls(h3.host(1)).join(', '));
+
     // Going back to it: started under its name, its policy already the configured one.
     const h2 = harness({ hosts: 1, rollout: { policy: { startCheckSeconds: 0, minHealthy: 0 } } });
     await h2.host(1).setRestartPolicy('ingest', 'unless-stopped');
