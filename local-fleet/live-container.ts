@@ -77,7 +77,7 @@ async function waitHealthy(docker: Docker, host: HostLayout): Promise<void> {
 }
 
 /**
- * Puts the host back to exactly one healthy live container from spec.image; keeps the one already
+ * Puts the host back to exactly one live container from spec.image, answering on /health; keeps the one already
  * there when it is exactly that (the usual case at a second bring-up: unless-stopped restarted it).
  */
 export async function ensureLiveContainer(host: HostLayout, spec: LiveContainerSpec, credentials: RegistryCredentials, options: { imageRebuilt?: boolean } = {}): Promise<void> {

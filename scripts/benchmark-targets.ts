@@ -68,7 +68,6 @@ try {
   const atOnce = await Promise.all(firsts.map((host) => floorOf(wiring.effects.connector, host.address)));
   const singles: Array<[string, number]> = [];
   for (const deployment of DEPLOYMENTS) singles.push([deployment, await release(deployment, 'v2')]);
-  const cpuAlone = cpuMs();
   const started = Date.now();
   const cpuBefore = cpuMs();
   const together = await Promise.all(DEPLOYMENTS.map((deployment) => release(deployment, 'v3')));
@@ -80,7 +79,7 @@ try {
   console.log(`four targets at once, one worker: ${(total / 1000).toFixed(1)} s in all (each: ${together.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s)`);
   const seconds = (values: number[]) => values.map((ms) => (ms / 1000).toFixed(2)).join(', ');
   console.log(`a host's floor alone: ${seconds(alone)} s; four hosts' floors at once: ${seconds(atOnce)} s`);
-  console.log(`worker CPU: ${cpuTogether} ms for the four at once (the process's ${cpuAlone} ms before them, with the fleet's set-up and the four single releases)`);
+  console.log(`worker CPU: ${cpuTogether} ms for the four at once (the process's ${cpuBefore} ms before them, with the fleet's set-up and the four single releases)`);
   console.log(`slowest single release ${(slowest / 1000).toFixed(1)} s; the four one after another ${(singles.reduce((a, [, ms]) => a + ms, 0) / 1000).toFixed(1)} s`);
 } finally {
   wiring.close();

@@ -3,8 +3,8 @@
 // the container stop, start and health-check times, and beside the host's floor measured in the same
 // run: the live container stopped, started again and probed until the application's first good
 // answer, outside any release (what no engine can go below), as many hosts at once as a batch of the
-// release takes out (on one machine, six engines starting at once are slower than one). Also the release's total, the
-// process's CPU time and peak memory, and the most SSH connections held at once.
+// release takes out (on one machine, six engines starting at once are slower than one). Also the
+// release's total, the process's CPU time and peak memory, and the most SSH connections held at once.
 //   node --import tsx scripts/benchmark.ts [hosts...]     (default: 3 10)
 //   BATCH=20% MIN_HEALTHY=75% node --import tsx scripts/benchmark.ts 30     (policy.batchSize, policy.minHealthy)
 import { stringify } from 'yaml';
@@ -24,7 +24,8 @@ import { FileReleaseStore } from '../src/state/file-release-store.js';
 import { RecordedRelease } from '../src/state/recorded-release.js';
 import { newReleaseRecord } from '../src/state/release-record.js';
 import { floorOf } from './floor.js';
-import { hostsFor, minHealthyFor } from '../src/rollout/plan.js';
+import { batchSizeFor } from '../src/rollout/plan.js';
+import { chunk } from '../src/rollout/sessions.js';
 
 /** Established TCP connections from this machine's root namespace to port 22 (the fleet's sshd). */
 function sshConnections(): number {
@@ -71,9 +72,9 @@ for (const stagingCount of sizes.length > 0 ? sizes : [3, 10]) {
       const staging = fleet.hosts.filter((h) => h.deployment === 'staging');
       const floors = new Map<string, number>();
       const policy = config.releases[0]!.rollout!.policy;
-      const atOnce = Math.max(1, Math.min(hostsFor(policy.batchSize, staging.length), staging.length - minHealthyFor(policy, staging.length)));
-      for (let i = 0; i < staging.length; i += atOnce) {
-        const batch = staging.slice(i, i + atOnce);
+      const atOnce = Math.max(1, batchSizeFor(policy, staging.length));
+      const batches = chunk(staging, atOnce);
+      for (const batch of batches) {
         const measured = await Promise.all(batch.map((host) => floorOf(wiring.effects.connector, host.address)));
         batch.forEach((host, j) => floors.set(host.name, measured[j]!));
       }
@@ -100,8 +101,7 @@ for (const stagingCount of sizes.length > 0 ? sizes : [3, 10]) {
       }
       const oos = hosts.map((h) => h.outOfServiceMs);
       // The hosts of a batch are out side by side: a batch's floor is its slowest host's.
-      let floorSum = 0;
-      for (let i = 0; i < staging.length; i += atOnce) floorSum += Math.max(...staging.slice(i, i + atOnce).map((h) => floors.get(h.name) ?? 0));
+      const floorSum = batches.reduce((sum, batch) => sum + Math.max(...batch.map((h) => floors.get(h.name) ?? 0)), 0);
       console.log(`median out-of-service ${median(oos)} ms, max ${Math.max(...oos)} ms; median floor ${median([...floors.values()])} ms, median ratio ${median(hosts.map((h) => h.outOfServiceMs / (floors.get(h.host) ?? NaN))).toFixed(2)}; total against the sum of floors (of each batch's slowest): ${(total / 1000).toFixed(1)} s / ${(floorSum / 1000).toFixed(1)} s, 1.3x of which plus 3 s is ${((floorSum * 1.3 + 3000) / 1000).toFixed(1)} s`);
       console.log('steps (median ms): ' + ['create-new', 'deregister', 'drain', 'stop-old', 'start-new', 'wait-healthy', 'register', 'wait-in-service'].map((s) => `${s} ${median(stepTime(s))}`).join(', '));
     }

@@ -138,8 +138,8 @@ export class AwsLoadBalancers implements LoadBalancers {
     const result = await this.retry(`reading ${describeLoadBalancer(lb)}`, limit, (abortSignal) =>
       this.v2.send(new DescribeTargetHealthCommand({ TargetGroupArn: lb.id, Targets: instanceIds.map((id) => ({ Id: id })) }), { abortSignal }),
     );
-    const healthy = (result.TargetHealthDescriptions ?? []).filter((d) => d.TargetHealth?.State === 'healthy').map((d) => d.Target?.Id);
-    return new Set(instanceIds.filter((id) => healthy.includes(id)));
+    const healthy = new Set((result.TargetHealthDescriptions ?? []).filter((d) => d.TargetHealth?.State === 'healthy').map((d) => d.Target?.Id));
+    return new Set(instanceIds.filter((id) => healthy.has(id)));
   }
 
   async targetGroupArn(nameOrArn: string, limit?: CallLimit): Promise<string> {

@@ -57,15 +57,19 @@ export function minHealthyFor(policy: Pick<PlanPolicy, 'batchSize' | 'minHealthy
   return policy.minHealthy === undefined ? Math.max(0, total - wanted) : hostsFor(policy.minHealthy, total);
 }
 
+/** Hosts out of service at once for a target of `total` hosts: the configured batch, cut down to keep minHealthy serving (0 when none may leave). */
+export function batchSizeFor(policy: Pick<PlanPolicy, 'batchSize' | 'minHealthy'>, total: number): number {
+  return Math.max(0, Math.min(Math.max(1, hostsFor(policy.batchSize, total)), total - minHealthyFor(policy, total)));
+}
+
 export function planRelease(facts: PlanFacts, policy: PlanPolicy): PlanResult {
   const total = facts.hosts.length;
   if (total === 0) return { ok: false, reason: 'no running instance carries the target tags' };
-  const wanted = Math.max(1, hostsFor(policy.batchSize, total));
   const minHealthy = minHealthyFor(policy, total);
   if (minHealthy >= total) {
     return { ok: false, reason: `minHealthy ${minHealthy} of ${total} host(s) leaves no host to take out of service: lower policy.minHealthy` };
   }
-  const batchSize = Math.min(wanted, total - minHealthy);
+  const batchSize = batchSizeFor(policy, total);
   const { batches, gates } = planSteps(facts.hosts, batchSize, policy.steps);
 
   const balanced = facts.loadBalancers.length > 0;

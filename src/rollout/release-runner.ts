@@ -382,8 +382,9 @@ export class ReleaseRunner implements Rollout {
         return this.effects.loadBalancers.inService(lb, hosts.filter((h) => h.before.registeredIn.includes(key)).map((h) => h.instanceId));
       }),
     );
+    const byKey = loadBalancers.map((lb, i) => [loadBalancerKey(lb), readings[i]!] as const);
     const serves = (h: HostRecord) => {
-      const wanted = loadBalancers.map((lb, i) => [loadBalancerKey(lb), readings[i]!] as const).filter(([key]) => h.before.registeredIn.includes(key));
+      const wanted = byKey.filter(([key]) => h.before.registeredIn.includes(key));
       return wanted.length > 0 && wanted.every(([, inService]) => inService.has(h.instanceId));
     };
     return new Set(hosts.filter(serves).map((h) => h.instanceId));
