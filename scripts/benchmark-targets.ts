@@ -20,6 +20,7 @@ import { FileReleaseStore } from '../src/state/file-release-store.js';
 import { newReleaseRecord } from '../src/state/release-record.js';
 import { ReleaseScheduler } from '../src/worker/release-scheduler.js';
 import { floorOf } from './floor.js';
+import { signedRecord, vouchWithTestKey } from '../test/support/signed-records.js';
 
 process.env.AWS_ACCESS_KEY_ID ??= 'benchmark';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'benchmark';
@@ -41,14 +42,14 @@ const config = parseWorkerConfig(
 const logger = createLogger({ level: 'warn' });
 const wiring = createRollout(config, logger, silentChat, fleetWorkerEnvironment(fleet, { env: 'UNUSED', secret: 'unused' }), { pollMs: 100 });
 const store = new FileReleaseStore(stateDirectory);
-const scheduler = new ReleaseScheduler({ store, rollout: wiring.runner, releases: config.releases, logger, workerId: 'benchmark', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal });
+const scheduler = new ReleaseScheduler({ store, rollout: wiring.runner, vouch: vouchWithTestKey(config.releases, (id) => store.get(id)), logger, workerId: 'benchmark', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal });
 
 async function release(deployment: string, tag: string): Promise<number> {
   const built = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment }, image: `${fleet.registry.address}/data/ingest:${tag}`, requestedBy: 'bench', source: {} });
   if (!built.ok) throw new Error(built.reason);
   const served = servedRelease(built.value, config.releases);
   if (!served.ok) throw new Error(served.reason);
-  await store.claim(newReleaseRecord({ request: built.value, keyId: 'bench', target: `data/ingest/${deployment}`, deployment, now: new Date(), worker: 'benchmark' }));
+  await store.claim(signedRecord({ request: built.value, target: `data/ingest/${deployment}`, deployment, now: new Date(), worker: 'benchmark' }));
   const started = Date.now();
   const taken = await scheduler.take(built.value.releaseId, logger, 'new');
   if (taken.status !== 'ended' || taken.outcome.status !== 'succeeded') throw new Error(`${deployment} ${tag}: ${JSON.stringify(taken)}`);

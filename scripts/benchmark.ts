@@ -26,6 +26,7 @@ import { newReleaseRecord } from '../src/state/release-record.js';
 import { floorOf } from './floor.js';
 import { batchSizeFor } from '../src/rollout/plan.js';
 import { chunk } from '../src/rollout/sessions.js';
+import { signedRecord } from '../test/support/signed-records.js';
 
 /** Established TCP connections from this machine's root namespace to port 22 (the fleet's sshd). */
 function sshConnections(): number {
@@ -82,7 +83,7 @@ for (const stagingCount of sizes.length > 0 ? sizes : [3, 10]) {
       const sampler = setInterval(() => (sshHeld = Math.max(sshHeld, sshConnections())), 50);
       const cpuBefore = process.resourceUsage();
       const started = Date.now();
-      const { record } = await store.claim(newReleaseRecord({ request: built.value, keyId: 'bench', target: `data/ingest/${served.release.deployment}`, deployment: served.release.deployment, now: new Date(), worker: 'benchmark' }));
+      const { record } = await store.claim(signedRecord({ request: built.value, target: `data/ingest/${served.release.deployment}`, deployment: served.release.deployment, now: new Date(), worker: 'benchmark' }));
       const outcome = await wiring.runner.run(new RecordedRelease(store, record), { logger, stopRequested: new AbortController().signal, releaseConfig: served.release.releaseConfig, occasion: 'new' });
       const total = Date.now() - started;
       clearInterval(sampler);

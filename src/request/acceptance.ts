@@ -2,7 +2,7 @@ import type { KeyScope, ReleaseConfig } from '../config/worker-config.js';
 import { parseImageReference, repositoryAllowed } from './image-reference.js';
 import { printable } from './outside-text.js';
 import { describeTarget, isPersonal, validateReleaseRequest, type ReleaseRequest } from './release-request.js';
-import { openEnvelope, type EnvelopeRefusal, type SigningKey } from './signed-envelope.js';
+import { openEnvelope, type EnvelopeRefusal, type SigningKey, type StoredEnvelope } from './signed-envelope.js';
 
 // The decision whether a queue message may become a release. Pure: body, keys, configuration and the
 // clock in; a verdict out. The worker acts on the verdict; nothing here touches the network.
@@ -42,7 +42,7 @@ export function personalDeploymentName(pattern: string, user: string): string {
 }
 
 export type OpenedRequest =
-  | { ok: true; request: ReleaseRequest; keyId: string }
+  | { ok: true; request: ReleaseRequest; keyId: string; envelope: StoredEnvelope }
   | { ok: false; code: RefusalCode; reason: string; releaseId?: string };
 
 /**
@@ -55,7 +55,7 @@ export function openRequest(body: string, keys: ReadonlyMap<string, SigningKey>)
   if (!opened.ok) return { ok: false, code: opened.code, reason: safeReason(opened.reason) };
   const validated = validateReleaseRequest(opened.payload);
   if (!validated.ok) return { ok: false, code: 'invalid', reason: safeReason(`request: ${validated.reason}`) };
-  return { ok: true, request: validated.value, keyId: opened.keyId };
+  return { ok: true, request: validated.value, keyId: opened.keyId, envelope: opened.envelope };
 }
 
 /**

@@ -78,8 +78,16 @@ export type EnvelopeRefusal =
   | 'unknown-key'
   | 'bad-signature';
 
+/** The envelope as received, kept with the release record so that the worker can verify it again at every take-up. */
+export interface StoredEnvelope {
+  readonly format: typeof ENVELOPE_FORMAT;
+  readonly keyId: string;
+  readonly signature: string;
+  readonly payload: string;
+}
+
 export type OpenedEnvelope =
-  | { ok: true; keyId: string; payload: unknown }
+  | { ok: true; keyId: string; payload: unknown; envelope: StoredEnvelope }
   | { ok: false; code: EnvelopeRefusal; reason: string };
 
 /** Why a text `checkJson` refused is refused, saying what to do about a repeated key. */
@@ -132,7 +140,7 @@ export function openEnvelope(body: string, keys: ReadonlyMap<string, SigningKey>
     return { ok: false, code: 'malformed', reason: jsonRefusal('payload', 'request', checkedPayload) };
   }
   try {
-    return { ok: true, keyId: key.id, payload: JSON.parse(envelope.payload) };
+    return { ok: true, keyId: key.id, payload: JSON.parse(envelope.payload), envelope: { format: ENVELOPE_FORMAT, keyId: key.id, signature: envelope.signature, payload: envelope.payload } };
   } catch {
     return { ok: false, code: 'malformed', reason: 'payload is not JSON' };
   }

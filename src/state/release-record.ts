@@ -4,6 +4,7 @@ import type { ContainerSpec } from '../host/host-session.js';
 import type { LoadBalancerRef } from '../loadbalancer/load-balancers.js';
 import type { Gate } from '../rollout/steps.js';
 import type { ReleaseRequest } from '../request/release-request.js';
+import type { StoredEnvelope } from '../request/signed-envelope.js';
 
 // What survives the worker: one record per release, written before every effect. It holds what can
 // only be known at one moment (what Auto Scaling, the alarms, the load balancers and the containers
@@ -132,6 +133,13 @@ export interface ReleaseRecord {
   revision: number;
   readonly request: ReleaseRequest;
   readonly keyId: string;
+  /**
+   * The signed envelope the request came in, verified again at every take-up (vouching.ts). A
+   * rollback or a release for new hosts has none: `vouchedBy` names the signed release it repeats.
+   */
+  readonly envelope?: StoredEnvelope;
+  /** A rollback or a release for new hosts: the succeeded, signed release whose envelope vouches for its image and target. */
+  readonly vouchedBy?: string;
   /** stack/release/deployment (the deployment tag value). */
   readonly target: string;
   readonly deployment: string;
@@ -200,7 +208,7 @@ export interface ReleaseOrigin {
 
 export const loadBalancerKey = (lb: LoadBalancerRef) => `${lb.kind}:${lb.id}`;
 
-export function newReleaseRecord(input: { request: ReleaseRequest; keyId: string; target: string; deployment: string; now: Date; worker: string }): ReleaseRecord {
+export function newReleaseRecord(input: { request: ReleaseRequest; keyId: string; envelope?: StoredEnvelope; vouchedBy?: string; target: string; deployment: string; now: Date; worker: string }): ReleaseRecord {
   const at = input.now.toISOString();
   return {
     format: RECORD_FORMAT,
@@ -208,6 +216,8 @@ export function newReleaseRecord(input: { request: ReleaseRequest; keyId: string
     revision: 0,
     request: input.request,
     keyId: input.keyId,
+    ...(input.envelope ? { envelope: input.envelope } : {}),
+    ...(input.vouchedBy ? { vouchedBy: input.vouchedBy } : {}),
     target: input.target,
     deployment: input.deployment,
     status: 'accepted',

@@ -1,7 +1,6 @@
 import type { CallLimit } from '../aws/transient.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
-import { servedRelease } from '../request/acceptance.js';
 import type { Rollout, RolloutOutcome } from '../rollout/rollout.js';
 import { isFinal, type ReleaseStatus } from '../state/release-record.js';
 import type { TargetControl } from '../state/control.js';
@@ -22,7 +21,8 @@ const FINAL_STATUS: Record<Exclude<RolloutOutcome['status'], 'interrupted'>, Rel
 
 export interface CarryDeps {
   readonly rollout: Rollout;
-  readonly releases: readonly ReleaseConfig[];
+  /** The configuration of the release's target, as vouching found it (vouching.ts). */
+  readonly releaseConfig: ReleaseConfig;
   readonly logger: Logger;
   readonly stopRequested: AbortSignal;
   readonly occasion: 'new' | 'redelivered' | 'repair' | 'takeover';
@@ -34,11 +34,10 @@ export interface CarryDeps {
 
 /** Resolves with the outcome, or undefined when the rollout broke off without one (the record says where it stands). */
 export async function carryRelease(release: RecordedRelease, deps: CarryDeps): Promise<RolloutOutcome | undefined> {
-  const served = servedRelease(release.record.request, deps.releases);
   const started = Date.now();
   let outcome: RolloutOutcome;
   try {
-    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: served.ok ? served.release.releaseConfig : undefined, occasion: deps.occasion, ...(deps.leaseLost ? { leaseLost: deps.leaseLost } : {}), ...(deps.leaseCalls ? { leaseCalls: deps.leaseCalls } : {}), ...(deps.readControl ? { readControl: deps.readControl } : {}) });
+    outcome = await deps.rollout.run(release, { logger: deps.logger, stopRequested: deps.stopRequested, releaseConfig: deps.releaseConfig, occasion: deps.occasion, ...(deps.leaseLost ? { leaseLost: deps.leaseLost } : {}), ...(deps.leaseCalls ? { leaseCalls: deps.leaseCalls } : {}), ...(deps.readControl ? { readControl: deps.readControl } : {}) });
   } catch (error) {
     // Not an outcome: the record holds how far it got, and the next start or delivery carries it on.
     deps.logger.error({ err: error, durationMs: Date.now() - started }, 'the release broke off before its end; its record is kept and it will be carried on');

@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { HandlerVerdict } from '../queue/consumer.js';
 import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
 import { describeTarget, type ReleaseRequest } from '../request/release-request.js';
-import type { SigningKey } from '../request/signed-envelope.js';
+import type { SigningKey, StoredEnvelope } from '../request/signed-envelope.js';
 import type { QueueMessage, WorkQueue } from '../queue/sqs-queue.js';
 import { isFinal, newReleaseRecord, whereItStands, type ReleaseRecord } from '../state/release-record.js';
 import { DamagedRecordError, type ReleaseStore } from '../state/release-store.js';
@@ -89,11 +89,11 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
    * is recorded as refused, so that CI waiting on it (`enqueue --wait`) learns why, and a duplicate of
    * it is acknowledged. Best effort: the dead-letter queue keeps it either way.
    */
-  async function recordRefusal(request: ReleaseRequest, keyId: string, reason: string, log: Logger): Promise<void> {
+  async function recordRefusal(request: ReleaseRequest, keyId: string, envelope: StoredEnvelope, reason: string, log: Logger): Promise<void> {
     try {
       // Claimed already refused, in one write: a worker killed half-way never leaves it `accepted`
       // (a sweep would then carry it as a release).
-      const record = newReleaseRecord({ request, keyId, target: describeTarget(request.target), deployment: '', now: now(), worker: deps.workerId });
+      const record = newReleaseRecord({ request, keyId, envelope, target: describeTarget(request.target), deployment: '', now: now(), worker: deps.workerId });
       await deps.store.claim({ ...record, status: 'refused', reason, finishedAt: record.acceptedAt });
     } catch (error) {
       log.warn({ err: error }, 'recording the refusal in the release state failed; the dead-letter queue has it');
@@ -115,7 +115,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       await refuse(message, opened);
       return 'done';
     }
-    const { request, keyId } = opened;
+    const { request, keyId, envelope } = opened;
     const log = deps.logger.child({ releaseId: request.releaseId, target: describeTarget(request.target), image: request.image });
 
     let known: ReleaseRecord | undefined;
@@ -148,13 +148,13 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
         return 'handle';
       }
       const refusal = verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict;
-      await recordRefusal(request, keyId, refusal.reason, log);
+      await recordRefusal(request, keyId, envelope, refusal.reason, log);
       await refuse(message, refusal);
       return 'done';
     }
     const { deployment } = verdict.release;
     const target = `${request.target.stack}/${request.target.release}/${deployment}`;
-    const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, target, deployment, now: now(), worker: deps.workerId }));
+    const claimed = await deps.store.claim(newReleaseRecord({ request, keyId, envelope, target, deployment, now: now(), worker: deps.workerId }));
     if (!claimed.claimed && isFinal(claimed.record.status)) {
       log.info({ status: claimed.record.status }, 'release already done; duplicate delivery acknowledged without a rollout');
       await deps.queue.acknowledge(message);

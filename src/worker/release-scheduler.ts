@@ -9,6 +9,7 @@ import { heldBy, lockInForce, type TargetLock } from '../state/control.js';
 import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
+import type { Vouched } from '../request/vouching.js';
 import { carryRelease } from './carry-release.js';
 import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 
@@ -51,7 +52,8 @@ export type TakeResult =
 export interface SchedulerDeps {
   readonly store: ReleaseStore;
   readonly rollout: Rollout;
-  readonly releases: readonly ReleaseConfig[];
+  /** What vouches for a record (vouching.ts), asked at every take-up before anything is done on its behalf. */
+  readonly vouch: (record: ReleaseRecord) => Promise<Vouched>;
   readonly logger: Logger;
   readonly workerId: string;
   readonly leaseMs: number;
@@ -164,6 +166,8 @@ export class ReleaseScheduler {
       if (!record) throw new Error(`release ${releaseId} is not in the store`);
       if (isFinal(record.status)) return { status: 'ended', outcome: outcomeOf(record) };
       const release = new RecordedRelease(store, record, { lease, leaseLost: lost.signal });
+      const vouched = await this.deps.vouch(record);
+      if (!vouched.ok) return { status: 'ended', outcome: await this.refuseUnvouched(release, vouched.reason, logger) };
       // Newest wins: a release that has not changed anything yet, or that was stopped at a safe point
       // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
       const waiting = record.status === 'accepted' || record.status === 'interrupted';
@@ -201,7 +205,7 @@ export class ReleaseScheduler {
           });
         }
       }
-      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releases: this.deps.releases, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing), readControl });
+      const outcome = await carryRelease(release, { rollout: this.deps.rollout, releaseConfig: vouched.releaseConfig, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing), readControl });
       if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };
       if (outcome.status === 'interrupted') return { status: 'unfinished', reason: outcome.reason };
       return { status: 'ended', outcome };
@@ -228,6 +232,25 @@ export class ReleaseScheduler {
       this.deps.chat?.post(releaseHeld({ target, image: release.record.request.image, releaseId: release.releaseId, lock }));
     }
     return { status: 'busy', reason: `waiting: ${reason}` };
+  }
+
+  /**
+   * A record nothing vouches for: nothing is done on its behalf, on any host or in AWS. One that had
+   * not started is refused; one that claims to be under way is failed and left to a person, who can
+   * tell from the fleet whether anything ever ran.
+   */
+  private async refuseUnvouched(release: RecordedRelease, why: string, logger: Logger): Promise<RolloutOutcome> {
+    const started = release.record.status !== 'accepted';
+    const reason = `not vouched for: ${why}; nothing was done on its behalf`;
+    await release.update((draft) => {
+      draft.status = started ? 'failed' : 'refused';
+      draft.reason = reason;
+      draft.finishedAt = new Date().toISOString();
+      if (started) draft.attention = [...(draft.attention ?? []), `the record of ${release.releaseId} says it was under way, but nothing vouches for it: look at ${release.record.target}'s hosts (harbormaster hosts), which this worker did not touch for it`];
+    });
+    logger.error({ reason: why, recordedStatus: release.record.status }, 'release record refused: nothing vouches for it');
+    this.deps.chat?.post(say.releaseRefused({ target: release.record.target, image: release.record.request?.image ?? 'unknown', releaseId: release.releaseId, reason }));
+    return started ? { status: 'failed', reason } : { status: 'refused', reason };
   }
 
   private async supersede(release: RecordedRelease, by: TargetRelease, logger: Logger): Promise<RolloutOutcome> {

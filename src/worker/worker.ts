@@ -21,6 +21,7 @@ import { createRequestHandler, type RefusalNotice } from './handle-request.js';
 import { releaseNewHosts, type NewHostsDeps } from './new-hosts.js';
 import { ReleaseScheduler } from './release-scheduler.js';
 import { repairUnfinished } from './repair.js';
+import { vouchFor } from '../request/vouching.js';
 
 /** Sweeps of the release state come at most this often, however many targets free up. */
 const MIN_SWEEP_GAP_MS = 1000;
@@ -89,7 +90,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
   const scheduler = new ReleaseScheduler({
     store,
     rollout: parts.rollout,
-    releases: config.releases,
+    vouch: (record) => vouchFor(record, { keys: () => keyRing.current(), releases: config.releases, scopes, get: (id) => store.get(id) }),
     logger: log,
     workerId,
     leaseMs: config.leaseSeconds * 1000,

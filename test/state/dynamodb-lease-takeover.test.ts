@@ -11,6 +11,7 @@ import { motoForSuite } from '../support/aws.js';
 import { RecordingRollout } from '../support/recording-rollout.js';
 import { capturingLogger, workerConfig } from '../support/worker-fixtures.js';
 import { recordFor } from './release-store-contract.js';
+import { vouchWithTestKey } from '../support/signed-records.js';
 
 // Two workers on one DynamoDB table in moto, where their clocks disagree and where the by-target index
 // lags behind the table: a lease renewed by its holder is never taken, and an older request never
@@ -104,7 +105,7 @@ describe('newest wins when the by-target index lags (scheduler on two DynamoDB s
     const table = await freshTable();
     const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/d' }).releases;
     const worker = (store: DynamoReleaseStore, rollout: RecordingRollout, workerId: string) =>
-      new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId, leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal });
+      new ReleaseScheduler({ store, rollout, vouch: vouchWithTestKey(releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId, leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal });
     const storeA = new DynamoReleaseStore({ client: newClient(), table });
     const storeB = new DynamoReleaseStore({ client: laggingIndexClient(), table });
     const target = 'data/ingest/staging';

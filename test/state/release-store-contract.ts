@@ -6,13 +6,14 @@ import { LeaseLostError, StaleRecordError, type ReleaseStore } from '../../src/s
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReleaseRequest } from '../../src/request/release-request.js';
 import { validRequest } from '../support/requests.js';
+import { signedRecord } from '../support/signed-records.js';
 
 // What every release store promises, run against each store (files, memory, DynamoDB in moto):
 // claims are exclusive, writes are conditional on the revision, and records come back as written.
 
 export function recordFor(overrides: { acceptedAt?: Date; releaseId?: string; target?: string; createdAt?: Date } = {}): ReleaseRecord {
   const request = validRequest({ releaseId: overrides.releaseId ?? randomUUID(), ...(overrides.createdAt ? { createdAt: overrides.createdAt.toISOString() } : {}) }) as unknown as ReleaseRequest;
-  return newReleaseRecord({ request, keyId: 'ci-test', target: overrides.target ?? 'data/ingest/staging', deployment: 'staging', now: overrides.acceptedAt ?? new Date(), worker: 'worker-a' });
+  return signedRecord({ request, target: overrides.target ?? 'data/ingest/staging', deployment: 'staging', now: overrides.acceptedAt ?? new Date(), worker: 'worker-a' });
 }
 
 const uniqueTarget = () => `data/ingest/t-${randomUUID().slice(0, 8)}`;

@@ -12,6 +12,7 @@ import { lockStateDirectory, StateDirectoryLostError } from '../../src/state/sta
 import { ReleaseScheduler } from '../../src/worker/release-scheduler.js';
 import { capturingLogger, workerConfig } from '../support/worker-fixtures.js';
 import { recordFor } from './release-store-contract.js';
+import { vouchWithTestKey } from '../support/signed-records.js';
 
 // A worker whose state directory another worker took over stops at once: its file store writes
 // nothing more (it reads the lock back before each write takes its place, not only at the next
@@ -71,7 +72,7 @@ describe('a state directory taken over by another worker', () => {
     };
     const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/d' }).releases;
     // A long lease, renewed without fail: only the store's loss can end it.
-    const scheduler = new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 600_000, parallel: 1, stopRequested: new AbortController().signal, storeLost: storeLost.signal });
+    const scheduler = new ReleaseScheduler({ store, rollout, vouch: vouchWithTestKey(releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId: 'w', leaseMs: 600_000, parallel: 1, stopRequested: new AbortController().signal, storeLost: storeLost.signal });
     const result = await scheduler.take(record.releaseId, capturingLogger().logger, 'new');
     assert.deepEqual(seen, { leaseLost: true, calls: true });
     assert.deepEqual(result, { status: 'unfinished', reason: 'the lease was lost' });

@@ -9,6 +9,7 @@ import { ReleaseScheduler, type TakeResult } from '../../src/worker/release-sche
 import { stringify } from 'yaml';
 import { SimulatedConnector, SimulatedHost, SimulatedLoadBalancers, simulatedProbe } from './simulated-fleet.js';
 import { capturingLogger, REGISTRY, workerConfigObject } from './worker-fixtures.js';
+import { signedRecord, vouchWithTestKey } from './signed-records.js';
 
 // Releases made by the real engine (ReleaseScheduler and ReleaseRunner, leases and records in a real
 // store) on simulated hosts: staging has three hosts, alice's personal deployment one, integration
@@ -79,13 +80,13 @@ export function simulatedFleet(config: WorkerConfig = parseWorkerConfig(stringif
     const target = user ? { stack: 'data', release: 'ingest', personal: { user, feature: 'ops' } } : { stack: 'data', release: 'ingest', deployment };
     const built = newReleaseRequest({ target, image: IMAGE(tag), requestedBy, source: { branch: 'main', commit: Buffer.from(tag).toString('hex').padEnd(12, '0'), buildUrl: `https://ci.example.com/build/${tag}` } });
     if (!built.ok) throw new Error(built.reason);
-    await store.claim(newReleaseRecord({ request: built.value, keyId: 'ci-test', target: `data/ingest/${deployment}`, deployment, now: new Date(), worker: 'test-worker' }));
+    await store.claim(signedRecord({ request: built.value, target: `data/ingest/${deployment}`, deployment, now: new Date(), worker: 'test-worker' }));
     return built.value.releaseId;
   }
 
   /** Takes a claimed release through the scheduler (lease, newest-wins, the runner), as a worker does. */
   function take(store: ReleaseStore, releaseId: string): Promise<TakeResult> {
-    const scheduler = new ReleaseScheduler({ store, rollout: runner, releases: config.releases, logger: capturingLogger().logger, workerId: 'test-worker', leaseMs: 30_000, parallel: 2, stopRequested: new AbortController().signal });
+    const scheduler = new ReleaseScheduler({ store, rollout: runner, vouch: vouchWithTestKey(config.releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId: 'test-worker', leaseMs: 30_000, parallel: 2, stopRequested: new AbortController().signal });
     return scheduler.take(releaseId, capturingLogger().logger, 'new');
   }
 

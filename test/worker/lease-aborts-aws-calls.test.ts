@@ -13,6 +13,7 @@ import { ReleaseScheduler } from '../../src/worker/release-scheduler.js';
 import { motoForSuite } from '../support/aws.js';
 import { capturingLogger, workerConfig } from '../support/worker-fixtures.js';
 import { recordFor } from '../state/release-store-contract.js';
+import { vouchWithTestKey } from '../support/signed-records.js';
 
 // A worker that gives a target's lease up stops its AWS calls on that target at once: a call on its
 // way is abandoned before it reaches AWS, a call being retried is not tried again, and the scheduler
@@ -132,7 +133,7 @@ describe('AWS calls under a lease (moto ELBv2)', () => {
       },
     };
     const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/d' }).releases;
-    const scheduler = new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 1_200, parallel: 1, stopRequested: new AbortController().signal });
+    const scheduler = new ReleaseScheduler({ store, rollout, vouch: vouchWithTestKey(releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId: 'w', leaseMs: 1_200, parallel: 1, stopRequested: new AbortController().signal });
     const result = await scheduler.take(record.releaseId, capturingLogger().logger, 'new');
     assert.deepEqual(result, { status: 'unfinished', reason: 'the lease was lost' });
     assert.ok(failure instanceof LeaseLostError, `the call ended by the lease, not by its own retries: ${String(failure)}`);

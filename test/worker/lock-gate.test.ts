@@ -15,6 +15,7 @@ import { ReleaseScheduler } from '../../src/worker/release-scheduler.js';
 import { repairUnfinished } from '../../src/worker/repair.js';
 import { validRequest } from '../support/requests.js';
 import { capturingLogger, eventually, REGISTRY, workerConfig } from '../support/worker-fixtures.js';
+import { signedRecord, vouchWithTestKey } from '../support/signed-records.js';
 
 // The lock on a target (`harbormaster lock`) as the worker meets it, with the file store an operator's
 // command writes beside the worker: a release that has not started waits (never refused, never
@@ -40,13 +41,13 @@ function setUp() {
   const operator = new FileReleaseStore(directory, { readOnly: true });
   const rollout = new ControlReadingRollout();
   const posted: ChatMessage[] = [];
-  const scheduler = new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, chat: { post: (m) => posted.push(m), flush: async () => {} } });
+  const scheduler = new ReleaseScheduler({ store, rollout, vouch: vouchWithTestKey(releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, chat: { post: (m) => posted.push(m), flush: async () => {} } });
   return { store, operator, rollout, posted, scheduler };
 }
 
 async function accepted(store: FileReleaseStore, releaseId = randomUUID()) {
   const request = validRequest({ releaseId, image: `${REGISTRY}/data/ingest:v2` }) as unknown as ReleaseRequest;
-  await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }));
+  await store.claim(signedRecord({ request, target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }));
   return releaseId;
 }
 
@@ -95,7 +96,7 @@ describe('a locked target', () => {
     const { store, operator, rollout, scheduler } = setUp();
     const admitted = await accepted(store);
     const request = validRequest({ releaseId: randomUUID(), image: `${REGISTRY}/data/ingest:v3`, createdAt: new Date(Date.now() + 1_000).toISOString() }) as unknown as ReleaseRequest;
-    const newer = (await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }))).record.releaseId;
+    const newer = (await store.claim(signedRecord({ request, target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }))).record.releaseId;
     await operator.updateControl(TARGET, () => lockFor(3_600_000, admitted));
     const { logger } = capturingLogger();
     assert.equal((await scheduler.take(newer, logger, 'new')).status, 'busy');

@@ -7,6 +7,7 @@ import { newReleaseRecord, type ReleaseRecord } from '../../src/state/release-re
 import { releaseNewHosts, uncovered } from '../../src/worker/new-hosts.js';
 import { validRequest } from '../support/requests.js';
 import { capturingLogger } from '../support/worker-fixtures.js';
+import { signedRecord } from '../support/signed-records.js';
 
 // Hosts that join a target between releases: which instances no release of the current image
 // covered, and the release of that image claimed for them alone (once per instance and image).
@@ -16,7 +17,7 @@ const instance = (n: number) => ({ instanceId: `i-${n}`, address: `10.0.0.${n}` 
 
 function released(image: string, hosts: number[], status: ReleaseRecord['status'] = 'succeeded', createdAt = '2026-12-01T10:00:00.000Z'): ReleaseRecord {
   const request = { ...(validRequest({ image }) as unknown as ReleaseRequest), createdAt };
-  const record = newReleaseRecord({ request, keyId: 'ci', target: TARGET, deployment: 'staging', now: new Date(createdAt), worker: 'w' });
+  const record = signedRecord({ request, target: TARGET, deployment: 'staging', now: new Date(createdAt), worker: 'w' });
   return { ...record, status, hosts: Object.fromEntries(hosts.map((n) => [`i-${n}`, { instanceId: `i-${n}`, address: `10.0.0.${n}`, before: { registeredIn: [], live: null }, progress: 'released' as const }])) };
 }
 

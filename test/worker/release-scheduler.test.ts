@@ -11,6 +11,7 @@ import { repairUnfinished } from '../../src/worker/repair.js';
 import { RecordingRollout } from '../support/recording-rollout.js';
 import { validRequest } from '../support/requests.js';
 import { capturingLogger, REGISTRY, workerConfig } from '../support/worker-fixtures.js';
+import { signedRecord, vouchWithTestKey } from '../support/signed-records.js';
 
 // The scheduler's rules where a crash leaves them something to decide: a newer request never starts
 // on top of an older release that is still half-way, and an older release paused at a safe point
@@ -20,13 +21,13 @@ const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q
 
 async function recorded(store: MemoryReleaseStore, tag: string, createdAt: Date, status: ReleaseStatus, deployment = 'staging') {
   const request = validRequest({ releaseId: randomUUID(), image: `${REGISTRY}/data/ingest:${tag}`, createdAt: createdAt.toISOString() }) as unknown as ReleaseRequest;
-  const { record } = await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: `data/ingest/${deployment}`, deployment, now: createdAt, worker: 'dead-worker' }));
+  const { record } = await store.claim(signedRecord({ request, target: `data/ingest/${deployment}`, deployment, now: createdAt, worker: 'dead-worker' }));
   if (status !== 'accepted') await store.save({ ...record, status, attempts: 1 });
   return record.releaseId;
 }
 
 function scheduler(store: MemoryReleaseStore, rollout: Rollout, onTargetFree?: (target: string) => void) {
-  return new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, ...(onTargetFree ? { onTargetFree } : {}) });
+  return new ReleaseScheduler({ store, rollout, vouch: vouchWithTestKey(releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, ...(onTargetFree ? { onTargetFree } : {}) });
 }
 
 describe('the release scheduler after a crash', () => {
@@ -101,22 +102,22 @@ describe('the release scheduler and the sweeps', () => {
     assert.equal(taken.status, 'busy');
     assert.deepEqual(freed, [], 'nothing freed up on this worker');
 
-    const own = await recorded(store, 'v1', new Date(), 'accepted', 'production');
+    const own = await recorded(store, 'v1', new Date(), 'accepted', 'integration');
     assert.equal((await scheduling.take(own, capturingLogger().logger, 'takeover')).status, 'ended');
-    assert.deepEqual(freed, ['data/ingest/production'], 'a target this worker held and gave up is said free');
+    assert.deepEqual(freed, ['data/ingest/integration'], 'a target this worker held and gave up is said free');
   });
 
   it('a sweep starts a long release and returns at once, so the next sweep takes up a release of another target while the long one runs', async () => {
     const store = new MemoryReleaseStore();
-    const rollout = new GatedRollout('production');
+    const rollout = new GatedRollout('integration');
     const scheduling = scheduler(store, rollout);
     const repair = { store, scheduler: scheduling, logger: capturingLogger().logger, started: new Set<Promise<void>>() };
-    const long = await recorded(store, 'v1', new Date(), 'accepted', 'production');
+    const long = await recorded(store, 'v1', new Date(), 'accepted', 'integration');
 
     try {
       await repairUnfinished(repair, 'sweep');
       assert.equal(repair.started.size, 1, 'the sweep returned while the long release runs, and keeps it for the worker to wait on');
-      await until(() => rollout.started.includes('production'));
+      await until(() => rollout.started.includes('integration'));
 
       const personal = await recorded(store, 'v2', new Date(), 'accepted', 'staging');
       await repairUnfinished(repair, 'sweep');

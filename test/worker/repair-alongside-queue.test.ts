@@ -7,6 +7,7 @@ import { newReleaseRecord } from '../../src/state/release-record.js';
 import { createQueues, motoForSuite, sendRaw } from '../support/aws.js';
 import { signed, validRequest } from '../support/requests.js';
 import { capturingLogger, eventually, REGISTRY, withWorker, workerConfig } from '../support/worker-fixtures.js';
+import { signedRecord } from '../support/signed-records.js';
 
 // The repair at start never holds the queue back: an unfinished release whose end takes long (a
 // restore that AWS keeps refusing, say) is carried on alongside the requests of other targets, and a
@@ -21,7 +22,7 @@ describe('repair at start', () => {
     const queues = await createQueues(suite.sqs);
     const store = new MemoryReleaseStore();
     const stuck = validRequest({ target: target('production'), image: `${REGISTRY}/data/ingest:stuck` }) as unknown as ReleaseRequest;
-    const { record } = await store.claim(newReleaseRecord({ request: stuck, keyId: 'ci-test', target: 'data/ingest/production', deployment: 'production', now: new Date(), worker: 'dead-worker' }));
+    const { record } = await store.claim(signedRecord({ request: stuck, target: 'data/ingest/production', deployment: 'production', now: new Date(), worker: 'dead-worker' }));
     await store.save({ ...record, status: 'running', attempts: 1 });
     const handed: string[] = [];
     const rollout: Rollout = {

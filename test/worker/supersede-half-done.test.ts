@@ -10,6 +10,7 @@ import { newReleaseRecord, type HostRecord, type ReleaseRecord } from '../../src
 import { ReleaseScheduler } from '../../src/worker/release-scheduler.js';
 import { validRequest } from '../support/requests.js';
 import { capturingLogger, REGISTRY, workerConfig } from '../support/worker-fixtures.js';
+import { signedRecord, vouchWithTestKey } from '../support/signed-records.js';
 
 // A newer release that would supersede a half-done one (stopped at a safe point with hosts already on
 // its image) owns the target only once it has passed preflight: refused, it leaves the half-done one
@@ -24,14 +25,14 @@ const host = (i: number, progress: HostRecord['progress']): HostRecord => ({ ins
 /** A release stopped at a safe point with h1 on its image and h2 still to go. */
 async function halfDone(store: MemoryReleaseStore): Promise<string> {
   const request = validRequest({ releaseId: randomUUID(), image: `${REGISTRY}/data/ingest:v2`, createdAt: new Date(Date.now() - 60_000).toISOString() }) as unknown as ReleaseRequest;
-  const { record } = await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: TARGET, deployment: 'staging', now: new Date(Date.now() - 60_000), worker: 'w' }));
+  const { record } = await store.claim(signedRecord({ request, target: TARGET, deployment: 'staging', now: new Date(Date.now() - 60_000), worker: 'w' }));
   await store.save({ ...record, status: 'interrupted', attempts: 1, hosts: { 'i-1': host(1, 'released'), 'i-2': host(2, 'pending') } });
   return record.releaseId;
 }
 
 async function newer(store: MemoryReleaseStore, tag: string): Promise<string> {
   const request = validRequest({ releaseId: randomUUID(), image: `${REGISTRY}/data/ingest:${tag}`, createdAt: new Date().toISOString() }) as unknown as ReleaseRequest;
-  const { record } = await store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }));
+  const { record } = await store.claim(signedRecord({ request, target: TARGET, deployment: 'staging', now: new Date(), worker: 'w' }));
   return record.releaseId;
 }
 
@@ -70,7 +71,7 @@ function setUp() {
   const store = new MemoryReleaseStore();
   const rollout = new PreflightRollout();
   const posted: ChatMessage[] = [];
-  const scheduler = new ReleaseScheduler({ store, rollout, releases, logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, chat: { post: (m) => void posted.push(m), flush: async () => undefined } });
+  const scheduler = new ReleaseScheduler({ store, rollout, vouch: vouchWithTestKey(releases, (id) => store.get(id)), logger: capturingLogger().logger, workerId: 'w', leaseMs: 30_000, parallel: 4, stopRequested: new AbortController().signal, chat: { post: (m) => void posted.push(m), flush: async () => undefined } });
   return { store, rollout, posted, scheduler };
 }
 
