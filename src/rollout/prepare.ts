@@ -139,10 +139,9 @@ export class TargetPreparer {
   async prepare(release: RecordedRelease, context: RolloutContext, steps: StepLog): Promise<{ sessions: Map<string, HostSession> } | { refused: RolloutOutcome }> {
     const { request, deployment, releaseId } = release.record;
     const target = release.record.target;
-    const settings = context.releaseConfig?.rollout;
+    const settings = context.releaseConfig.rollout;
     let sessions: Map<string, HostSession> | undefined;
     try {
-      if (!context.releaseConfig) throw new Refusal(`this worker no longer serves ${request.target.stack}/${request.target.release}`);
       if (!settings) throw new Refusal(`no rollout is configured for ${request.target.stack}/${request.target.release}`);
       const found = await steps.run('resolve', undefined, () => this.resolve(request, deployment, settings));
       // A release for hosts that joined the target since its release: those hosts alone.

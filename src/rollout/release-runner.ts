@@ -16,6 +16,7 @@ import type { InstanceFinder, TargetInstance } from '../target/target-instances.
 import { backHosts, forwardHosts, hostContext, leaveHost, type BackTally } from './host-batch.js';
 import type { HostReconcilerContext, HostTimings } from './host-reconciler.js';
 import { limitedEffects } from './limited-effects.js';
+import { refreshPlan } from './plan-cache.js';
 import { AlarmWatch } from './alarm-watch.js';
 import { runTaskOnce } from './release-task.js';
 import { takeInNewcomers } from './newcomers.js';
@@ -130,7 +131,7 @@ export class ReleaseRunner implements Rollout {
   private async carryOut(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome> {
     const log = context.logger;
     // A journal that waits (the test hold hook) yields to these, the deadline counted as the hosts' is.
-    const policy = (release.record.plan?.settings ?? context.releaseConfig?.rollout)?.policy;
+    const policy = context.releaseConfig.rollout?.policy;
     const timeoutMs = this.effects.releaseTimeoutMs ?? (policy ? policy.releaseTimeoutMinutes * 60_000 : undefined);
     const steps = createStepLog(log, this.effects.journal, { stopRequested: context.stopRequested, leaseLost: context.leaseLost, deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs });
     if (isFinal(release.record.status)) return outcomeOf(release.record);
@@ -156,6 +157,7 @@ export class ReleaseRunner implements Rollout {
         if ('refused' in prepared) return prepared.refused;
         sessions = prepared.sessions;
       } else {
+        await refreshPlan(release, context.releaseConfig, this.effects.instances, log);
         sessions = await reconnect(this.effects, release, steps, log, context);
       }
       return await this.carry(release, sessions, context, steps);

@@ -17,7 +17,8 @@ export interface RolloutContext {
    */
   readonly stopRequested: AbortSignal;
   /** The release as this worker's configuration serves it now; undefined when it no longer does. */
-  readonly releaseConfig: ReleaseConfig | undefined;
+  /** The configuration of the release's target, as vouching found it: how the container runs comes from here, never from the record. */
+  readonly releaseConfig: ReleaseConfig;
   /**
    * new: first acceptance; redelivered: a known release whose request came again; repair: found
    * unfinished when this worker started; takeover: found unfinished by a later sweep of the store (its

@@ -9,7 +9,7 @@ import { storedRelease } from '../support/signal-release.js';
 
 // Which release a message belongs to, and one chat handing every message to several.
 
-const context: RolloutContext = { logger: createLogger({ level: 'silent' }), stopRequested: new AbortController().signal, releaseConfig: undefined, occasion: 'new' };
+const context: RolloutContext = { logger: createLogger({ level: 'silent' }), stopRequested: new AbortController().signal, releaseConfig: { stack: 'data', release: 'ingest', deployments: ['staging'], images: { allowedRepositories: [] } }, occasion: 'new' };
 
 describe('release scope', () => {
   it('knows the release in everything its rollout runs, however deep and late, and nothing outside it', async () => {

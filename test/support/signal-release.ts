@@ -30,7 +30,7 @@ export async function whileRunning(release: RecordedRelease, chat: Chat, body: (
     },
     listeners,
   );
-  const context: RolloutContext = { logger: createLogger({ level: 'silent' }), stopRequested: new AbortController().signal, releaseConfig: undefined, occasion: 'new' };
+  const context: RolloutContext = { logger: createLogger({ level: 'silent' }), stopRequested: new AbortController().signal, releaseConfig: { stack: 'data', release: 'ingest', deployments: ['staging'], images: { allowedRepositories: [] } }, occasion: 'new' };
   await rollout.run(release, context);
 }
 

@@ -20,7 +20,7 @@ import { signedRecord, vouchWithTestKey } from '../support/signed-records.js';
 const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/d' }).releases;
 
 async function recorded(store: MemoryReleaseStore, tag: string, createdAt: Date, status: ReleaseStatus, deployment = 'staging') {
-  const request = validRequest({ releaseId: randomUUID(), image: `${REGISTRY}/data/ingest:${tag}`, createdAt: createdAt.toISOString() }) as unknown as ReleaseRequest;
+  const request = validRequest({ releaseId: randomUUID(), target: { stack: 'data', release: 'ingest', deployment }, image: `${REGISTRY}/data/ingest:${tag}`, createdAt: createdAt.toISOString() }) as unknown as ReleaseRequest;
   const { record } = await store.claim(signedRecord({ request, target: `data/ingest/${deployment}`, deployment, now: createdAt, worker: 'dead-worker' }));
   if (status !== 'accepted') await store.save({ ...record, status, attempts: 1 });
   return record.releaseId;
