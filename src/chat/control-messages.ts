@@ -32,3 +32,19 @@ export function releaseHeld(input: ReleaseHeldInput): ChatMessage {
     event: { kind: 'held', releaseId: input.releaseId, by, reason },
   };
 }
+
+/** A rollback an operator asked for that the worker could not turn into a release: nothing changed. */
+export function rollbackRefused(input: { readonly target: string; readonly by: string; readonly reason: string }): ChatMessage {
+  const target = targetName(input.target);
+  const by = untrusted(input.by, 200);
+  const reason = untrusted(input.reason, 300);
+  return {
+    text: `Rollback of ${target} asked by ${by} refused, nothing changed: ${reason}`,
+    fields: [
+      { title: 'Target', value: target },
+      { title: 'Asked by', value: by },
+      { title: 'Reason', value: reason },
+    ],
+    severity: 'warning',
+  };
+}

@@ -50,11 +50,14 @@ function signedRequest(record: ReleaseRecord, keys: ReadonlyMap<string, SigningK
   return { ok: true, request: opened.request, keyId: opened.keyId };
 }
 
-/** A derived record's image: the signed image, or the digest its release recorded in the same repository. */
-function repeatsImage(image: string, signed: string, recordedDigest: string | undefined): boolean {
+/**
+ * A derived record's image: the signed image, or a digest in the same repository that a pull of the
+ * releases it repeats recorded (the signed one's, or the one it names directly).
+ */
+function repeatsImage(image: string, signed: string, recordedDigests: ReadonlyArray<string | undefined>): boolean {
   if (image === signed) return true;
-  if (recordedDigest === undefined || image !== recordedDigest) return false;
-  const digest = parseImageReference(recordedDigest);
+  if (!recordedDigests.includes(image)) return false;
+  const digest = parseImageReference(image);
   const original = parseImageReference(signed);
   return digest.ok && original.ok && digest.image.digest !== undefined && digest.image.repository === original.image.repository;
 }
@@ -81,7 +84,8 @@ export async function vouchFor(record: ReleaseRecord, policy: VouchingPolicy): P
     const theirs = signedRequest(voucher, keys, `release ${voucherId}`);
     if (!theirs.ok) return no(theirs.reason);
     if (!isDeepStrictEqual(theirs.request.target, record.request.target)) return no(`the record's target ${describeTarget(record.request.target)} is not the one release ${voucherId} was signed for`);
-    if (!repeatsImage(record.request.image, theirs.request.image, voucher.imageDigest)) {
+    const direct = repeated === voucherId ? voucher : await policy.get(repeated);
+    if (!repeatsImage(record.request.image, theirs.request.image, [voucher.imageDigest, direct?.target === record.target ? direct.imageDigest : undefined])) {
       return no(`the record's image ${record.request.image} is neither the image release ${voucherId} was signed for nor the digest its pull recorded`);
     }
     signed = theirs;

@@ -29,6 +29,25 @@ export interface PromoteRequest extends ControlMark {
   readonly releaseId: string;
 }
 
+/**
+ * `harbormaster rollback`: a request, never a release. The worker checks it against its own history
+ * (rollback-requests.ts) and turns it into a release with this id, or records why it did not.
+ */
+export interface RollbackRequest extends ControlMark {
+  /** The id the rollback release gets (chosen by the command, so it can wait for it). */
+  readonly releaseId: string;
+  /** Back to the image of this release; none: the newest succeeded image other than the current one. */
+  readonly to?: string;
+  readonly reason?: string;
+}
+
+/** A rollback request the worker did not turn into a release, and why. */
+export interface RollbackRefusal {
+  readonly releaseId: string;
+  readonly reason: string;
+  readonly at: string;
+}
+
 export interface TargetControl {
   readonly target: string;
   /** Bumped by every write; 0: never written. A write over a stale revision is refused and retried. */
@@ -37,6 +56,10 @@ export interface TargetControl {
   /** At most one per release: a second stop of the same release is the same request. */
   readonly stops?: readonly StopRequest[];
   readonly promotions?: readonly PromoteRequest[];
+  /** A rollback asked for and not yet turned into a release. */
+  readonly rollback?: RollbackRequest;
+  /** The last rollback request the worker refused. */
+  readonly refusedRollback?: RollbackRefusal;
   /** The last lock lifted by `harbormaster unlock`, and who lifted it (for status and the record of who did what). */
   readonly unlocked?: ControlMark & { readonly lock: TargetLock };
 }
@@ -67,6 +90,8 @@ export function withoutEnded(control: Omit<TargetControl, 'revision' | 'target'>
   return {
     ...(control.lock ? { lock: control.lock } : {}),
     ...(control.unlocked ? { unlocked: control.unlocked } : {}),
+    ...(control.rollback ? { rollback: control.rollback } : {}),
+    ...(control.refusedRollback ? { refusedRollback: control.refusedRollback } : {}),
     ...(control.stops?.some((s) => live(s.releaseId)) ? { stops: control.stops.filter((s) => live(s.releaseId)) } : {}),
     ...(control.promotions?.some((p) => live(p.releaseId)) ? { promotions: control.promotions.filter((p) => live(p.releaseId)) } : {}),
   };

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
+import { voucherOf } from '../request/vouching.js';
+import { repeatImage } from './rollback-choice.js';
 import { isFinal, newReleaseRecord, type ReleaseRecord } from '../state/release-record.js';
 import type { ReleaseStore } from '../state/release-store.js';
 import type { ReleaseHistory } from '../state/target-summary.js';
@@ -23,7 +25,7 @@ export function uncovered(instances: readonly TargetInstance[], newestFirst: rea
   if (newestFirst.some((r) => !isFinal(r.status))) return undefined;
   const current = newestFirst.find((r) => r.status === 'succeeded' && !r.newHosts);
   if (!current) return undefined;
-  const since = newestFirst.slice(0, newestFirst.indexOf(current) + 1).filter((r) => r.request.image === current.request.image);
+  const since = newestFirst.slice(0, newestFirst.indexOf(current) + 1).filter((r) => r.request.image === current.request.image || r.request.image === repeatImage(current));
   const covered = new Set(since.flatMap((r) => [...Object.keys(r.hosts), ...(r.newHosts?.instances ?? [])]));
   const missing = instances.map((i) => i.instanceId).filter((id) => !covered.has(id));
   return missing.length > 0 ? { current, instances: missing } : undefined;
@@ -31,8 +33,8 @@ export function uncovered(instances: readonly TargetInstance[], newestFirst: rea
 
 /** The release of the current image to `instances` alone. */
 export function newHostsRecord(current: ReleaseRecord, instances: readonly string[], now: Date, worker: string): ReleaseRecord {
-  const request = { ...current.request, releaseId: randomUUID(), createdAt: now.toISOString() };
-  return { ...newReleaseRecord({ request, keyId: current.keyId, target: current.target, deployment: current.deployment, now, worker }), newHosts: { of: current.releaseId, instances: [...instances] } };
+  const request = { ...current.request, releaseId: randomUUID(), image: repeatImage(current), createdAt: now.toISOString() };
+  return { ...newReleaseRecord({ request, keyId: current.keyId, vouchedBy: voucherOf(current), target: current.target, deployment: current.deployment, now, worker }), newHosts: { of: current.releaseId, instances: [...instances] } };
 }
 
 export interface NewHostsDeps {

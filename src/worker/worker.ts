@@ -21,6 +21,7 @@ import { createRequestHandler, type RefusalNotice } from './handle-request.js';
 import { releaseNewHosts, type NewHostsDeps } from './new-hosts.js';
 import { ReleaseScheduler } from './release-scheduler.js';
 import { repairUnfinished } from './repair.js';
+import { takeRollbackRequests } from './rollback-requests.js';
 import { vouchFor } from '../request/vouching.js';
 
 /** Sweeps of the release state come at most this often, however many targets free up. */
@@ -151,12 +152,19 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     }
     again = false;
     lastSweepAt = Date.now();
-    sweeping = repairUnfinished(repair, 'sweep')
+    sweeping = rollbackRequests()
+      .then(() => repairUnfinished(repair, 'sweep'))
       .catch((error: unknown) => log.error({ err: error }, 'sweeping for unfinished releases failed'))
       .finally(() => {
         sweeping = undefined;
         if (again) sweepSoon();
       });
+  };
+  // Operators' rollback requests become releases here, under this worker's configuration and history.
+  const rollbackRequests = async () => {
+    if (!('recent' in store)) return;
+    const deps = { store: store as ReleaseStore & Pick<ReleaseHistory, 'recent'>, releases: config.releases, logger: log.child({ component: 'rollback-requests' }), workerId, ...(parts.chat ? { chat: parts.chat } : {}) };
+    await takeRollbackRequests(deps);
   };
   // rollout.newHosts: every period, hosts that joined a served target since its release get its image.
   const watchNewHosts = () => {
@@ -206,6 +214,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
       const newHosts = watchNewHosts();
       try {
         log.info({ worker: workerId, store: store.description, parallelReleases: config.parallelReleases }, 'worker starting');
+        await rollbackRequests().catch((error: unknown) => log.error({ err: error }, 'taking rollback requests failed'));
         await repairUnfinished(repair, 'start');
         if (!stopController.signal.aborted) await consumer.run();
       } finally {

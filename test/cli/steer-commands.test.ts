@@ -141,39 +141,46 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal((await s.store.recent(ALICE, 100)).length, before + 1, 'only the bad release was added');
     });
 
-    it('rollback claims a new release of the previous image, marked as a rollback, locks the target admitting it, and waits for it to succeed', async () => {
+    it('rollback writes a request; the worker turns it into a release of the previous image by its digest, once, marked as a rollback by who asked; the target locked admitting it', async () => {
       const v2 = (await s.store.recent(STAGING, 100)).find((r) => r.status === 'succeeded')!;
       const v4 = await s.fleet.release(s.store, 'staging', 'v4');
       assert.equal(v4.taken.status === 'ended' && v4.taken.outcome.status, 'succeeded');
       const rolling = started(['rollback', STAGING, '--reason', 'v4 breaks checkout', '--config', s.config]);
-      let rollbackId: string | undefined;
-      for (let i = 0; i < 1200 && !rollbackId; i++) {
-        rollbackId = (await s.store.openReleases()).find((r) => r.target === STAGING && r.origin)?.releaseId;
-        if (!rollbackId) await new Promise((resolve) => setTimeout(resolve, 50));
+      let asked: string | undefined;
+      for (let i = 0; i < 1200 && !asked; i++) {
+        asked = (await s.store.control(STAGING)).rollback?.releaseId;
+        if (!asked) await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      assert.ok(rollbackId, 'the rollback release was claimed within a minute');
-      const record = (await s.store.get(rollbackId))!;
-      assert.equal(record.request.image, v2.request.image);
-      assert.notEqual(record.releaseId, v2.releaseId);
+      assert.ok(asked, 'the rollback request was written within a minute');
+      assert.equal(await s.store.get(asked), undefined, 'the command writes no release');
+      const lock = (await s.store.control(STAGING)).lock!;
+      assert.equal(lock.admits, asked, 'the lock is written with the request, admitting its release');
+      assert.match(lock.reason, /^rolled back by .*: v4 breaks checkout$/);
+
+      const [claimed, ...more] = await s.fleet.takeRollbacks(s.store);
+      assert.equal(more.length, 0);
+      assert.equal(claimed?.releaseId, asked, 'the release gets the id the request carries');
+      assert.deepEqual(await s.fleet.takeRollbacks(s.store), [], 'a request is turned into a release once');
+      assert.equal((await s.store.control(STAGING)).rollback, undefined, 'the request is done');
+      const record = (await s.store.get(asked))!;
+      assert.equal(record.request.image, v2.imageDigest ?? v2.request.image, 'by the digest the pull of v2 recorded, when it did');
+      assert.equal(record.vouchedBy, v2.releaseId, 'resting on the signed release it repeats');
+      assert.equal(record.envelope, undefined);
       assert.ok(record.request.createdAt > (await s.store.get(v4.releaseId))!.request.createdAt, 'the newest request of the target');
       assert.deepEqual({ ...record.origin, at: undefined, by: undefined }, { kind: 'rollback', of: v4.releaseId, to: v2.releaseId, reason: 'v4 breaks checkout', at: undefined, by: undefined });
       assert.match(record.origin!.by, s.defaultWho);
-      // The command writes the lock just after the claim.
-      for (let i = 0; i < 1200 && !(await s.store.control(STAGING)).lock; i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      const lock = (await s.store.control(STAGING)).lock!;
-      assert.equal(lock.admits, rollbackId);
-      assert.match(lock.reason, /^rolled back by .*: v4 breaks checkout$/);
+      assert.equal(record.request.requestedBy, record.origin!.by, 'chat names who rolled back, not the original requester');
 
       // Another request for the locked target waits; the rollback goes through.
       const waiting = await s.fleet.claim(s.store, 'staging', 'v6');
       assert.equal((await s.fleet.take(s.store, waiting)).status, 'busy');
-      const taken = await s.fleet.take(s.store, rollbackId!);
+      const taken = await s.fleet.take(s.store, asked);
       assert.equal(taken.status === 'ended' && taken.outcome.status, 'succeeded');
       const result = await rolling;
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stdout, new RegExp(`^recorded: release ${rollbackId}, a rollback of ${STAGING} to .*:v2 \\(the image of release ${v2.releaseId}\\), by .*\\nrecorded: ${STAGING} locked by .* until .*\\nrelease ${rollbackId} succeeded`));
+      assert.match(result.stdout, new RegExp(`^recorded: a rollback request of ${STAGING} to .*:v2 \\(the image of release ${v2.releaseId}\\), by .*; the worker releases it as ${asked}\\nrecorded: ${STAGING} locked by .* until .*\\nrelease ${asked} succeeded`));
 
-      const show = (await cli(['show', rollbackId!, '--config', s.config])).stdout;
+      const show = (await cli(['show', asked, '--config', s.config])).stdout;
       assert.match(show, new RegExp(`\\n  rollback     to the image of ${v2.releaseId}, undoing ${v4.releaseId}, by .* at .*: v4 breaks checkout\\n`));
       const history = (await cli(['history', STAGING, '--config', s.config])).stdout;
       assert.match(history, new RegExp(`rollback of ${v4.releaseId.slice(0, 8)} by `));
@@ -186,6 +193,35 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal((await s.store.get(waiting))!.held, undefined);
     });
 
+    it('a rollback request the worker cannot meet (written straight into the control) is refused there with its reason, and releases nothing', async () => {
+      const notSucceeded = await s.fleet.claim(s.store, 'staging', 'v5');
+      const releaseId = '00000000-0000-4000-8000-000000000001';
+      await s.store.updateControl(STAGING, (current) => ({ ...current, rollback: { releaseId, to: notSucceeded, by: 'mallory', at: new Date().toISOString() } }));
+      assert.deepEqual(await s.fleet.takeRollbacks(s.store), []);
+      assert.equal(await s.store.get(releaseId), undefined, 'no release was made');
+      const control = await s.store.control(STAGING);
+      assert.equal(control.rollback, undefined);
+      assert.equal(control.refusedRollback?.releaseId, releaseId);
+      assert.match(control.refusedRollback!.reason, /has not ended: only a release that succeeded can be gone back to/);
+      assert.equal((await s.fleet.take(s.store, notSucceeded)).status, 'ended', 'the claimed release ends (superseded or run)');
+    });
+
+    it('a rollback command waiting for its release exits 3 with the reason when the worker refuses its request', async () => {
+      const rolling = started(['rollback', STAGING, '--no-lock', '--config', s.config]);
+      let asked: string | undefined;
+      for (let i = 0; i < 1200 && !asked; i++) {
+        asked = (await s.store.control(STAGING)).rollback?.releaseId;
+        if (!asked) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.ok(asked);
+      // As the worker records a refusal (rollback-requests.ts).
+      await s.store.updateControl(STAGING, ({ rollback: _taken, ...current }) => ({ ...current, refusedRollback: { releaseId: asked!, reason: 'the history changed meanwhile', at: new Date().toISOString() } }));
+      const result = await rolling;
+      assert.equal(result.code, 3, result.stderr);
+      assert.match(result.stdout, new RegExp(`release ${asked} refused by the worker, nothing changed: the history changed meanwhile`));
+      assert.equal(await s.store.get(asked), undefined);
+    });
+
     it('rollback --no-lock --no-wait with a release in progress records a stop with rollback for it and no lock', async () => {
       const running = await s.fleet.claim(s.store, 'staging', 'v7');
       const result = await cli(['rollback', STAGING, '--no-lock', '--no-wait', '--by', 'frank', '--config', s.config, '--json']);
@@ -196,8 +232,9 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       const control = await s.store.control(STAGING);
       assert.equal(control.lock, undefined);
       assert.deepEqual(control.stops?.find((stop) => stop.releaseId === running)?.rollback, true);
-      // The stopped release ends, then the rollback (the newest) runs.
+      // The stopped release ends, then the rollback (the newest) runs, once the worker has taken the request.
       assert.equal((await s.fleet.take(s.store, running)).status, 'ended');
+      assert.deepEqual((await s.fleet.takeRollbacks(s.store)).map((r) => r.releaseId), [out.releaseId]);
       const taken = await s.fleet.take(s.store, out.releaseId);
       assert.equal(taken.status === 'ended' && taken.outcome.status, 'succeeded');
     });

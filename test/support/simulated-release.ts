@@ -10,6 +10,9 @@ import { stringify } from 'yaml';
 import { SimulatedConnector, SimulatedHost, SimulatedLoadBalancers, simulatedProbe } from './simulated-fleet.js';
 import { capturingLogger, REGISTRY, workerConfigObject } from './worker-fixtures.js';
 import { signedRecord, vouchWithTestKey } from './signed-records.js';
+import { takeRollbackRequests } from '../../src/worker/rollback-requests.js';
+import type { ReleaseHistory } from '../../src/state/target-summary.js';
+import type { ReleaseRecord } from '../../src/state/release-record.js';
 
 // Releases made by the real engine (ReleaseScheduler and ReleaseRunner, leases and records in a real
 // store) on simulated hosts: staging has three hosts, alice's personal deployment one, integration
@@ -95,5 +98,10 @@ export function simulatedFleet(config: WorkerConfig = parseWorkerConfig(stringif
     return { releaseId, taken: await take(store, releaseId) };
   }
 
-  return { hosts, lbs, runner, claim, take, release, idOf };
+  /** The worker's sweep of rollback requests (rollback-requests.ts): the releases it claimed. */
+  function takeRollbacks(store: ReleaseStore & Pick<ReleaseHistory, 'recent'>): Promise<ReleaseRecord[]> {
+    return takeRollbackRequests({ store, releases: config.releases, logger: capturingLogger().logger, workerId: 'test-worker' });
+  }
+
+  return { hosts, lbs, runner, claim, take, takeRollbacks, release, idOf };
 }

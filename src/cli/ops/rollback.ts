@@ -1,18 +1,21 @@
 import type { Command } from 'commander';
 import { releaseIdPattern } from '../../request/names.js';
-import type { StopRequest, TargetLock } from '../../state/control.js';
+import type { RollbackRequest, StopRequest, TargetLock } from '../../state/control.js';
 import { UsageError } from '../usage-error.js';
 import { DEFAULT_LOCK } from './lock.js';
 import { MAX_REASON, operatorText, parseDuration } from './operator.js';
-import { chooseRollback, rollbackRecord } from './rollback-choice.js';
+import { randomUUID } from 'node:crypto';
+import { chooseRollback } from '../../worker/rollback-choice.js';
 import { releaseInProgress, SteerRefusedError, waitMinutes, withSteerContext, withSteerOptions, writeControl, type SteerOptions } from './steer.js';
 import { waitAndReport } from './stop.js';
 
-// `harbormaster rollback TARGET [--to RELEASE_ID]`: claims a new release (its own id, created now, so
-// newest-wins makes it the newest and history stays true) of the previous succeeded image, or of the
-// release named. The worker's sweep of unfinished releases takes it up. A release in progress on the
+// `harbormaster rollback TARGET [--to RELEASE_ID]`: writes a rollback request into the target's
+// control, never a release: the worker checks it against its own history and turns it into a release
+// of the previous succeeded image (or of the release named) by its recorded digest, under the id this
+// command chose (rollback-requests.ts). The command asks the same question first (chooseRollback), so
+// a rollback that cannot be met is refused here with nothing written. A release in progress on the
 // target is asked to stop and put its hosts back; and unless --no-lock, the same control write locks
-// the target, admitting the rollback itself, so nothing else starts after it until someone unlocks.
+// the target, admitting the rollback release itself, so nothing else starts after it until someone unlocks.
 
 const RECENT = 50;
 
@@ -38,30 +41,29 @@ export function registerRollback(program: Command): void {
         if (!choice.ok) throw new SteerRefusedError(`cannot roll ${target} back: ${choice.reason}`);
         const inProgress = await releaseInProgress(context);
         const now = new Date();
-        const record = rollbackRecord(choice, context.who, now, reason);
-        const claimed = await context.state.read('a new release record', (h) => h.claim(record));
-        if (!claimed.claimed) throw new Error(`release id ${record.releaseId} is taken already; run the command again`);
+        const rollback: RollbackRequest = { releaseId: randomUUID(), to: choice.to.releaseId, by: context.who, at: now.toISOString(), ...(reason ? { reason } : {}) };
         const stop: StopRequest | undefined = inProgress ? { by: context.who, at: now.toISOString(), releaseId: inProgress.releaseId, rollback: true } : undefined;
         const lock: TargetLock | undefined = options.lock
-          ? { by: context.who, at: now.toISOString(), reason: `rolled back by ${context.who}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: record.releaseId }
+          ? { by: context.who, at: now.toISOString(), reason: `rolled back by ${context.who}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: rollback.releaseId }
           : undefined;
-        const stored = stop || lock
-          ? await writeControl(context, (current) => ({
-              ...current,
-              ...(lock ? { lock } : {}),
-              ...(stop ? { stops: [...(current.stops ?? []).filter((s) => s.releaseId !== stop.releaseId), stop] } : {}),
-            })).catch((error: unknown) => {
-              throw new Error(`the rollback release ${record.releaseId} is recorded and will run, but recording ${[stop && 'the stop', lock && 'the lock'].filter(Boolean).join(' and ')} failed: ${(error as Error).message}`);
-            })
-          : undefined;
+        // One write: the request, the stop and the lock land together or not at all.
+        const stored = await writeControl(context, (current) => ({
+          ...current,
+          rollback,
+          ...(lock ? { lock } : {}),
+          ...(stop ? { stops: [...(current.stops ?? []).filter((s) => s.releaseId !== stop.releaseId), stop] } : {}),
+        }));
         const lines = [
-          `recorded: release ${record.releaseId}, a rollback of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${context.who}`,
+          `recorded: a rollback request of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${context.who}; the worker releases it as ${rollback.releaseId}`,
           ...(stop ? [`recorded: stop with rollback of release ${stop.releaseId} (${inProgress!.request.image}, ${inProgress!.status})`] : []),
           ...(lock ? [`recorded: ${target} locked by ${lock.by} until ${lock.until}; \`harbormaster unlock ${target}\` lifts it`] : []),
         ];
-        context.write(context.json ? [JSON.stringify({ target, releaseId: record.releaseId, origin: record.origin, image: record.request.image, stop: stop ?? null, lock: lock ?? null, revision: stored?.revision ?? null })] : lines);
+        context.write(context.json ? [JSON.stringify({ target, releaseId: rollback.releaseId, rollback, to: { releaseId: choice.to.releaseId, image: choice.to.request.image }, stop: stop ?? null, lock: lock ?? null, revision: stored.revision })] : lines);
         if (!options.wait) return;
-        await waitAndReport(context, record.releaseId, minutes, (ended) => ended.status === 'succeeded');
+        await waitAndReport(context, rollback.releaseId, minutes, (ended) => ended.status === 'succeeded', async () => {
+          const refused = (await context.state.read(`the control of ${target}`, (h) => h.control(target))).refusedRollback;
+          return refused?.releaseId === rollback.releaseId ? refused.reason : undefined;
+        });
       });
     });
 }

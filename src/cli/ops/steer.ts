@@ -66,13 +66,24 @@ export function waitMinutes(value: string): number {
   return minutes;
 }
 
-/** Polls the release's record until it is final; undefined when `timeoutMs` passes first. */
-export async function waitForEnd(context: Pick<SteerContext, 'state' | 'say'>, releaseId: string, timeoutMs: number, pollMs = Number(process.env.HARBORMASTER_OPS_POLL_MS ?? 2_000)): Promise<ReleaseRecord | undefined> {
+/**
+ * Polls the release's record until it is final; undefined when `timeoutMs` passes first. While the
+ * record does not exist yet, `refusedBeforeRecorded` says why the worker will not make it (a rollback request it refused).
+ */
+export async function waitForEnd(
+  context: Pick<SteerContext, 'state' | 'say'>,
+  releaseId: string,
+  timeoutMs: number,
+  refusedBeforeRecorded?: () => Promise<string | undefined>,
+  pollMs = Number(process.env.HARBORMASTER_OPS_POLL_MS ?? 2_000),
+): Promise<ReleaseRecord | { refused: string } | undefined> {
   const deadline = Date.now() + timeoutMs;
   let said = '';
   for (;;) {
     const record = await context.state.read(`release ${releaseId}`, (h) => h.get(releaseId));
     if (record && isFinal(record.status)) return record;
+    const refused = record ? undefined : await refusedBeforeRecorded?.();
+    if (refused !== undefined) return { refused };
     const now = record ? `${record.status}${record.reason ? `: ${record.reason}` : ''}` : 'not in the release state yet';
     if (now !== said) context.say(`release ${releaseId}: ${now}`);
     said = now;

@@ -17,8 +17,14 @@ export function endedAsAsked(record: ReleaseRecord, rollback: boolean): boolean 
 }
 
 /** Waits for the release to end; prints how, sets the exit code. */
-export async function waitAndReport(context: SteerContext, releaseId: string, minutes: number, asked: (record: ReleaseRecord) => boolean): Promise<void> {
-  const ended = await waitForEnd(context, releaseId, minutes * 60_000);
+export async function waitAndReport(context: SteerContext, releaseId: string, minutes: number, asked: (record: ReleaseRecord) => boolean, refusedBeforeRecorded?: () => Promise<string | undefined>): Promise<void> {
+  const ended = await waitForEnd(context, releaseId, minutes * 60_000, refusedBeforeRecorded);
+  if (ended && 'refused' in ended) {
+    const line = `release ${releaseId} refused by the worker, nothing changed: ${ended.refused}`;
+    context.write(context.json ? [JSON.stringify({ releaseId, status: 'refused', reason: ended.refused, finishedAt: null })] : [line]);
+    process.exitCode = STEER_EXIT.otherwise;
+    return;
+  }
   if (!ended) {
     context.say(`release ${releaseId} has not ended after ${minutes} min; stopped waiting (the request stays recorded)`);
     process.exitCode = STEER_EXIT.timedOut;

@@ -1,8 +1,11 @@
-import { randomUUID } from 'node:crypto';
-import { newReleaseRecord, type ReleaseRecord } from '../../state/release-record.js';
+import { parseImageReference } from '../request/image-reference.js';
+import { voucherOf } from '../request/vouching.js';
+import { newReleaseRecord, type ReleaseRecord } from '../state/release-record.js';
 
-// `harbormaster rollback`, decided: which release's image to go back to, and the new release that does
-// it. Pure but for the new id: the command reads the target's recent releases and claims what this returns.
+// A rollback, decided: which release's image to go back to, and the new release that does it. Pure:
+// the worker reads the target's recent releases and claims what this returns (rollback-requests.ts);
+// `harbormaster rollback` asks the same question first, so that a request that cannot be met is
+// refused at the command line.
 
 /** Statuses of releases that put their image on hosts (all or some): what counts as "current". */
 const CHANGED_HOSTS = new Set<ReleaseRecord['status']>(['running', 'succeeded', 'stopped', 'failed', 'interrupted']);
@@ -31,12 +34,26 @@ export function chooseRollback(target: string, recent: readonly ReleaseRecord[],
   return { ok: true, to: previous, ...(of ? { of } : {}) };
 }
 
-/** The new release: the request of `to` with a new id and creation time (so newest-wins makes it the newest), marked as a rollback. */
-export function rollbackRecord(choice: { to: ReleaseRecord; of?: ReleaseRecord }, by: string, now: Date, reason?: string, releaseId: string = randomUUID()): ReleaseRecord {
+/**
+ * The image a repeat of `release` goes by: the digest its pull recorded when it is of the same
+ * repository (a tag pushed again since names another image), else the reference it was released as.
+ */
+export function repeatImage(release: Pick<ReleaseRecord, 'request' | 'imageDigest'>): string {
+  const digest = release.imageDigest === undefined ? undefined : parseImageReference(release.imageDigest);
+  const image = parseImageReference(release.request.image);
+  return digest?.ok && image.ok && digest.image.digest !== undefined && digest.image.repository === image.image.repository ? release.imageDigest! : release.request.image;
+}
+
+/**
+ * The new release: the request of `to` with the operator's release id, its creation time and its
+ * requester (so newest-wins makes it the newest, and chat names who rolled back), by digest, resting
+ * on the signed release that vouches for `to`.
+ */
+export function rollbackRecord(choice: { to: ReleaseRecord; of?: ReleaseRecord }, asked: { releaseId: string; by: string; at: string; reason?: string }, now: Date, worker: string): ReleaseRecord {
   const { to, of } = choice;
-  const request = { ...to.request, releaseId, createdAt: now.toISOString() };
+  const request = { ...to.request, releaseId: asked.releaseId, image: repeatImage(to), requestedBy: asked.by, createdAt: now.toISOString() };
   return {
-    ...newReleaseRecord({ request, keyId: to.keyId, target: to.target, deployment: to.deployment, now, worker: 'harbormaster rollback' }),
-    origin: { kind: 'rollback', to: to.releaseId, ...(of ? { of: of.releaseId } : {}), by, at: now.toISOString(), ...(reason ? { reason } : {}) },
+    ...newReleaseRecord({ request, keyId: to.keyId, vouchedBy: voucherOf(to), target: to.target, deployment: to.deployment, now, worker }),
+    origin: { kind: 'rollback', to: to.releaseId, ...(of ? { of: of.releaseId } : {}), by: asked.by, at: asked.at, ...(asked.reason ? { reason: asked.reason } : {}) },
   };
 }
