@@ -23,7 +23,7 @@ describe('observing a target\'s hosts', () => {
     const current = (await store.targetSummaries()).find((s) => s.target === 'data/ingest/staging')!.current!;
     const staging = Object.values(record.hosts).map((h) => ({ instanceId: h.instanceId, address: h.address, ...(h.name ? { name: h.name } : {}), zone: 'eu-west-1a' }));
     const connector = new SimulatedConnector(fleet.hosts);
-    const input = { target: 'data/ingest/staging', hosts: staging, loadBalancers: record.plan!.loadBalancers, settings: config.releases[0]!.rollout!, connectTimeoutMs: 1_000 };
+    const input = { target: 'data/ingest/staging', hosts: staging, loadBalancers: record.plan!.loadBalancers, settings: config.releases[0]!.rollout!, connectTimeoutMs: 1_000, containers: true };
     const effects = { loadBalancers: fleet.lbs, connector, probe: simulatedProbe(fleet.hosts) };
 
     const facts = await observeHosts(effects, input);
@@ -40,5 +40,11 @@ describe('observing a target\'s hosts', () => {
     const later = hostsView('data/ingest/staging', current, await observeHosts(effects, input), new Date());
     assert.deepEqual(later.hosts.map((h) => h.matches), ['current', 'drifted', 'unknown']);
     assert.match(later.hosts[2]!.unreachable!, /ECONNREFUSED/);
+
+    // Without --ssh: what the load balancers and the HTTP check say, no host connected to.
+    const refusingAll = { ...effects, connector: { connect: async () => assert.fail('no SSH connection without --ssh') } };
+    const unread = hostsView('data/ingest/staging', current, await observeHosts(refusingAll, { ...input, containers: false }), new Date());
+    assert.deepEqual(unread.hosts.map((h) => [h.matches, h.live, h.containersRead, h.check?.ok]), staging.map(() => ['not-read', null, false, true]));
+    assert.deepEqual(unread.hosts.map((h) => h.balancers), staging.map(() => [{ loadBalancer: 'elb/web-staging', membership: 'in-service' }]));
   });
 });

@@ -106,7 +106,7 @@ for (const shared of [false, true]) {
     });
 
     it('hosts: every staging host in service in both load balancers, running the current release, v1 kept, as the engines say', async () => {
-      const view = await json(['hosts', 'data/ingest/staging']);
+      const view = await json(['hosts', 'data/ingest/staging', '--ssh']);
       assert.equal(view.current.releaseId, ids.good);
       assert.deepEqual(view.hosts.map((h: { instanceId: string }) => h.instanceId).sort(), observer.stagingHosts.map((h) => h.instanceId).sort());
       for (const host of observer.stagingHosts) {
@@ -118,9 +118,13 @@ for (const shared of [false, true]) {
         assert.ok(seen.kept.some((k: { image: string }) => k.image === fleet.images.v1), 'the v1 container is kept for rollback');
         assert.equal(seen.check.ok, true);
       }
-      const table = await cli(['hosts', 'data/ingest/staging']);
+      const table = await cli(['hosts', 'data/ingest/staging', '--ssh']);
       assert.equal(table.code, 0, table.stderr);
       assert.equal(table.stdout.trimEnd().split('\n').filter((l) => /\scurrent$/.test(l)).length, observer.stagingHosts.length);
+      // Without --ssh: the load balancers and the HTTP check, no container read.
+      const unread = await json(['hosts', 'data/ingest/staging']);
+      assert.deepEqual(unread.hosts.map((h: { matches: string; live: unknown }) => [h.matches, h.live]), observer.stagingHosts.map(() => ['not-read', null]));
+      assert.ok(unread.hosts.every((h: { balancers: Array<{ membership: string }> }) => h.balancers.length === 2 && h.balancers.every((b) => b.membership === 'in-service')));
     });
 
     it('hosts: a host whose container someone replaced by hand is marked drifted', async () => {
@@ -135,7 +139,7 @@ for (const shared of [false, true]) {
       await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(undefined))));
       const hotfix = await docker.createContainer({ name: 'ingest', Image: fleet.images.v4, HostConfig: { PortBindings: { '8080/tcp': [{ HostPort: '8080' }] } } });
       await hotfix.start();
-      const view = await json(['hosts', 'data/ingest/staging']);
+      const view = await json(['hosts', 'data/ingest/staging', '--ssh']);
       assert.equal(view.hosts.find((h: { instanceId: string }) => h.instanceId === h1.instanceId).matches, 'drifted');
     });
   });

@@ -226,21 +226,33 @@ describe('deploy/cloudformation.yml', () => {
     assert.ok(!CI_READABLE_ATTRIBUTES.includes('record' as never), 'the record (plan, container spec and environment) is not readable by CI');
   });
 
-  it('gives ops reading the release state and the fleet, and writing control items and release claims only, apart from CI and the worker', () => {
-    const granted = actionsOf('OpsPolicy');
-    // What the ops commands' reads make (the stores' reads, observe-hosts' EC2 and ELB reads), and the verbs' writes.
-    for (const action of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'ec2:DescribeInstances']) assert.ok(granted.has(action), action);
-    for (const action of granted) {
-      assert.ok(!/:(Register|Deregister|Suspend|Resume|Disable|Enable|Put(Alarm|Metric)|Delete|TransactWrite|SendMessage|ReceiveMessage)/.test(action), `ops changes nothing of the fleet, the queue or the alarms: ${action}`);
-    }
+  it('gives ops reading the release state and the fleet as status, history, show and hosts read them, and nothing that writes', () => {
+    const granted = actionsOf('OpsReadPolicy');
+    // What the ops commands' reads make (the stores' reads, observe-hosts' EC2 and ELB reads, the target's resolution).
+    for (const action of ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'ec2:DescribeInstances', 'autoscaling:DescribeAutoScalingGroups', 'cloudwatch:DescribeAlarms']) assert.ok(granted.has(action), action);
+    for (const action of granted) assert.match(action, /:(Describe|Get|BatchGet|Query)/, `ops reading writes nothing: ${action}`);
     const elbReads = [...actionsOf('WorkerPolicy')].filter((a) => a.startsWith('elasticloadbalancing:Describe'));
     assert.deepEqual(sorted(new Set([...granted].filter((a) => a.startsWith('elasticloadbalancing:')))), elbReads.sort(), 'hosts reads the load balancers as the worker does');
-    const put = statementWith('OpsPolicy', 'dynamodb:PutItem')!;
-    assert.deepEqual(put.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['control#*', 'release#*'] } }, 'puts: control items and release claims, never a lease');
-    const update = statementWith('OpsPolicy', 'dynamodb:UpdateItem')!;
-    assert.deepEqual(update.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['target#*', 'target-list'] } }, 'updates: the summaries a claim notes itself in, never a lease or a record');
+    assert.deepEqual(statementWith('OpsReadPolicy', 'dynamodb:GetItem')!.Resource, [{ 'Fn::GetAtt': ['ReleaseTable', 'Arn'] }, { 'Fn::Sub': '${ReleaseTable.Arn}/index/*' }]);
+  });
+
+  it('gives ops steering the put of control items alone: what the control store writes, and no command writes a release', () => {
+    assert.deepEqual(sorted(actionsNeeded((file) => file === 'src/state/dynamodb-control.ts')), ['dynamodb:GetItem', 'dynamodb:PutItem'], 'a control write is a conditional put');
+    assert.deepEqual(sorted(actionsOf('OpsSteerPolicy')), ['dynamodb:PutItem']);
+    const put = statementWith('OpsSteerPolicy', 'dynamodb:PutItem')!;
+    assert.deepEqual(put.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['control#*'] } }, 'control items only: never a release, a summary or a lease');
     assert.equal(controlPk('data/ingest/staging').startsWith('control#'), true, 'the control items are what the policy names');
-    assert.deepEqual(statementWith('OpsPolicy', 'dynamodb:GetItem')!.Resource, [{ 'Fn::GetAtt': ['ReleaseTable', 'Arn'] }, { 'Fn::Sub': '${ReleaseTable.Arn}/index/*' }]);
+    for (const path of sourceFiles(join(root, 'src/cli'))) {
+      assert.doesNotMatch(readFileSync(path, 'utf8'), /\.(claim|save)\(/, `${relative(root, path)}: the commands write requests, never release records`);
+    }
+  });
+
+  it('gives CI that promotes the target summaries alone, as enqueue --promote-from reads them', () => {
+    assert.deepEqual(sorted(actionsOf('CiPromotePolicy')), ['dynamodb:BatchGetItem', 'dynamodb:GetItem']);
+    const read = statementWith('CiPromotePolicy', 'dynamodb:GetItem')!;
+    assert.deepEqual(read.Condition, { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['target#*', 'target-list'] } }, 'the summaries, never a release record or a lease');
+    assert.match(readFileSync(join(root, 'src/cli/promote-from.ts'), 'utf8'), /targetSummaries\(\)/, 'promote-from reads the summaries');
+    assert.match(readFileSync(join(root, 'docs/ci.md'), 'utf8'), /CiPromotePolicy/, 'docs/ci.md names the policy');
   });
 
   it('scopes the worker\'s queue and table calls to the stack\'s own queues and table', () => {
@@ -263,7 +275,7 @@ describe('deploy/cloudformation.yml', () => {
         for (const action of list(statement.Action)) assert.match(action, /^[a-z0-9-]+:[A-Za-z0-9]+$/, `${name} ${statement.Sid}: ${action}`);
       }
     }
-    assert.deepEqual(resourcesOfType('AWS::IAM::ManagedPolicy').map(([name]) => name).sort(), ['CiPolicy', 'OpsPolicy', 'WorkerPolicy']);
+    assert.deepEqual(resourcesOfType('AWS::IAM::ManagedPolicy').map(([name]) => name).sort(), ['CiPolicy', 'CiPromotePolicy', 'OpsReadPolicy', 'OpsSteerPolicy', 'WorkerPolicy']);
   });
 
   it('refers only to its own parameters and resources, and outputs what the worker\'s and CI\'s configuration need', () => {
@@ -296,11 +308,13 @@ describe('deploy/cloudformation.yml', () => {
       'BastionRoleArn',
       'BastionSecurityGroupId',
       'CiPolicyArn',
+      'CiPromotePolicyArn',
       'CiRoleArn',
       'DeadLetterQueueArn',
       'DeadLetterQueueUrl',
       'HostSecurityGroupId',
-      'OpsPolicyArn',
+      'OpsReadPolicyArn',
+      'OpsSteerPolicyArn',
       'QueueArn',
       'QueueUrl',
       'ReleaseTableArn',

@@ -23,8 +23,10 @@ export interface HostFacts {
   readonly zone: string | null;
   /** One per load balancer of the target: what it says of this instance. */
   readonly balancers: { readonly loadBalancer: string; readonly membership: Membership | 'unknown'; readonly error?: string }[];
-  /** Why the engine could not be read over SSH; null when it was. */
+  /** Why the engine could not be read over SSH; null when it was, or was not asked (containersRead false). */
   readonly unreachable: string | null;
+  /** false: the containers were not read (hosts without --ssh); live and kept are then empty. */
+  readonly containersRead?: boolean;
   /** The container under the configured name; null when there is none. */
   readonly live: ContainerFacts | null;
   /** The bastion's HTTP health check of the host: ok, or why not. */
@@ -37,9 +39,10 @@ export interface HostFacts {
  * current: runs the current release (or its image); drifted: it was released and runs something else
  * now; never-released: it is not among the current release's hosts (it joined after) and runs something
  * else; no-live-container: nothing runs under the configured name; unknown: its engine could not be
- * read; no-current-release: the target has no succeeded release recorded.
+ * read; no-current-release: the target has no succeeded release recorded; not-read: its containers were not
+ * asked for (hosts without --ssh).
  */
-export type Match = 'current' | 'drifted' | 'never-released' | 'no-live-container' | 'unknown' | 'no-current-release';
+export type Match = 'current' | 'drifted' | 'never-released' | 'no-live-container' | 'unknown' | 'no-current-release' | 'not-read';
 
 export interface HostRow extends HostFacts {
   readonly matches: Match;
@@ -54,6 +57,7 @@ export interface HostsView {
 }
 
 export function matchOf(host: HostFacts, current: ReleaseSummary | null): Match {
+  if (host.containersRead === false) return 'not-read';
   if (host.unreachable !== null) return 'unknown';
   if (!host.live || host.live.state !== 'running') return 'no-live-container';
   if (!current) return 'no-current-release';
@@ -65,7 +69,7 @@ export function hostsView(target: string, current: ReleaseSummary | null, hosts:
   return { format: 'harbormaster.hosts/1', at: now.toISOString(), target, current, hosts: hosts.map((host) => ({ ...host, matches: matchOf(host, current) })) };
 }
 
-const matchTone = (match: Match): Tone => (match === 'current' ? 'good' : match === 'no-current-release' ? 'dim' : 'bad');
+const matchTone = (match: Match): Tone => (match === 'current' ? 'good' : match === 'no-current-release' || match === 'not-read' ? 'dim' : 'bad');
 const membershipTone = (m: string): Tone => (m === 'in-service' ? 'good' : m === 'out' || m === 'draining' || m === 'pending' ? 'warn' : 'bad');
 
 export function hostsText(view: HostsView, colour: boolean): string[] {
@@ -79,7 +83,7 @@ export function hostsText(view: HostsView, colour: boolean): string[] {
     h.address,
     h.zone ?? '-',
     h.balancers.length ? { text: h.balancers.map((b) => `${b.loadBalancer}=${b.membership}`).join(' '), tone: h.balancers.every((b) => b.membership === 'in-service') ? ('good' as const) : membershipTone(h.balancers.find((b) => b.membership !== 'in-service')!.membership) } : '-',
-    h.unreachable !== null ? { text: `unreachable: ${h.unreachable}`, tone: 'bad' as const } : h.live ? `${h.live.name} ${h.live.state}` : { text: 'none', tone: 'bad' as const },
+    h.containersRead === false ? { text: 'not read (--ssh)', tone: 'dim' as const } : h.unreachable !== null ? { text: `unreachable: ${h.unreachable}`, tone: 'bad' as const } : h.live ? `${h.live.name} ${h.live.state}` : { text: 'none', tone: 'bad' as const },
     h.live ? shortImage(h.live.image) : '-',
     h.live ? h.live.health : '-',
     h.check ? (h.check.ok ? { text: 'ok', tone: 'good' as const } : { text: h.check.reason ?? 'failed', tone: 'bad' as const }) : '-',

@@ -6,8 +6,8 @@ import type { TargetInstance } from '../../target/target-instances.js';
 import type { ContainerFacts, HostFacts } from './hosts-view.js';
 
 // What each of a target's instances is now, read and never changed: every load balancer's view of it,
-// and over SSH its containers for the target (the live one under the configured name, the kept copies),
-// and the bastion's HTTP check. A host that cannot be read is reported as such, never waited for.
+// the bastion's HTTP check, and when asked, over SSH its containers for the target (the live one under
+// the configured name, the kept copies). A host that cannot be read is reported as such, never waited for.
 
 export interface HostsEffects {
   readonly loadBalancers: LoadBalancers;
@@ -46,6 +46,7 @@ async function observeHost(effects: HostsEffects, host: TargetInstance, input: O
   );
   const base = { instanceId: host.instanceId, address: host.address, name: host.name ?? null, zone: host.zone ?? null, balancers };
   const check = await effects.probe(host.address, input.settings.health).catch((error: unknown) => ({ ok: false as const, reason: message(error) }));
+  if (!input.containers) return { ...base, unreachable: null, containersRead: false, live: null, kept: [], check: check.ok ? { ok: true } : { ok: false, reason: check.reason } };
   let session: HostSession | undefined;
   try {
     session = await effects.connector.connect(host.address, AbortSignal.timeout(input.connectTimeoutMs));
@@ -64,6 +65,8 @@ export interface ObserveInput {
   readonly loadBalancers: readonly LoadBalancerRef[];
   readonly settings: RolloutSettings;
   readonly connectTimeoutMs: number;
+  /** Read each host's containers over SSH (hosts --ssh). */
+  readonly containers: boolean;
 }
 
 /** Every host's facts, in the order of `hosts`, at most CONCURRENCY read at once. */
