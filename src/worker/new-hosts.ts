@@ -26,7 +26,8 @@ export function uncovered(instances: readonly TargetInstance[], newestFirst: rea
   const current = newestFirst.find((r) => r.status === 'succeeded' && !r.newHosts);
   if (!current) return undefined;
   const since = newestFirst.slice(0, newestFirst.indexOf(current) + 1).filter((r) => r.request.image === current.request.image || r.request.image === repeatImage(current));
-  const covered = new Set(since.flatMap((r) => [...Object.keys(r.hosts), ...(r.newHosts?.instances ?? [])]));
+  // A release for new hosts that gave way to a newer one (superseded) or could not start (refused) covered nothing.
+  const covered = new Set(since.filter((r) => r.status !== 'superseded' && r.status !== 'refused').flatMap((r) => [...Object.keys(r.hosts), ...(r.newHosts?.instances ?? [])]));
   const missing = instances.map((i) => i.instanceId).filter((id) => !covered.has(id));
   return missing.length > 0 ? { current, instances: missing } : undefined;
 }

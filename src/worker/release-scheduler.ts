@@ -5,12 +5,13 @@ import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { outcomeOf, type Rollout, type RolloutOutcome } from '../rollout/rollout.js';
-import { heldBy, lockInForce, type TargetLock } from '../state/control.js';
+import type { StopRequest, TargetLock } from '../state/control.js';
 import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
 import type { Vouched } from '../request/vouching.js';
 import { carryRelease } from './carry-release.js';
+import { changedHosts, gateRelease, isWaiting, type GateVerdict, type OtherRelease } from './target-gates.js';
 import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 
 // Who runs which release, when. Releases to different targets run side by side (at most `parallel`
@@ -23,23 +24,21 @@ import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 // write is fenced by the lease, and it writes before it acts). Another worker takes the lease once
 // it has seen it go unrenewed for a full period, and carries the release on from its record.
 //
-// Newest wins: before a release that has not started yet (or was stopped at a safe point) takes its
-// target, it is compared with every other release of the target the store knows, and with the newest
-// release that started on the target as its lease names it (DynamoDB), by the request's signed
-// creation time (then id). If a newer one exists (waiting, running or done), this one is ended
-// as superseded, with one exception: a release stopped at a safe point that had already changed hosts
-// gives way only to a newer one that has passed preflight (running, or ended other than refused or
-// superseded). Until then it waits, and the newer one goes first: if the newer one is refused (its
+// Before a release that has not started yet (or was stopped at a safe point) takes its target, the
+// gate (target-gates.ts) decides in one order: an operator's stop of a release that changed nothing
+// ends it at once (even while the target is locked); newest wins, by the request's signed creation
+// time (then id), against every other release of the target the store knows and the newest that
+// started on it as its lease names it (DynamoDB); a release that has not started waits while another
+// of its target is half-way; a lock holds back a release that has changed no host. A release stopped
+// at a safe point that had already changed hosts gives way only to a newer one that has passed
+// preflight; until then it waits, and the newer one goes first: if the newer one is refused (its
 // preflight failed), this one resumes, so the target never ends on two images with nothing pending.
-// A release that has not started never starts while another of its target is running (its worker
-// died); one stopped at a safe point does not hold it back.
 //
-// A lock holds back a release that has changed no host yet (control.ts, `harbormaster lock`): it stays
-// unfinished in the store, never refused and never expiring, and a sweep takes it up once the lock is
-// lifted or has run out. Its record says who locked the target and why (`held`, which `show` and
-// `enqueue --wait` print), and chat says so once per release (again only if the lock changes). The
-// release the lock admits (the rollback that set it) goes through. A release already under way is not
-// held: stopping it is `harbormaster stop`, which the rollout reads at its decisions (readControl).
+// A held release stays unfinished in the store, never refused and never expiring, and a sweep takes
+// it up once the lock is lifted or has run out. Its record says who locked the target and why (`held`,
+// which `show` and `enqueue --wait` print), and chat says so once per release (again only if the lock
+// changes). A release already under way is not held: stopping it is `harbormaster stop`, which the
+// rollout reads at its decisions (readControl).
 
 export type TakeResult =
   /** Not now: the release itself already runs here, its target is busy (here or on another worker), or every slot is taken. */
@@ -67,21 +66,7 @@ export interface SchedulerDeps {
   readonly onTargetFree?: (target: string) => void;
 }
 
-const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: string; releaseId: string }) =>
-  a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.releaseId > b.releaseId);
-
-/** The newest of the target's other releases that is newer than this one and not itself refused or superseded. */
-function newestAbove(record: ReleaseRecord, others: readonly TargetRelease[]): TargetRelease | undefined {
-  const mine = { createdAt: record.request.createdAt, releaseId: record.releaseId };
-  return others.filter((other) => other.status !== 'refused' && other.status !== 'superseded' && newer(other, mine)).sort((a, b) => (newer(a, b) ? -1 : 1))[0];
-}
-
-/** Hosts a release has changed (or may have, mid-way): not 'pending', not back as they were, not gone. */
-export function changedHosts(record: ReleaseRecord): string[] {
-  return Object.values(record.hosts)
-    .filter((h) => h.progress === 'released' || h.progress === 'kept' || h.progress === 'in-progress' || h.progress === 'attention')
-    .map((h) => h.name ?? h.address);
-}
+export { changedHosts } from './target-gates.js';
 
 export class ReleaseScheduler {
   /** Targets with a release running on this worker. */
@@ -168,42 +153,24 @@ export class ReleaseScheduler {
       const release = new RecordedRelease(store, record, { lease, leaseLost: lost.signal });
       const vouched = await this.deps.vouch(record);
       if (!vouched.ok) return { status: 'ended', outcome: await this.refuseUnvouched(release, vouched.reason, logger) };
-      // Newest wins: a release that has not changed anything yet, or that was stopped at a safe point
-      // (every host whole, Auto Scaling and alarms restored), gives way to a newer one of its target.
-      const waiting = record.status === 'accepted' || record.status === 'interrupted';
-      const others = waiting ? (await store.releasesOf(record.target)).filter((other) => other.releaseId !== releaseId) : [];
       const readControl = () => store.control(record.target);
-      const control = waiting ? await readControl() : undefined;
-      if (waiting) {
-        // The newest release that started on the target, as the lease said when it was taken (read
-        // with it, consistently): an index of the target's releases that lags cannot hide it.
-        const started = lease.newest && lease.newest.releaseId !== releaseId ? [{ ...lease.newest, status: 'running' as const }] : [];
-        // The release a lock admits (the rollback that set it) gives way to no newer request that has
-        // not started: the lock holds those back, so they come after it, once the target is unlocked.
-        const admitted = lockInForce(control, new Date())?.admits === releaseId;
-        const overtaken = newestAbove(record, [...others.filter((other) => !(admitted && other.status === 'accepted')), ...started]);
-        if (overtaken && overtaken.status === 'accepted' && changedHosts(record).length > 0) {
-          return { status: 'busy', reason: `the newer release ${overtaken.releaseId} of ${record.target} goes first: this one is superseded once it has passed preflight, and resumes if it cannot start` };
-        }
-        if (overtaken) return { status: 'ended', outcome: await this.supersede(release, overtaken, logger) };
-      }
-      // One release of a target at a time, also across a crash: a release that has not started waits
-      // while another of its target is running (its worker died), so it never starts on top of that
-      // one's hosts, and the older one never runs after it. One stopped at a safe point (every host
-      // whole) waits for this one instead: see above.
-      if (record.status === 'accepted') {
-        const halfway = others.find((other) => other.status === 'running');
-        if (halfway) return { status: 'busy', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
-      }
-      if (waiting && changedHosts(record).length === 0) {
-        const lock = heldBy(control, releaseId, new Date());
-        if (lock) return await this.hold(release, lock, logger);
-        if (release.record.held) {
-          await release.update((draft) => {
-            delete draft.held;
-            if (draft.reason?.startsWith('waiting: ')) delete draft.reason;
-          });
-        }
+      const verdict = isWaiting(record) ? await this.gate(record, lease) : ({ kind: 'go' } as const);
+      switch (verdict.kind) {
+        case 'stop':
+          return { status: 'ended', outcome: await this.stopBeforeStart(release, verdict.stop, logger) };
+        case 'supersede':
+          return { status: 'ended', outcome: await this.supersede(release, verdict.by, logger) };
+        case 'wait':
+          return { status: 'busy', reason: verdict.reason };
+        case 'hold':
+          return await this.hold(release, verdict.lock, logger);
+        case 'go':
+          if (release.record.held) {
+            await release.update((draft) => {
+              delete draft.held;
+              if (draft.reason?.startsWith('waiting: ')) delete draft.reason;
+            });
+          }
       }
       const outcome = await carryRelease(release, { rollout: this.deps.rollout, releaseConfig: vouched.releaseConfig, logger, stopRequested: this.deps.stopRequested, occasion, leaseLost: lost.signal, leaseCalls: leaseCallLimit(lost.signal, timing), readControl });
       if (!outcome) return { status: 'unfinished', reason: lost.signal.aborted ? 'the lease was lost' : 'the release broke off before its end' };
@@ -216,6 +183,42 @@ export class ReleaseScheduler {
       storeLost?.removeEventListener('abort', onStoreLost);
       if (!lost.signal.aborted) await store.releaseLease(held).catch((error: unknown) => logger.warn({ err: error }, 'giving the lease up failed; it expires on its own'));
     }
+  }
+
+  /**
+   * What the gate needs (target-gates.ts): the target's other releases, the newest that started on it
+   * as the lease said when it was taken (read with it, consistently: an index of the target's releases
+   * that lags cannot hide it), and its control. Which of the newer ones are releases for new hosts is
+   * read from their records: those never supersede a request.
+   */
+  private async gate(record: ReleaseRecord, lease: TargetLease): Promise<GateVerdict> {
+    const { store } = this.deps;
+    const [others, control] = await Promise.all([store.releasesOf(record.target), store.control(record.target)]);
+    const repeatsCreatedAt = record.newHosts ? (await store.get(record.newHosts.of).catch(() => undefined))?.request.createdAt : undefined;
+    const mine = { createdAt: repeatsCreatedAt ?? record.request.createdAt, releaseId: record.releaseId };
+    const annotate = async (other: TargetRelease): Promise<OtherRelease> =>
+      other.createdAt > mine.createdAt || (other.createdAt === mine.createdAt && other.releaseId > mine.releaseId)
+        ? { ...other, newHosts: (await store.get(other.releaseId).catch(() => undefined))?.newHosts !== undefined }
+        : other;
+    const known = await Promise.all(others.filter((other) => other.releaseId !== record.releaseId).map(annotate));
+    const newestStarted = lease.newest ? await annotate({ ...lease.newest, status: 'running' }) : undefined;
+    return gateRelease({ record, others: known, newestStarted, control, now: new Date(), repeatsCreatedAt });
+  }
+
+  /** Stopped by an operator before it changed anything: it ends at once, whatever else holds the target. */
+  private async stopBeforeStart(release: RecordedRelease, stop: StopRequest, logger: Logger): Promise<RolloutOutcome> {
+    const reason = `stopped by ${stop.by} before it began: nothing was changed`;
+    await release.update((draft) => {
+      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback };
+      draft.status = 'stopped';
+      draft.reason = reason;
+      draft.finishedAt = new Date().toISOString();
+      delete draft.held;
+    });
+    logger.warn({ by: stop.by }, 'stopped by an operator before it began');
+    const { target, request } = release.record;
+    this.deps.chat?.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: stop.by }));
+    return { status: 'stopped', reason };
   }
 
   /** Leaves the release waiting for the lock; records and says who holds the target, once per lock. */

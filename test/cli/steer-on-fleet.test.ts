@@ -133,11 +133,13 @@ describe('steering a target on the local fleet', () => {
       // The rollback, waited for by the command itself.
       const rollback = await cli(['rollback', TARGET, '--reason', 'errors after v2']);
       assert.equal(rollback.code, 0, `${rollback.stdout}\n${rollback.stderr}`);
-      const rollbackId = /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(rollback.stdout)?.[0];
+      const rollbackId = /releases it as ([0-9a-f]{8}-[0-9a-f-]{27})/.exec(rollback.stdout)?.[1];
       assert.ok(rollbackId, rollback.stdout);
       const back = (await record(rollbackId))!;
       assert.equal(back.status, 'succeeded');
-      assert.match(back.request.image, /:v1$/);
+      const v1Record = (await record(v1))!;
+      assert.equal(back.request.image, v1Record.imageDigest ?? v1Record.request.image, "by the digest v1's pull recorded");
+      assert.equal(back.vouchedBy, v1, 'resting on the signed v1 release');
       await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
       const rollbackMs = Date.parse(back.finishedAt!) - Date.parse(back.startedAt!);
       console.log(`release v2: ${releaseMs} ms (first change to end); rollback to v1: ${rollbackMs} ms`);
@@ -155,7 +157,7 @@ describe('steering a target on the local fleet', () => {
       // A rollback with the worker SIGKILLed right after it is recorded: carried out once, by the next worker.
       const again = await cli(['rollback', TARGET, '--no-lock', '--no-wait']);
       assert.equal(again.code, 0, again.stderr);
-      const againId = /[0-9a-f]{8}-[0-9a-f-]{27}/.exec(again.stdout)?.[0];
+      const againId = /releases it as ([0-9a-f]{8}-[0-9a-f-]{27})/.exec(again.stdout)?.[1];
       assert.ok(againId, again.stdout);
       assert.equal((await first.kill('SIGKILL')).signal, 'SIGKILL');
       second = new WorkerProcess(configPath, env());
