@@ -54,6 +54,21 @@ async function accepted(store: FileReleaseStore, releaseId = randomUUID()) {
 const lockFor = (ms: number, admits?: string) => ({ lock: { by: 'alice', at: new Date().toISOString(), reason: 'incident 42', until: new Date(Date.now() + ms).toISOString(), ...(admits ? { admits } : {}) } });
 
 describe('a locked target', () => {
+  it('a stop of a release held by the lock ends it at once, stopped, without waiting for the lock to lift', async () => {
+    const { store, operator, rollout, posted, scheduler } = setUp();
+    const releaseId = await accepted(store);
+    await operator.updateControl(TARGET, () => lockFor(3_600_000));
+    const { logger } = capturingLogger();
+    assert.equal((await scheduler.take(releaseId, logger, 'new')).status, 'busy', 'held by the lock');
+    await operator.updateControl(TARGET, (current) => ({ ...current, stops: [{ by: 'bob', at: new Date().toISOString(), releaseId, rollback: false }] }));
+    const taken = await scheduler.take(releaseId, logger, 'takeover');
+    assert.equal(taken.status === 'ended' && taken.outcome.status, 'stopped');
+    const ended = (await store.get(releaseId))!;
+    assert.deepEqual([ended.status, ended.stop?.by, ended.held], ['stopped', 'bob', undefined]);
+    assert.deepEqual(rollout.ran, [], 'nothing ran');
+    assert.ok(posted.some((m) => /stopped/i.test(m.text) && m.text.includes('bob')), 'chat says who stopped it');
+  });
+
   it('holds back a release that has not started, records and says once who locked it and why, and lets a sweep take it up after unlock', async () => {
     const { store, operator, rollout, posted, scheduler } = setUp();
     const releaseId = await accepted(store);
