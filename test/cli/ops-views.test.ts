@@ -56,7 +56,7 @@ describe('status view', () => {
     {
       name: 'a target with nothing recorded has nothing to show',
       unfinished: [],
-      expect: (t) => assert.deepEqual(t, { target: 'data/ingest/staging', current: null, inProgress: null, waiting: [], restoresPending: [], lastFailure: null, lock: null }),
+      expect: (t) => assert.deepEqual(t, { target: 'data/ingest/staging', current: null, inProgress: null, waiting: [], restoresPending: [], lastFailure: null, lock: null, rollbackRequested: null, rollbackRefused: null }),
     },
   ];
   const lock = { by: 'alice', at: at(30).toISOString(), reason: 'incident 42', until: new Date(NOW.getTime() + 3_600_000).toISOString() };
@@ -74,6 +74,15 @@ describe('status view', () => {
     const admits = { ...locked, lock: { ...lock, admits: waiting.releaseId } };
     const admitted = statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: [waiting], controls: new Map([['data/ingest/staging', admits]]), now: NOW }).targets[0]!;
     assert.deepEqual(admitted.waiting.map((w) => w.why), ['accepted: waiting for a worker to take it up']);
+  });
+  it('a rollback asked for and not yet taken by the worker is shown, and so is one it refused in the last day', () => {
+    const rollback = { releaseId: '00000000-0000-4000-8000-00000000000a', to: waiting.releaseId, by: 'carol', at: at(2).toISOString() };
+    const refused = { releaseId: '00000000-0000-4000-8000-00000000000b', reason: 'the release named has not ended', at: at(60).toISOString() };
+    const control = { target: 'data/ingest/staging', revision: 2, rollback, refusedRollback: refused };
+    const t = statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: [], controls: new Map([['data/ingest/staging', control]]), now: NOW }).targets[0]!;
+    assert.deepEqual([t.rollbackRequested, t.rollbackRefused], [rollback, refused]);
+    const old = { ...control, refusedRollback: { ...refused, at: new Date(NOW.getTime() - 2 * 86_400_000).toISOString() } };
+    assert.equal(statusView({ targets: ['data/ingest/staging'], summaries: [], unfinished: [], controls: new Map([['data/ingest/staging', old]]), now: NOW }).targets[0]!.rollbackRefused, null, 'a refusal older than a day is not news');
   });
   for (const c of cases) {
     it(c.name, () => {

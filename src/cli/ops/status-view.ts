@@ -1,4 +1,4 @@
-import { heldBy, lockInForce, type TargetControl, type TargetLock } from '../../state/control.js';
+import { heldBy, lockInForce, type RollbackRefusal, type RollbackRequest, type TargetControl, type TargetLock } from '../../state/control.js';
 import type { ReleaseRecord } from '../../state/release-record.js';
 import type { ReleaseSummary, TargetSummary } from '../../state/target-summary.js';
 
@@ -39,6 +39,10 @@ export interface TargetStatus {
   readonly lastFailure: ReleaseSummary | null;
   /** The lock in force (`harbormaster lock`): who, why, until; releases that have not started wait for it. */
   readonly lock: TargetLock | null;
+  /** A rollback asked for (`harbormaster rollback`) that the worker has not turned into a release yet. */
+  readonly rollbackRequested: RollbackRequest | null;
+  /** The last rollback request the worker refused in the last day, and why. */
+  readonly rollbackRefused: RollbackRefusal | null;
 }
 
 export interface StatusView {
@@ -117,6 +121,8 @@ export function statusView(input: {
       restoresPending: mine.flatMap((r) => restoresOf(r).map((line) => `${line} [release ${r.releaseId}]`)),
       lastFailure: summary?.lastFailure ?? null,
       lock: lockInForce(control, input.now) ?? null,
+      rollbackRequested: control?.rollback ?? null,
+      rollbackRefused: control?.refusedRollback && Date.parse(control.refusedRollback.at) > input.now.getTime() - 86_400_000 ? control.refusedRollback : null,
     };
   });
   return { format: 'harbormaster.status/1', at: input.now.toISOString(), targets };
