@@ -101,7 +101,7 @@ describe('chat, metrics and the worker on the local fleet', () => {
     fleet.chat.clear();
     const config = writeConfig(await freePort());
     const env = fleetWorkerEnvironment(fleet);
-    const first = new WorkerProcess(config, { ...env, HARBORMASTER_TEST_HOLD_AT: 'h2:stop-old:end' });
+    const first = new WorkerProcess(config, env, { holdAt: 'h2:stop-old:end' });
     let second: WorkerProcess | undefined;
     let third: WorkerProcess | undefined;
     try {
@@ -113,7 +113,7 @@ describe('chat, metrics and the worker on the local fleet', () => {
 
       // Started again, and held again further on: Auto Scaling is still suspended by the release.
       const secondPort = await freePort();
-      second = new WorkerProcess(withPort(config, secondPort), { ...env, HARBORMASTER_TEST_HOLD_AT: 'h3:deregister:begin' });
+      second = new WorkerProcess(withPort(config, secondPort), env, { holdAt: 'h3:deregister:begin' });
       await second.waitFor('the second hold', (l) => l.msg === 'test hold reached', 120_000);
       assert.equal(sample(await scrape(secondPort), 'harbormaster_restores_pending'), 1, 'the fleet is not whole');
       await second.kill('SIGKILL');
