@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -66,7 +66,7 @@ describe('signing keys', () => {
     assert.equal((await store.get(outOfScope.releaseId as string))?.status, 'refused');
   });
 
-  it('rotated without a restart: accepts a request signed with the new key once the key file is rewritten, refuses the old one, and keeps the key when the file becomes too short', async () => {
+  it('rotated without a restart: accepts a request signed with the new key once the key file is rewritten, refuses the old one; a deleted key file revokes the key at once', async () => {
     const queues = await createQueues(suite.sqs);
     const dir = mkdtempSync(join(tmpdir(), 'harbormaster-keys-'));
     const file = join(dir, 'ci.key');
@@ -92,15 +92,17 @@ describe('signing keys', () => {
       await eventually('the release signed with the new key', () => rollout.releases.some((r) => r.request.releaseId === rotated.releaseId));
       await eventually('the request signed with the old key refused', () => notices.some((n) => n.code === 'bad-signature'));
 
-      // A file that becomes too short (a truncated write) keeps the key read before, and says why.
-      writeFileSync(file, 'short\n');
-      const afterTruncation = validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'z' } } });
-      await sendRaw(suite.sqs, queues.url, signed(afterTruncation, second));
-      await eventually('the release signed with the key kept', () => rollout.releases.some((r) => r.request.releaseId === afterTruncation.releaseId));
+      // Revoked by deleting its file: the next request signed with it is refused, with no reload.
+      unlinkSync(file);
+      const afterRevocation = validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'z' } } });
+      await sendRaw(suite.sqs, queues.url, signed(afterRevocation, second));
+      await eventually('the request signed with the revoked key refused', () => notices.some((n) => n.code === 'unknown-key'));
+      assert.ok(!rollout.releases.some((r) => r.request.releaseId === afterRevocation.releaseId), 'never handed to the rollout');
     });
-    assert.equal(notices.length, 1, JSON.stringify(notices));
+    assert.deepEqual(notices.map((n) => n.code), ['bad-signature', 'unknown-key'], JSON.stringify(notices));
     assert.ok(lines.some((l) => l.msg?.toString().startsWith('signing key read again') && l.keyId === 'ci-rotating'));
-    const kept = lines.find((l) => l.msg?.toString().startsWith('signing key could not be read again'));
-    assert.match(String(kept?.problem), /is 5 bytes; at least 32 are needed/);
+    const removed = lines.find((l) => l.msg?.toString().startsWith('signing key removed'));
+    assert.equal(removed?.keyId, 'ci-rotating');
+    assert.match(String(removed?.problem), /cannot read secret from file .*ci\.key: ENOENT/);
   });
 });
