@@ -5,6 +5,7 @@ import { formatIssues } from '../request/release-request.js';
 import { resourceName, userName } from '../request/names.js';
 import { secretSourceSchema, withSecretSource } from './secret-source.js';
 import { environmentSchema } from './environment-source.js';
+import { deploymentEntry, splitDeployments } from './deployments.js';
 import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-suspension.js';
 
 // The worker's configuration: everything about how a release runs lives here, on the bastion, never
@@ -14,9 +15,9 @@ const seconds = (label: string, min: number, max: number) =>
   z.number({ invalid_type_error: `${label} must be a number of seconds` }).int().min(min).max(max);
 
 /**
- * What a key may release. Without a scope a key may release every target the worker serves; with one,
- * only the deployments it lists (and personal deployments if `personal: true`), of the releases it
- * lists (`stack/release`; all served releases when absent).
+ * What a key may release. Without a scope a key may release every target the worker serves except the
+ * deployments marked protected; with one, only the deployments it lists (protected or not) and personal
+ * deployments if `personal: true`, of the releases it lists (`stack/release`; all served releases when absent).
  */
 const keyScope = z
   .object({
@@ -227,8 +228,8 @@ const releaseEntry = z
   .object({
     stack: resourceName('stack'),
     release: resourceName('release'),
-    /** The fixed deployments this worker serves for the release. */
-    deployments: z.array(resourceName('deployment')).default([]),
+    /** The fixed deployments this worker serves for the release: names, or {name, protected: true} (deployments.ts). */
+    deployments: z.array(deploymentEntry).default([]),
     personal: z
       .object({
         users: z.array(userName('user')).min(1),
@@ -246,7 +247,8 @@ const releaseEntry = z
     /** How the release is rolled out; without it the worker accepts requests but cannot release them. */
     rollout: rolloutSettings.optional(),
   })
-  .strict();
+  .strict()
+  .transform(({ deployments, ...entry }) => ({ ...entry, ...splitDeployments(deployments) }));
 
 export const workerConfigSchema = z
   .object({

@@ -66,6 +66,37 @@ describe('signing keys', () => {
     assert.equal((await store.get(outOfScope.releaseId as string))?.status, 'refused');
   });
 
+  it('protected: a key without a scope may not release a deployment marked protected; a key whose scope lists it may; the refusal is dead-lettered and recorded', async () => {
+    const queues = await createQueues(suite.sqs);
+    const dir = mkdtempSync(join(tmpdir(), 'harbormaster-keys-'));
+    const PRODUCTION_KEY = { id: 'ci-production', secret: Buffer.from('production-key-0123456789abcdef-0123456789ab') };
+    writeFileSync(join(dir, 'production.key'), PRODUCTION_KEY.secret);
+    const config = workerConfig(suite.moto.endpoint, queues, {
+      signing: { keys: [{ id: TEST_KEY.id, env: TEST_KEY_ENV }, { id: PRODUCTION_KEY.id, file: join(dir, 'production.key'), scope: { deployments: ['production'] } }], maxAgeSeconds: 300 },
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging', { name: 'production', protected: true }], images: { allowedRepositories: ['127.0.0.1:5000/data/ingest'] } }],
+    });
+    const rollout = new RecordingRollout();
+    const store = new MemoryReleaseStore();
+    const notices: RefusalNotice[] = [];
+    const production = () => validRequest({ target: { stack: 'data', release: 'ingest', deployment: 'production' } });
+    const unscoped = production();
+    const scoped = production();
+    const staging = validRequest();
+    await sendRaw(suite.sqs, queues.url, signed(unscoped, TEST_KEY));
+    await sendRaw(suite.sqs, queues.url, signed(staging, TEST_KEY));
+    await sendRaw(suite.sqs, queues.url, signed(scoped, PRODUCTION_KEY));
+    const dead = await withWorker(config, { rollout, store, logger: capturingLogger().logger, onRefused: (n) => void notices.push(n) }, async () => {
+      await eventually('the staging release and the production release signed with the scoped key', () => rollout.releases.length === 2);
+      return drain(suite.sqs, queues.deadLetterUrl, 1, 20_000);
+    });
+    assert.deepEqual(rollout.releases.map((r) => r.request.releaseId).sort(), [staging.releaseId, scoped.releaseId].sort());
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.MessageAttributes?.['harbormaster.refusal']?.StringValue, 'key-not-allowed');
+    assert.deepEqual(notices.map((n) => [n.releaseId, n.code]), [[unscoped.releaseId, 'key-not-allowed']]);
+    assert.match(notices[0]!.reason, /^key 'ci-test' may not release data\/ingest\/production \(deployment production\): production is protected \(releases\[\]\.deployments\[\]\.protected\) and the key has no scope/);
+    assert.equal((await store.get(unscoped.releaseId as string))?.status, 'refused');
+  });
+
   it('rotated without a restart: accepts a request signed with the new key once the key file is rewritten, refuses the old one; a deleted key file revokes the key at once', async () => {
     const queues = await createQueues(suite.sqs);
     const dir = mkdtempSync(join(tmpdir(), 'harbormaster-keys-'));
