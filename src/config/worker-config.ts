@@ -392,7 +392,11 @@ export const workerConfigSchema = z
     metrics: z
       .object({
         port: z.number().int().min(1).max(65535),
-        host: z.string().min(1).default('0.0.0.0'),
+        /** The address listened on: the loopback unless set (the bastion's private address, or 0.0.0.0, for a Prometheus elsewhere). */
+        host: z
+          .string()
+          .regex(/^[A-Za-z0-9.:-]{1,253}$/, 'metrics.host is an address to listen on: 127.0.0.1 (the default), the bastion\'s private address, or 0.0.0.0 for every interface')
+          .default('127.0.0.1'),
         /** /healthz answers 503 once the last successful poll of the queue is older than this. */
         healthyPollSeconds: seconds('healthyPollSeconds', 30, 86_400).default(300),
       })

@@ -60,6 +60,15 @@ describe('worker configuration', () => {
     assert.match(refusal((c) => (c.releases[0].deployments = ['Prod'])), /releases\.0\.deployments\.0\.name: deployment must be lowercase/);
   });
 
+  it('listens for /metrics on the loopback unless metrics.host says otherwise', () => {
+    const config = base();
+    config.metrics = { port: 9464 };
+    assert.equal(parseWorkerConfig(stringify(config)).metrics?.host, '127.0.0.1');
+    config.metrics = { port: 9464, host: '10.0.1.5' };
+    assert.equal(parseWorkerConfig(stringify(config)).metrics?.host, '10.0.1.5');
+    assert.match(refusal((c) => (c.metrics = { port: 9464, host: 'http://x/' })), /metrics\.host: metrics\.host is an address to listen on: 127\.0\.0\.1 \(the default\)/);
+  });
+
   it('accepts the example configuration shipped in deploy/', () => {
     const example = parseWorkerConfig(readFileSync(new URL('../../deploy/worker.example.yml', import.meta.url), 'utf8'), 'worker.example.yml');
     assert.deepEqual(example.releases[0]!.rollout!.autoScaling.suspendProcesses, ['AZRebalance', 'HealthCheck', 'ReplaceUnhealthy', 'ScheduledActions', 'Terminate']);
