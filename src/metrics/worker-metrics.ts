@@ -8,7 +8,7 @@ import type { ReleaseStore } from '../state/release-store.js';
 // The worker's Prometheus metrics. Counts and durations come from the release messages the rollout
 // posts (a listener beside chat) and from the queue's receives; what stands now (releases waiting,
 // hosts out of service, restores pending) is read from the release state by the worker on its own
-// clock (watchState: every 30 s), never by a scrape: a scrape serves the figures of the last reading,
+// clock (watchState: every 30 s, and when a release here ends), never by a scrape: a scrape serves the figures of the last reading,
 // so however often or from wherever /metrics is asked, the state is read no more. A worker that starts
 // after another died reports what that one left. With several workers sharing a DynamoDB store, each
 // reports the same state figures (take their max, not their sum).
@@ -110,7 +110,10 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       post(message: ChatMessage) {
         const event = message.event;
         if (event?.kind === 'host-done') outOfService.observe(event.outOfServiceMs / 1000);
-        if (event?.kind !== 'ended' || event.outcome === 'interrupted') return;
+        if (event?.kind !== 'ended') return;
+        // A release of this worker ended: the state figures are read again now, not at the next tick.
+        void readState();
+        if (event.outcome === 'interrupted') return;
         releases.inc({ outcome: event.outcome });
         // Only a release that changed the fleet has a duration (a refused or superseded one never started).
         const since = currentRelease()?.record.startedAt;

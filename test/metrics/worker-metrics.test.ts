@@ -109,6 +109,10 @@ describe('worker metrics', () => {
     const stopped = reads;
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.equal(reads, stopped, 'no reading once stopped');
+    // A release of this worker ends: read again at once.
+    const { release } = await storedRelease({}, store);
+    await whileRunning(release, watched.listener, async (chat) => chat.post(say.releaseSucceeded({ target: TARGET, image: IMAGE, hosts: ['h1'], durationMs: 1_000 })));
+    await eventually('a reading when a release ended', () => reads === stopped + 1);
   });
 
   it('counts queue receive errors, keeps the last successful poll, and /healthz says whether the queue answers', async () => {
