@@ -6,6 +6,7 @@ import { resourceName, userName } from '../request/names.js';
 import { secretSourceSchema, withSecretSource } from './secret-source.js';
 import { environmentSchema } from './environment-source.js';
 import { deploymentEntry, splitDeployments } from './deployments.js';
+import { registryAddressSchema } from '../registry/registry-address.js';
 import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-suspension.js';
 
 // The worker's configuration: everything about how a release runs lives here, on the bastion, never
@@ -66,10 +67,12 @@ const httpCheck = z
 /**
  * How the hosts' engines log in to the registry for a pull: a user and a password (a secret source),
  * or Amazon ECR (`ecr: true`), whose token the worker asks for with GetAuthorizationToken and
- * renews before it expires (src/registry/ecr-credentials.ts).
+ * renews before it expires (src/registry/ecr-credentials.ts). Either is sent to `address` alone
+ * (required with a password; for ECR, default the registry ECR names with its token).
  */
 const registrySettings = z
   .object({
+    address: registryAddressSchema.optional(),
     username: z.string().min(1).optional(),
     password: secretSourceSchema.optional(),
     ecr: z.literal(true, { errorMap: () => ({ message: 'ecr is true (or left out for a username and password)' }) }).optional(),
@@ -85,6 +88,9 @@ const registrySettings = z
       ctx.addIssue({ code: 'custom', message: 'registry takes either ecr: true or username and password, not both' });
     } else if (!registry.ecr && (registry.username === undefined || registry.password === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'registry needs username and password (a secret source), or ecr: true for Amazon ECR' });
+    }
+    if (!registry.ecr && registry.address === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['address'], message: 'registry.address names the registry the password is for, host[:port] as image references name it (registry.internal:5000): the credentials are sent to it alone' });
     }
     if (!registry.ecr && (registry.region !== undefined || registry.registryId !== undefined)) {
       ctx.addIssue({ code: 'custom', message: 'region and registryId are only for ecr: true' });
