@@ -8,10 +8,10 @@ import type { ReleaseStore } from '../state/release-store.js';
 // The worker's Prometheus metrics. Counts and durations come from the release messages the rollout
 // posts (a listener beside chat) and from the queue's receives; what stands now (releases waiting,
 // hosts out of service, restores pending) is read from the release state by the worker on its own
-// clock (watchState: every 30 s, and when a release here ends), never by a scrape: a scrape serves the figures of the last reading,
-// so however often or from wherever /metrics is asked, the state is read no more. A worker that starts
-// after another died reports what that one left. With several workers sharing a DynamoDB store, each
-// reports the same state figures (take their max, not their sum).
+// clock (watchState: every 30 s, and when a release here ends), never by a scrape: a scrape serves the
+// figures of the last reading, so however often or from wherever /metrics is asked, the state is read
+// no more. A worker that starts after another died reports what that one left. With several workers
+// sharing a DynamoDB store, each reports the same state figures (take their max, not their sum).
 
 export interface WorkerMetricsOptions {
   readonly logger: Logger;
@@ -76,20 +76,29 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
 
   // Each gauge below is set from a reading of the release state, never when scraped.
   const counts: Array<{ gauge: Gauge; count: (records: ReleaseRecord[]) => number }> = [];
+  const readOnce = async () => {
+    const store = options.store?.();
+    if (!store) return;
+    try {
+      const records = await store.unfinished();
+      for (const { gauge, count } of counts) gauge.set(count(records));
+    } catch (error) {
+      log.warn({ err: error }, 'reading the release state for metrics failed; the figures of the last reading stay');
+    }
+  };
+  // One reading at a time; one asked for during a reading runs once after it (it may see more).
   let reading: Promise<void> | undefined;
-  const readState = () =>
-    (reading ??= (async () => {
-      const store = options.store?.();
-      if (!store) return;
-      try {
-        const records = await store.unfinished();
-        for (const { gauge, count } of counts) gauge.set(count(records));
-      } catch (error) {
-        log.warn({ err: error }, 'reading the release state for metrics failed; the figures of the last reading stay');
-      }
-    })().finally(() => (reading = undefined)));
-  const fromState = (name: string, help: string, count: (records: ReleaseRecord[]) => number) =>
+  let next: Promise<void> | undefined;
+  const readState = (): Promise<void> => {
+    if (!reading) return (reading = readOnce().finally(() => (reading = undefined)));
+    return (next ??= reading.then(() => {
+      next = undefined;
+      return readState();
+    }));
+  };
+  const fromState = (name: string, help: string, count: (records: ReleaseRecord[]) => number) => {
     counts.push({ gauge: new Gauge({ name, help, registers: [registry] }), count });
+  };
   fromState('harbormaster_releases_waiting', 'Releases accepted (or paused at a safe point) and not running yet, in the release state.', (records) =>
     records.filter((r) => r.status === 'accepted' || r.status === 'interrupted').length,
   );

@@ -5,6 +5,8 @@ import { createLogger } from '../../src/log/logger.js';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics/worker-metrics.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
+import type { ReleaseRecord } from '../../src/state/release-record.js';
+import type { ReleaseStore } from '../../src/state/release-store.js';
 import { storedRelease, whileRunning } from '../support/signal-release.js';
 import { eventually } from '../support/worker-fixtures.js';
 
@@ -113,6 +115,22 @@ describe('worker metrics', () => {
     const { release } = await storedRelease({}, store);
     await whileRunning(release, watched.listener, async (chat) => chat.post(say.releaseSucceeded({ target: TARGET, image: IMAGE, hosts: ['h1'], durationMs: 1_000 })));
     await eventually('a reading when a release ended', () => reads === stopped + 1);
+  });
+
+  it('reads the state once at a time: a reading asked for during one runs once after it, so it sees what changed meanwhile', async () => {
+    let reads = 0;
+    let answer: (() => void) | undefined;
+    const slow = { unfinished: () => (reads++, new Promise<ReleaseRecord[]>((resolve) => (answer = () => resolve([])))) } as unknown as ReleaseStore;
+    const metrics = createWorkerMetrics({ logger: createLogger({ level: 'silent' }), store: () => slow, processMetrics: false });
+    const first = metrics.readState();
+    const asked = [metrics.readState(), metrics.readState()];
+    assert.equal(reads, 1, 'one at a time');
+    answer!();
+    await first;
+    await eventually('the one reading asked for meanwhile', () => reads === 2);
+    answer!();
+    await Promise.all(asked);
+    assert.equal(reads, 2, 'two asked during the first: one more reading');
   });
 
   it('counts queue receive errors, keeps the last successful poll, and /healthz says whether the queue answers', async () => {
