@@ -15,8 +15,8 @@ export const deploymentEntry = z.preprocess(
 
 export type DeploymentEntry = z.infer<typeof deploymentEntry>;
 
-/** The names, as the rest of the worker reads them, and those marked protected. */
-export function splitDeployments(entries: readonly DeploymentEntry[]): { deployments: string[]; protectedDeployments: string[] } {
+/** The names, as the rest of the worker reads them, and those marked protected (none when left out). */
+export function splitDeployments(entries: readonly DeploymentEntry[]): { deployments: string[]; protectedDeployments?: string[] } {
   return { deployments: entries.map((d) => d.name), protectedDeployments: entries.filter((d) => d.protected).map((d) => d.name) };
 }
 

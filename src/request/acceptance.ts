@@ -77,7 +77,7 @@ export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: 
   const served = servedRelease(request, policy.releases);
   if (!served.ok) return refuse(served.code, served.reason);
   const { deployment, releaseConfig } = served.release;
-  const outOfScope = keyScopeRefusal(request, keyId, deployment, policy.scopes?.get(keyId), !isPersonal(request.target) && isProtectedDeployment(releaseConfig, deployment));
+  const outOfScope = keyScopeRefusal(request, keyId, deployment, policy.scopes?.get(keyId), isProtectedTarget(request, releaseConfig, deployment));
   if (outOfScope) return refuse('key-not-allowed', safeReason(outOfScope));
   return { ok: true, release: { request, keyId, ...served.release } };
 }
@@ -127,6 +127,11 @@ export function servedRelease(request: ReleaseRequest, releases: readonly Releas
     return refuse('image-not-allowed', `image repository '${printable(image.image.repository)}' is not allowed for ${target.stack}/${target.release}`);
   }
   return { ok: true, release: { deployment, releaseConfig } };
+}
+
+/** Whether the request's deployment is marked protected (releases[].deployments[].protected); a personal one never is. */
+export function isProtectedTarget(request: ReleaseRequest, releaseConfig: ReleaseConfig, deployment: string): boolean {
+  return !isPersonal(request.target) && isProtectedDeployment(releaseConfig, deployment);
 }
 
 /**
