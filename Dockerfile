@@ -1,7 +1,9 @@
 # The worker as a container:
-#   docker run -d --name harbormaster --restart unless-stopped --stop-timeout 600 \
+#   docker run -d --name harbormaster --restart unless-stopped --stop-timeout 600 --network host \
 #     -v /etc/harbormaster:/etc/harbormaster:ro -v harbormaster-state:/var/lib/harbormaster \
 #     --env-file secrets.env harbormaster
+# --network host: the bastion's metadata service answers IMDSv2 with a hop limit of 1
+# (deploy/cloudformation.yml), which a container on Docker's bridge network is one hop too far to reach.
 # --stop-timeout gives a release in hand time to reach its safe point after SIGTERM (Docker's default
 # 10 s would SIGKILL it mid-host; the next start repairs, but slower). The worker runs as the image's
 # `node` user (uid 1000): files under /etc/harbormaster it reads (the SSH key, key files) must be

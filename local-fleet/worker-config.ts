@@ -72,7 +72,7 @@ export function fleetWorkerConfigObject(fleet: Fleet, options: FleetWorkerOption
           loadBalancers: { classic: ['data-ingest-{deployment}'], targetGroups: ['data-ingest-{deployment}'], drainTimeoutSeconds: 5, inServiceTimeoutSeconds: 20 },
           autoScaling: { groups: ['data-ingest-{deployment}'] },
           alarms: ['data-ingest-{deployment}-5xx', 'data-ingest-{deployment}-latency'],
-          registry: { username: fleet.registry.username, password: { env: FLEET_SECRET_ENV.registryPassword } },
+          registry: { address: fleet.registry.address, username: fleet.registry.username, password: { env: FLEET_SECRET_ENV.registryPassword } },
           policy: { onFailure: 'host', ...options.policy },
           ...options.rollout,
         },

@@ -52,6 +52,7 @@ export function createSignals(config: WorkerConfig, logger: Logger, env: NodeJS.
   }
   const chat = fanOut(chats);
   let server: MetricsServer | undefined;
+  let stopWatchingState: (() => void) | undefined;
   return {
     chat,
     rollout: (rollout) => scopedRollout(rollout, runs),
@@ -65,9 +66,11 @@ export function createSignals(config: WorkerConfig, logger: Logger, env: NodeJS.
           healthyPollMs: config.metrics.healthyPollSeconds * 1000,
           logger: logger.child({ component: 'metrics' }),
         });
+        stopWatchingState = metrics.watchState();
       }
     },
     async close(timeoutMs) {
+      stopWatchingState?.();
       await chat.flush(timeoutMs);
       await server?.close();
     },

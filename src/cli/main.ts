@@ -36,17 +36,17 @@ program
   .action(async (options: { config: string }) => {
     const config = loadWorkerConfig(options.config);
     const logger = createLogger({ level: config.log.level });
-    const [{ createWorker, runUntilSignalled }, { lazyRollout }, { createSignals }, { holdPointJournal }, { requestRefused }] = await Promise.all([
+    const [{ createWorker, runUntilSignalled }, { lazyRollout }, { createSignals }, { preloadedStepJournal }, { requestRefused }] = await Promise.all([
       import('../worker/worker.js'),
       import('../worker/lazy-rollout.js'),
       import('../chat/signals.js'),
-      import('../rollout/hold-point.js'),
+      import('../worker/preloaded-journal.js'),
       import('../chat/release-messages.js'),
     ]);
     // Chat, GitHub deployments and metrics: the rollout and the worker post to signals.chat.
     const signals = createSignals(config, logger);
     const chat = signals.chat;
-    const journal = holdPointJournal(process.env.HARBORMASTER_TEST_HOLD_AT, logger);
+    const journal = preloadedStepJournal(logger);
     const rollout = lazyRollout(config, logger, chat, process.env, journal ? { journal } : {});
     const worker = createWorker(config, {
       rollout: signals.rollout(rollout.runner),

@@ -5,6 +5,8 @@ import { formatIssues } from '../request/release-request.js';
 import { resourceName, userName } from '../request/names.js';
 import { secretSourceSchema, withSecretSource } from './secret-source.js';
 import { environmentSchema } from './environment-source.js';
+import { deploymentEntry, splitDeployments } from './deployments.js';
+import { registryAddressSchema } from '../registry/registry-address.js';
 import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-suspension.js';
 
 // The worker's configuration: everything about how a release runs lives here, on the bastion, never
@@ -14,9 +16,9 @@ const seconds = (label: string, min: number, max: number) =>
   z.number({ invalid_type_error: `${label} must be a number of seconds` }).int().min(min).max(max);
 
 /**
- * What a key may release. Without a scope a key may release every target the worker serves; with one,
- * only the deployments it lists (and personal deployments if `personal: true`), of the releases it
- * lists (`stack/release`; all served releases when absent).
+ * What a key may release. Without a scope a key may release every target the worker serves except the
+ * deployments marked protected; with one, only the deployments it lists (protected or not) and personal
+ * deployments if `personal: true`, of the releases it lists (`stack/release`; all served releases when absent).
  */
 const keyScope = z
   .object({
@@ -65,10 +67,12 @@ const httpCheck = z
 /**
  * How the hosts' engines log in to the registry for a pull: a user and a password (a secret source),
  * or Amazon ECR (`ecr: true`), whose token the worker asks for with GetAuthorizationToken and
- * renews before it expires (src/registry/ecr-credentials.ts).
+ * renews before it expires (src/registry/ecr-credentials.ts). Either is sent to `address` alone
+ * (required with a password; for ECR, default the registry ECR names with its token).
  */
 const registrySettings = z
   .object({
+    address: registryAddressSchema.optional(),
     username: z.string().min(1).optional(),
     password: secretSourceSchema.optional(),
     ecr: z.literal(true, { errorMap: () => ({ message: 'ecr is true (or left out for a username and password)' }) }).optional(),
@@ -84,6 +88,9 @@ const registrySettings = z
       ctx.addIssue({ code: 'custom', message: 'registry takes either ecr: true or username and password, not both' });
     } else if (!registry.ecr && (registry.username === undefined || registry.password === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'registry needs username and password (a secret source), or ecr: true for Amazon ECR' });
+    }
+    if (!registry.ecr && registry.address === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['address'], message: 'registry.address names the registry the password is for, host[:port] as image references name it (registry.internal:5000): the credentials are sent to it alone' });
     }
     if (!registry.ecr && (registry.region !== undefined || registry.registryId !== undefined)) {
       ctx.addIssue({ code: 'custom', message: 'region and registryId are only for ecr: true' });
@@ -227,8 +234,8 @@ const releaseEntry = z
   .object({
     stack: resourceName('stack'),
     release: resourceName('release'),
-    /** The fixed deployments this worker serves for the release. */
-    deployments: z.array(resourceName('deployment')).default([]),
+    /** The fixed deployments this worker serves for the release: names, or {name, protected: true} (deployments.ts). */
+    deployments: z.array(deploymentEntry).default([]),
     personal: z
       .object({
         users: z.array(userName('user')).min(1),
@@ -246,7 +253,8 @@ const releaseEntry = z
     /** How the release is rolled out; without it the worker accepts requests but cannot release them. */
     rollout: rolloutSettings.optional(),
   })
-  .strict();
+  .strict()
+  .transform(({ deployments, ...entry }) => ({ ...entry, ...splitDeployments(deployments) }));
 
 export const workerConfigSchema = z
   .object({
@@ -390,7 +398,11 @@ export const workerConfigSchema = z
     metrics: z
       .object({
         port: z.number().int().min(1).max(65535),
-        host: z.string().min(1).default('0.0.0.0'),
+        /** The address listened on: the loopback unless set (the bastion's private address, or 0.0.0.0, for a Prometheus elsewhere). */
+        host: z
+          .string()
+          .regex(/^[A-Za-z0-9.:-]{1,253}$/, 'metrics.host is an address to listen on: 127.0.0.1 (the default), the bastion\'s private address, or 0.0.0.0 for every interface')
+          .default('127.0.0.1'),
         /** /healthz answers 503 once the last successful poll of the queue is older than this. */
         healthyPollSeconds: seconds('healthyPollSeconds', 30, 86_400).default(300),
       })

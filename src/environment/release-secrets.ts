@@ -10,6 +10,7 @@ import { ResolvingConnector } from '../host/resolving-connector.js';
 import type { Logger } from '../log/logger.js';
 import { EcrCredentials, ecrTokenSource } from '../registry/ecr-credentials.js';
 import { RenewableRegistryAuth } from '../registry/renewable-auth.js';
+import { sameRegistry } from '../registry/registry-address.js';
 import { parseImageReference } from '../request/image-reference.js';
 import type { ReleaseRequest } from '../request/release-request.js';
 import { ReleaseEnvironments, readEnvironment } from './container-environment.js';
@@ -75,17 +76,32 @@ export function releaseSecrets(config: WorkerConfig, logger: Logger, env: NodeJS
     });
   };
 
+  // Credentials go to the configured registry alone; an image of another registry is pulled without them.
+  const withheld = new Set<string>();
+  const onWithheld = (field: string) => (imageRegistry: string, registry: string) => {
+    if (withheld.has(`${field} ${imageRegistry}`)) return;
+    withheld.add(`${field} ${imageRegistry}`);
+    logger.warn({ imageRegistry, registry, field }, `the image's registry is not the one ${field} logs in to: pulled without credentials (credentials go to ${field}.address alone)`);
+  };
+
   return {
     registryAuth(request) {
       const key = releaseKey(request.target.stack, request.target.release);
       const image = parseImageReference(request.image);
       if (!image.ok) return undefined;
+      const index = config.releases.findIndex((r) => releaseKey(r.stack, r.release) === key);
+      const registry = config.releases[index]?.rollout?.registry;
+      if (!registry) return undefined;
+      const field = `releases.${index}.rollout.registry`;
       const credentials = ecr.get(key);
-      if (credentials) return new RenewableRegistryAuth(image.image.registry, credentials);
-      const registry = config.releases.find((r) => releaseKey(r.stack, r.release) === key)?.rollout?.registry;
+      if (credentials) return new RenewableRegistryAuth(image.image.registry, credentials, { address: registry.address, onWithheld: onWithheld(field) });
       const password = passwords.get(key);
-      if (!registry?.username || password === undefined) return undefined;
-      return { username: registry.username, password, serveraddress: image.image.registry };
+      if (!registry.username || !registry.address || password === undefined) return undefined;
+      if (!sameRegistry(image.image.registry, registry.address)) {
+        onWithheld(field)(image.image.registry, registry.address);
+        return undefined;
+      }
+      return { username: registry.username, password, serveraddress: registry.address };
     },
     connector(connector) {
       environments ??= stores();

@@ -32,6 +32,8 @@ class ResolvingSession implements HostSession {
   async pull(image: string, auth?: RegistryAuth): Promise<void> {
     if (!(auth instanceof RenewableRegistryAuth)) return this.inner.pull(image, auth);
     const first = await this.unlessAborted(auth.current());
+    // Not the token's registry: pulled without credentials.
+    if (!first) return this.inner.pull(image, undefined);
     try {
       return await this.inner.pull(image, first);
     } catch (error) {

@@ -7,9 +7,11 @@ import type { ReleaseStore } from '../state/release-store.js';
 
 // The worker's Prometheus metrics. Counts and durations come from the release messages the rollout
 // posts (a listener beside chat) and from the queue's receives; what stands now (releases waiting,
-// hosts out of service, restores pending) is read from the release state when scraped, so a worker
-// that starts after another died reports what that one left. With several workers sharing a
-// DynamoDB store, each reports the same state figures (take their max, not their sum).
+// hosts out of service, restores pending) is read from the release state by the worker on its own
+// clock (watchState: every 30 s, and when a release here ends), never by a scrape: a scrape serves the
+// figures of the last reading, so however often or from wherever /metrics is asked, the state is read
+// no more. A worker that starts after another died reports what that one left. With several workers
+// sharing a DynamoDB store, each reports the same state figures (take their max, not their sum).
 
 export interface WorkerMetricsOptions {
   readonly logger: Logger;
@@ -26,9 +28,16 @@ export interface WorkerMetrics {
   /** Hand it to scopedRollout: leases held while releases run here. */
   readonly runs: RunListener;
   queueReceived(ok: boolean): void;
+  /** Reads the release state once (one reading at a time) and keeps its figures for the scrapes. */
+  readState(): Promise<void>;
+  /** Reads the release state now and every `everyMs` until the returned stop is called. */
+  watchState(everyMs?: number): () => void;
   /** Epoch ms of the last receive that answered, the first receive failure since, if any. */
   readonly lastPoll: () => { readonly okAt?: number; readonly failingSince?: number };
 }
+
+/** How often the worker reads the release state for the metrics. */
+export const STATE_EVERY_MS = 30_000;
 
 const NOT_RESTORED_GROUP = new Set(['suspending', 'suspended', 'resuming']);
 const NOT_RESTORED_ALARMS = new Set(['muting', 'muted', 'unmuting']);
@@ -65,33 +74,31 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   const receiveErrors = new Counter({ name: 'harbormaster_queue_receive_errors_total', help: 'Receives from the request queue that failed.', registers: [registry] });
   const lastPoll = new Gauge({ name: 'harbormaster_queue_last_successful_poll_timestamp_seconds', help: 'When the request queue last answered a receive (Unix time).', registers: [registry] });
 
-  // One read of the release state per scrape, shared by the gauges below.
-  let snapshot: Promise<ReleaseRecord[] | undefined> | undefined;
-  const unfinished = () => {
-    snapshot ??= (async () => {
-      const store = options.store?.();
-      if (!store) return undefined;
-      try {
-        return await store.unfinished();
-      } catch (error) {
-        log.warn({ err: error }, 'reading the release state for metrics failed');
-        return undefined;
-      } finally {
-        setImmediate(() => (snapshot = undefined));
-      }
-    })();
-    return snapshot;
+  // Each gauge below is set from a reading of the release state, never when scraped.
+  const counts: Array<{ gauge: Gauge; count: (records: ReleaseRecord[]) => number }> = [];
+  const readOnce = async () => {
+    const store = options.store?.();
+    if (!store) return;
+    try {
+      const records = await store.unfinished();
+      for (const { gauge, count } of counts) gauge.set(count(records));
+    } catch (error) {
+      log.warn({ err: error }, 'reading the release state for metrics failed; the figures of the last reading stay');
+    }
   };
-  const fromState = (name: string, help: string, count: (records: ReleaseRecord[]) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      async collect() {
-        const records = await unfinished();
-        if (records) this.set(count(records));
-      },
-    });
+  // One reading at a time; one asked for during a reading runs once after it (it may see more).
+  let reading: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const readState = (): Promise<void> => {
+    if (!reading) return (reading = readOnce().finally(() => (reading = undefined)));
+    return (next ??= reading.then(() => {
+      next = undefined;
+      return readState();
+    }));
+  };
+  const fromState = (name: string, help: string, count: (records: ReleaseRecord[]) => number) => {
+    counts.push({ gauge: new Gauge({ name, help, registers: [registry] }), count });
+  };
   fromState('harbormaster_releases_waiting', 'Releases accepted (or paused at a safe point) and not running yet, in the release state.', (records) =>
     records.filter((r) => r.status === 'accepted' || r.status === 'interrupted').length,
   );
@@ -112,7 +119,10 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       post(message: ChatMessage) {
         const event = message.event;
         if (event?.kind === 'host-done') outOfService.observe(event.outOfServiceMs / 1000);
-        if (event?.kind !== 'ended' || event.outcome === 'interrupted') return;
+        if (event?.kind !== 'ended') return;
+        // A release of this worker ended: the state figures are read again now, not at the next tick.
+        void readState();
+        if (event.outcome === 'interrupted') return;
         releases.inc({ outcome: event.outcome });
         // Only a release that changed the fleet has a duration (a refused or superseded one never started).
         const since = currentRelease()?.record.startedAt;
@@ -122,6 +132,13 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       flush: async () => undefined,
     },
     runs: { runStarted: () => leases.inc(), runEnded: () => leases.dec() },
+    readState,
+    watchState(everyMs = STATE_EVERY_MS) {
+      void readState();
+      const timer = setInterval(() => void readState(), everyMs);
+      timer.unref();
+      return () => clearInterval(timer);
+    },
     queueReceived(ok: boolean) {
       if (ok) {
         okAt = Date.now();

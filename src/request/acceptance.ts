@@ -1,4 +1,5 @@
 import type { KeyScope, ReleaseConfig } from '../config/worker-config.js';
+import { isProtectedDeployment } from '../config/deployments.js';
 import { parseImageReference, repositoryAllowed } from './image-reference.js';
 import { printable } from './outside-text.js';
 import { describeTarget, isPersonal, validateReleaseRequest, type ReleaseRequest } from './release-request.js';
@@ -31,7 +32,7 @@ export interface AcceptancePolicy {
   readonly keys: ReadonlyMap<string, SigningKey>;
   readonly releases: readonly ReleaseConfig[];
   readonly maxAgeSeconds: number;
-  /** Key ids limited to some targets (signing.keys[].scope); a key not listed may release any served target. */
+  /** Key ids limited to some targets (signing.keys[].scope); a key not listed may release any served target that is not protected. */
   readonly scopes?: ReadonlyMap<string, KeyScope>;
   /** Clock skew tolerated for a request that seems to come from the future. */
   readonly futureSkewSeconds?: number;
@@ -75,7 +76,8 @@ export function judgeNewRequest(request: ReleaseRequest, keyId: string, policy: 
   }
   const served = servedRelease(request, policy.releases);
   if (!served.ok) return refuse(served.code, served.reason);
-  const outOfScope = keyScopeRefusal(request, keyId, served.release.deployment, policy.scopes?.get(keyId));
+  const { deployment, releaseConfig } = served.release;
+  const outOfScope = keyScopeRefusal(request, keyId, deployment, policy.scopes?.get(keyId), isProtectedTarget(request, releaseConfig, deployment));
   if (outOfScope) return refuse('key-not-allowed', safeReason(outOfScope));
   return { ok: true, release: { request, keyId, ...served.release } };
 }
@@ -127,15 +129,26 @@ export function servedRelease(request: ReleaseRequest, releases: readonly Releas
   return { ok: true, release: { deployment, releaseConfig } };
 }
 
+/** Whether the request's deployment is marked protected (releases[].deployments[].protected); a personal one never is. */
+export function isProtectedTarget(request: ReleaseRequest, releaseConfig: ReleaseConfig, deployment: string): boolean {
+  return !isPersonal(request.target) && isProtectedDeployment(releaseConfig, deployment);
+}
+
 /**
- * Why a key may not release the request's target under its scope, or undefined when it may. Checked
- * after the target is known to be served, so the reason can name the deployment the release would reach.
+ * Why a key may not release the request's target under its scope, or undefined when it may. A key
+ * without a scope may release every served deployment that is not `protectedDeployment` (marked
+ * protected in releases[].deployments); only a scope that lists a protected deployment lets a key
+ * release it. Checked after the target is known to be served, so the reason can name the deployment
+ * the release would reach.
  */
-export function keyScopeRefusal(request: ReleaseRequest, keyId: string, deployment: string, scope: KeyScope | undefined): string | undefined {
-  if (!scope) return undefined;
+export function keyScopeRefusal(request: ReleaseRequest, keyId: string, deployment: string, scope: KeyScope | undefined, protectedDeployment: boolean): string | undefined {
   const { target } = request;
   const release = `${target.stack}/${target.release}`;
   const what = `key '${keyId}' may not release ${describeTarget(target)} (deployment ${deployment})`;
+  if (!scope) {
+    if (!protectedDeployment) return undefined;
+    return `${what}: ${deployment} is protected (releases[].deployments[].protected) and the key has no scope (signing.keys[].scope); sign with a key whose scope lists ${deployment} in its deployments, or ask ops to give this key such a scope`;
+  }
   const todo = 'sign with a key whose scope includes it, or ask ops to widen the scope of the key';
   if (scope.releases && !scope.releases.includes(release)) {
     return `${what}: its scope (signing.keys[].scope.releases) allows only ${scope.releases.join(', ')}; ${todo}`;

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { KeyScope, ReleaseConfig } from '../config/worker-config.js';
 import type { ReleaseRecord } from '../state/release-record.js';
-import { keyScopeRefusal, openRequest, servedRelease } from './acceptance.js';
+import { isProtectedTarget, keyScopeRefusal, openRequest, servedRelease } from './acceptance.js';
 import { parseImageReference } from './image-reference.js';
 import { printable } from './outside-text.js';
 import { describeTarget, type ReleaseRequest } from './release-request.js';
@@ -97,7 +97,7 @@ export async function vouchFor(record: ReleaseRecord, policy: VouchingPolicy): P
   if (record.deployment !== deployment || record.target !== target) {
     return no(`the record says target ${record.target} (deployment ${record.deployment}), but its request is for ${target}`);
   }
-  const scope = keyScopeRefusal(signed.request, signed.keyId, deployment, policy.scopes?.get(signed.keyId));
+  const scope = keyScopeRefusal(signed.request, signed.keyId, deployment, policy.scopes?.get(signed.keyId), isProtectedTarget(signed.request, releaseConfig, deployment));
   if (scope) return no(scope);
   return { ok: true, releaseConfig, voucher: voucherId, keyId: signed.keyId };
 }

@@ -41,9 +41,11 @@ export interface KeyRingLog {
 /**
  * The worker's keys, kept current: a key read from a file is read again when the file changes (its
  * inode, size or modification time, looked at each time the keys are used) or on `reload()` (SIGHUP),
- * so a rotation needs no restart. A file that becomes unreadable, empty or too short keeps the key
- * read before, and says why once per change, so a half-written rotation never locks CI out.
- * Keys from environment variables cannot change while the worker runs and are read once.
+ * so a rotation needs no restart. A file that is deleted, emptied, unreadable or too short removes
+ * its key at once (a request signed with it is refused as signed with a key the worker does not
+ * hold), and says why once per change; a file that holds a valid key again brings it back. Write a
+ * rotated key to a new file and rename it over the old one, so that no request meets a half-written
+ * file. Keys from environment variables cannot change while the worker runs and are read once.
  */
 export class WorkerKeyRing {
   private readonly keys = new Map<string, SigningKey>();
@@ -94,9 +96,10 @@ export class WorkerKeyRing {
       this.keys.set(id, key);
       this.log.info({ keyId: id, source: describeSource(source), why }, 'signing key read again: requests signed with the new key are accepted from now on');
     } catch (error) {
+      const removed = this.keys.delete(id);
       this.log.warn(
-        { keyId: id, source: describeSource(source), why, problem: (error as Error).message },
-        'signing key could not be read again: the key read before stays in use until the file holds a valid key',
+        { keyId: id, source: describeSource(source), why, problem: (error as Error).message, removed },
+        'signing key removed: its file holds no valid key; requests signed with it are refused until the file holds a valid key again',
       );
     }
   }

@@ -89,6 +89,15 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
         assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
         assert.match(result.stderr, stderr);
       }
+      // How often a verb reads the release while it waits: a whole number of milliseconds, 100 to 60000.
+      for (const value of ['0', 'fast', '1e3', '99', '60001']) {
+        const result = await cli(['stop', ALICE, '--config', s.config], { HARBORMASTER_OPS_POLL_MS: value });
+        assert.equal(result.code, 2, `HARBORMASTER_OPS_POLL_MS=${value}: ${result.stderr}`);
+        assert.equal(
+          result.stderr,
+          `harbormaster: HARBORMASTER_OPS_POLL_MS must be a whole number of milliseconds from 100 to 60000 (how often the command reads the release state while it waits), not '${value}': correct it, or unset it for every 2000 ms\n`,
+        );
+      }
       assert.deepEqual(await s.store.control(ALICE), before);
     });
 

@@ -32,7 +32,19 @@ describe('registry configuration', () => {
   it('accepts ECR, with or without its region and registry id, and a username with a password source', () => {
     assert.deepEqual(rollout({ registry: { ecr: true } }).registry, { ecr: true });
     assert.deepEqual(rollout({ registry: { ecr: true, region: 'eu-west-1', registryId: '111122223333' } }).registry, { ecr: true, region: 'eu-west-1', registryId: '111122223333' });
-    assert.deepEqual(rollout({ registry: { username: 'ci', password: { env: 'REGISTRY_PASSWORD' } } }).registry, { username: 'ci', password: { env: 'REGISTRY_PASSWORD' } });
+    const login = { address: 'registry.internal:5000', username: 'ci', password: { env: 'REGISTRY_PASSWORD' } };
+    assert.deepEqual(rollout({ registry: login }).registry, login);
+    assert.deepEqual(rollout({ registry: { ecr: true, address: '127.0.0.1:5000' } }).registry, { ecr: true, address: '127.0.0.1:5000' });
+  });
+
+  it('refuses a login without the registry it is for, or a registry that is not host[:port]', () => {
+    assert.match(
+      refusal({ registry: { username: 'ci', password: { env: 'P' } } }),
+      /releases\.0\.rollout\.registry\.address: registry\.address names the registry the password is for, host\[:port\] as image references name it \(registry\.internal:5000\): the credentials are sent to it alone/,
+    );
+    for (const address of ['https://registry.internal', 'registry.internal/team', 'user@registry.internal', '']) {
+      assert.match(refusal({ registry: { address, username: 'ci', password: { env: 'P' } } }), /releases\.0\.rollout\.registry\.address: address is the registry as image references name it, host\[:port\] without a scheme or path/, address);
+    }
   });
 
   it('refuses a mix, a half login, and bad ECR fields, naming the field', () => {

@@ -55,6 +55,6 @@ describe('signals configuration', () => {
 
   it('serves metrics only when a port is given', () => {
     assert.equal(parse(() => undefined).metrics, undefined);
-    assert.deepEqual(parse((c) => (c.metrics = { port: 9464 })).metrics, { port: 9464, host: '0.0.0.0', healthyPollSeconds: 300 });
+    assert.deepEqual(parse((c) => (c.metrics = { port: 9464 })).metrics, { port: 9464, host: '127.0.0.1', healthyPollSeconds: 300 });
   });
 });

@@ -48,6 +48,27 @@ describe('worker configuration', () => {
     assert.match(refusal((c) => (c.aws.region = 'mars')), /aws\.region/);
   });
 
+  it('reads a deployment as a name or as {name, protected}, and refuses other shapes naming the rule', () => {
+    const config = base();
+    config.releases[0].deployments = ['staging', { name: 'production', protected: true }, { name: 'qa', protected: false }];
+    const release = parseWorkerConfig(stringify(config)).releases[0]!;
+    assert.deepEqual(release.deployments, ['staging', 'production', 'qa']);
+    assert.deepEqual(release.protectedDeployments, ['production']);
+    assert.deepEqual(parseWorkerConfig(stringify(base())).releases[0]!.protectedDeployments, [], 'none unless marked');
+    assert.match(refusal((c) => (c.releases[0].deployments = [5])), /releases\.0\.deployments\.0: a deployment is a name \(staging\) or \{name: production, protected: true\}/);
+    assert.match(refusal((c) => (c.releases[0].deployments = [{ name: 'production', protect: true }])), /releases\.0\.deployments\.0: unknown field\(s\) 'protect'/);
+    assert.match(refusal((c) => (c.releases[0].deployments = ['Prod'])), /releases\.0\.deployments\.0\.name: deployment must be lowercase/);
+  });
+
+  it('listens for /metrics on the loopback unless metrics.host says otherwise', () => {
+    const config = base();
+    config.metrics = { port: 9464 };
+    assert.equal(parseWorkerConfig(stringify(config)).metrics?.host, '127.0.0.1');
+    config.metrics = { port: 9464, host: '10.0.1.5' };
+    assert.equal(parseWorkerConfig(stringify(config)).metrics?.host, '10.0.1.5');
+    assert.match(refusal((c) => (c.metrics = { port: 9464, host: 'http://x/' })), /metrics\.host: metrics\.host is an address to listen on: 127\.0\.0\.1 \(the default\)/);
+  });
+
   it('accepts the example configuration shipped in deploy/', () => {
     const example = parseWorkerConfig(readFileSync(new URL('../../deploy/worker.example.yml', import.meta.url), 'utf8'), 'worker.example.yml');
     assert.deepEqual(example.releases[0]!.rollout!.autoScaling.suspendProcesses, ['AZRebalance', 'HealthCheck', 'ReplaceUnhealthy', 'ScheduledActions', 'Terminate']);

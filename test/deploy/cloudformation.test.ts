@@ -305,6 +305,7 @@ describe('deploy/cloudformation.yml', () => {
     assert.deepEqual(Object.keys(template.Outputs).sort(), [
       'BastionInstanceProfileArn',
       'BastionInstanceProfileName',
+      'BastionLaunchTemplateId',
       'BastionRoleArn',
       'BastionSecurityGroupId',
       'CiPolicyArn',
@@ -331,9 +332,10 @@ describe('deploy/cloudformation.yml', () => {
     assert.equal(role.Condition, undefined, 'always made: every worker needs it');
     assert.deepEqual(role.Properties.AssumeRolePolicyDocument.Statement, [{ Effect: 'Allow', Principal: { Service: 'ec2.amazonaws.com' }, Action: 'sts:AssumeRole' }]);
     assert.deepEqual(role.Properties.ManagedPolicyArns, [{ Ref: 'WorkerPolicy' }], 'the worker policy and nothing else');
-    // Beside it, only what the host key collector of docs/install.md calls (the worker never does).
+    // Beside it, only what the host key collector of docs/install.md calls (the worker never does), and
+    // the refusal of credentials IMDSv1 handed out (the next test).
     assert.deepEqual(
-      (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>).flatMap((policy) => policy.PolicyDocument.Statement),
+      (role.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>).flatMap((policy) => policy.PolicyDocument.Statement).filter((statement) => statement.Effect === 'Allow'),
       [{ Sid: 'ReadHostKeysFromConsoles', Effect: 'Allow', Action: ['ec2:GetConsoleOutput'], Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*' } }],
     );
     assert.ok(!calls.some((call) => call.actions.includes('ec2:GetConsoleOutput')), 'the worker itself does not read consoles');
@@ -341,6 +343,31 @@ describe('deploy/cloudformation.yml', () => {
     assert.equal(profile.Type, 'AWS::IAM::InstanceProfile');
     assert.deepEqual(profile.Properties.Roles, [{ Ref: 'BastionRole' }]);
     assert.deepEqual(template.Outputs.BastionInstanceProfileName!.Value, { Ref: 'BastionInstanceProfile' });
+  });
+
+  it('launches the bastion with IMDSv2 alone and a hop limit of 1, refuses its role\'s credentials when IMDSv1 handed them out, and docs/install.md says why', () => {
+    // IAM and EC2 evaluate these on AWS (moto does not): what is checked here is the document.
+    const launch = template.Resources.BastionLaunchTemplate!;
+    assert.equal(launch.Type, 'AWS::EC2::LaunchTemplate');
+    assert.equal(launch.Condition, undefined, 'always made, as the role is');
+    const data = launch.Properties.LaunchTemplateData;
+    assert.deepEqual(data.MetadataOptions, { HttpEndpoint: 'enabled', HttpTokens: 'required', HttpPutResponseHopLimit: 1, InstanceMetadataTags: 'disabled' });
+    assert.deepEqual(data.IamInstanceProfile, { Arn: { 'Fn::GetAtt': ['BastionInstanceProfile', 'Arn'] } });
+    assert.deepEqual(data.SecurityGroupIds, { 'Fn::If': ['MakeSecurityGroups', [{ 'Fn::GetAtt': ['BastionSecurityGroup', 'GroupId'] }], { Ref: 'AWS::NoValue' }] });
+    assert.deepEqual(template.Outputs.BastionLaunchTemplateId!.Value, { Ref: 'BastionLaunchTemplate' });
+    assert.deepEqual(resourcesOfType('AWS::EC2::LaunchTemplate').map(([name]) => name), ['BastionLaunchTemplate']);
+    assert.deepEqual(resourcesOfType('AWS::EC2::Instance'), [], 'no instance the template would launch otherwise');
+
+    const statements = (template.Resources.BastionRole!.Properties.Policies as Array<{ PolicyDocument: { Statement: Statement[] } }>).flatMap((policy) => policy.PolicyDocument.Statement);
+    assert.deepEqual(
+      statements.filter((statement) => statement.Effect === 'Deny'),
+      [{ Sid: 'RefuseCredentialsDeliveredByImdsV1', Effect: 'Deny', Action: '*', Resource: '*', Condition: { NumericLessThan: { 'ec2:RoleDelivery': '2.0' } } }],
+    );
+
+    const install = readFileSync(join(root, 'docs/install.md'), 'utf8');
+    for (const said of ['BastionLaunchTemplateId', 'IMDSv2', 'hop limit of 1', 'aws ec2 modify-instance-metadata-options', '--http-tokens required', '--http-put-response-hop-limit 1', '--network host']) {
+      assert.ok(install.includes(said), `docs/install.md says ${said}`);
+    }
   });
 
   it('lets CI\'s role be assumed by one GitHub repository through OIDC, or by a named AWS role, and gives it the CI policy alone', () => {

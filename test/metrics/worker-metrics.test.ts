@@ -5,7 +5,10 @@ import { createLogger } from '../../src/log/logger.js';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/metrics-server.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../../src/metrics/worker-metrics.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
+import type { ReleaseRecord } from '../../src/state/release-record.js';
+import type { ReleaseStore } from '../../src/state/release-store.js';
 import { storedRelease, whileRunning } from '../support/signal-release.js';
+import { eventually } from '../support/worker-fixtures.js';
 
 // The worker's metrics as Prometheus scrapes them: over HTTP from the metrics server on loopback,
 // in the text exposition format, with /healthz beside them.
@@ -68,6 +71,7 @@ describe('worker metrics', () => {
       draft.scaling = { 'ingest-asg': { before: [], suspend: ['Launch'], phase: 'suspended' } };
       draft.hosts = { 'i-1': { instanceId: 'i-1', address: '10.0.0.1', before: { registeredIn: [], live: null }, progress: 'in-progress', outAt: new Date().toISOString() } };
     });
+    await metrics.readState();
     let text = await scrape();
     assert.equal(sample(text, 'harbormaster_restores_pending'), 1, 'the fleet is not whole');
     assert.equal(sample(text, 'harbormaster_hosts_out_of_service'), 1);
@@ -79,9 +83,54 @@ describe('worker metrics', () => {
       draft.hosts['i-1']!.backAt = new Date().toISOString();
       draft.status = 'succeeded';
     });
+    assert.equal(sample(await scrape(), 'harbormaster_restores_pending'), 1, 'a scrape serves the last reading');
+    await metrics.readState();
     text = await scrape();
     assert.equal(sample(text, 'harbormaster_restores_pending'), 0, 'whole again');
     assert.equal(sample(text, 'harbormaster_hosts_out_of_service'), 0);
+  });
+
+  it('a scrape never reads the release state: the worker reads it on its own clock, however often /metrics is asked', async () => {
+    let reads = 0;
+    const counted = new Proxy(store, { get: (target, key, receiver) => (key === 'unfinished' ? () => (reads++, target.unfinished()) : Reflect.get(target, key, receiver)) });
+    const logger = createLogger({ level: 'silent' });
+    const watched = createWorkerMetrics({ logger, store: () => counted, processMetrics: false });
+    const own = await startMetricsServer(watched, { port: 0, host: '127.0.0.1', healthyPollMs: 60_000, logger });
+    let stop = watched.watchState(60_000);
+    try {
+      await eventually('the first reading, at once', () => reads === 1);
+      await Promise.all(Array.from({ length: 50 }, () => fetch(`http://127.0.0.1:${own.port}/metrics`).then((r) => r.text())));
+      assert.equal(reads, 1, '50 scrapes, no reading');
+      stop();
+      stop = watched.watchState(100);
+      await eventually('readings on the worker’s clock', () => reads >= 4);
+    } finally {
+      stop();
+      await own.close();
+    }
+    const stopped = reads;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(reads, stopped, 'no reading once stopped');
+    // A release of this worker ends: read again at once.
+    const { release } = await storedRelease({}, store);
+    await whileRunning(release, watched.listener, async (chat) => chat.post(say.releaseSucceeded({ target: TARGET, image: IMAGE, hosts: ['h1'], durationMs: 1_000 })));
+    await eventually('a reading when a release ended', () => reads === stopped + 1);
+  });
+
+  it('reads the state once at a time: a reading asked for during one runs once after it, so it sees what changed meanwhile', async () => {
+    let reads = 0;
+    let answer: (() => void) | undefined;
+    const slow = { unfinished: () => (reads++, new Promise<ReleaseRecord[]>((resolve) => (answer = () => resolve([])))) } as unknown as ReleaseStore;
+    const metrics = createWorkerMetrics({ logger: createLogger({ level: 'silent' }), store: () => slow, processMetrics: false });
+    const first = metrics.readState();
+    const asked = [metrics.readState(), metrics.readState()];
+    assert.equal(reads, 1, 'one at a time');
+    answer!();
+    await first;
+    await eventually('the one reading asked for meanwhile', () => reads === 2);
+    answer!();
+    await Promise.all(asked);
+    assert.equal(reads, 2, 'two asked during the first: one more reading');
   });
 
   it('counts queue receive errors, keeps the last successful poll, and /healthz says whether the queue answers', async () => {

@@ -78,11 +78,11 @@ describe('ECR token renewal (decisions)', () => {
 });
 
 /** The engine's side of a pull, reduced to its login: GET /v2/ on the image's registry with the pull's credentials. */
-function registryLoginSession(registry: AuthRegistry, pulls: RegistryAuth[]): HostSession {
+function registryLoginSession(registry: AuthRegistry, pulls: Array<RegistryAuth | undefined>): HostSession {
   return {
     address: '10.0.0.1',
     async pull(image: string, auth?: RegistryAuth) {
-      pulls.push({ username: auth!.username, password: auth!.password, serveraddress: auth!.serveraddress });
+      pulls.push(auth && { username: auth.username, password: auth.password, serveraddress: auth.serveraddress });
       const status = await registry.status(auth && { username: auth.username, password: auth.password });
       if (status === 401) throw new PullError('10.0.0.1', image, 'unauthorised', 'unauthorized: authentication required');
       if (status !== 200) throw new Error(`registry answered ${status}`);
@@ -91,6 +91,47 @@ function registryLoginSession(registry: AuthRegistry, pulls: RegistryAuth[]): Ho
   } as Partial<HostSession> as HostSession;
 }
 
+
+describe('a registry password goes to its registry alone', () => {
+  const config = (address: string) =>
+    workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' }, {
+      ssh: { user: 'deploy', privateKey: { env: 'UNUSED_KEY' }, knownHostsFile: '/dev/null' },
+      releases: [
+        {
+          stack: 'data',
+          release: 'ingest',
+          deployments: ['staging'],
+          images: { allowedRepositories: ['registry.internal:5000/data/*', 'elsewhere.example.com/data/*', 'data/*'] },
+          rollout: { container: { name: 'ingest' }, health: { port: 8080 }, registry: { address, username: 'ci', password: { env: 'REGISTRY_PASSWORD_FOR_TEST' } } },
+        },
+      ],
+    });
+  const authFor = (image: string, address = 'registry.internal:5000') => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) }));
+    const secrets = releaseSecrets(config(address), log, { REGISTRY_PASSWORD_FOR_TEST: 'the-registry-password' });
+    try {
+      const request = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment: 'staging' }, image, requestedBy: 'ci', source: {} });
+      assert.ok(request.ok);
+      return { auth: secrets.registryAuth(request.value), lines };
+    } finally {
+      secrets.close();
+    }
+  };
+
+  it('sends the password with an image of registry.address, and nothing with an image of any other registry, saying so', () => {
+    assert.deepEqual(authFor('registry.internal:5000/data/ingest:1').auth, { username: 'ci', password: 'the-registry-password', serveraddress: 'registry.internal:5000' });
+    assert.deepEqual(authFor('REGISTRY.internal:5000/data/ingest:1').auth?.serveraddress, 'registry.internal:5000', 'host names compare without case');
+    for (const image of ['elsewhere.example.com/data/ingest:1', 'registry.internal:5001/data/ingest:1', 'registry.internal/data/ingest:1', 'data/ingest:1']) {
+      const { auth, lines } = authFor(image);
+      assert.equal(auth, undefined, image);
+      assert.equal(lines.length, 1, image);
+      assert.match(lines[0]!, /the image's registry is not the one releases\.0\.rollout\.registry logs in to: pulled without credentials/);
+      assert.ok(!lines[0]!.includes('the-registry-password'));
+    }
+    assert.deepEqual(authFor('data/ingest:1', 'docker.io').auth?.serveraddress, 'docker.io', 'Docker Hub, named as docker.io');
+  });
+});
 
 describe('ECR credentials on moto, with a registry that accepts exactly them', () => {
   let moto: MotoServer;
@@ -128,8 +169,8 @@ describe('ECR credentials on moto, with a registry that accepts exactly them', (
   it('every pull through the resolving connector logs in with the current token', async () => {
     const before = tokenCalls();
     const credentials = new EcrCredentials(ecrTokenSource(ecr, { field: 'releases.0.rollout.registry', logger }));
-    const auth = new RenewableRegistryAuth(registry.address, credentials);
-    const pulls: RegistryAuth[] = [];
+    const auth = new RenewableRegistryAuth(registry.address, credentials, { address: registry.address });
+    const pulls: Array<RegistryAuth | undefined> = [];
     const session = await connectorFor(registryLoginSession(registry, pulls)).connect('10.0.0.1');
     await session.pull(`${registry.address}/team/app:1`, auth);
     await session.pull(`${registry.address}/team/app:2`, auth);
@@ -146,17 +187,17 @@ describe('ECR credentials on moto, with a registry that accepts exactly them', (
     const real = ecrTokenSource(ecr, { field: 'releases.0.rollout.registry', logger });
     // The first token is one the registry no longer accepts (revoked), then ECR's own.
     const credentials = new EcrCredentials(async () => (++served === 1 ? { ...(await real()), password: 'revoked-token', expiresAt: Date.now() + 12 * HOUR } : real()));
-    const auth = new RenewableRegistryAuth(registry.address, credentials);
-    const pulls: RegistryAuth[] = [];
+    const auth = new RenewableRegistryAuth(registry.address, credentials, { address: registry.address });
+    const pulls: Array<RegistryAuth | undefined> = [];
     const session = await connectorFor(registryLoginSession(registry, pulls)).connect('10.0.0.1');
     await session.pull(`${registry.address}/team/app:1`, auth);
-    assert.deepEqual(pulls.map((p) => p.password), ['revoked-token', MOTO_PASSWORD]);
+    assert.deepEqual(pulls.map((p) => p?.password), ['revoked-token', MOTO_PASSWORD]);
 
     const refusing = await startAuthRegistry([{ username: 'AWS', password: 'someone-else' }]);
     try {
-      const refused: RegistryAuth[] = [];
+      const refused: Array<RegistryAuth | undefined> = [];
       const other = await connectorFor(registryLoginSession(refusing, refused)).connect('10.0.0.1');
-      await assert.rejects(other.pull(`${refusing.address}/team/app:1`, new RenewableRegistryAuth(refusing.address, credentials)), (error: Error) => error instanceof PullError && error.reason === 'unauthorised');
+      await assert.rejects(other.pull(`${refusing.address}/team/app:1`, new RenewableRegistryAuth(refusing.address, credentials, { address: refusing.address })), (error: Error) => error instanceof PullError && error.reason === 'unauthorised');
       assert.equal(refused.length, 2, 'one renewal, not a loop');
     } finally {
       await refusing.stop();
@@ -165,7 +206,7 @@ describe('ECR credentials on moto, with a registry that accepts exactly them', (
 
   it('without the resolving connector no token is sent: the pull is refused, never made with a stale one', async () => {
     const auth = new RenewableRegistryAuth(registry.address, new EcrCredentials(ecrTokenSource(ecr, { field: 'f', logger })));
-    const pulls: RegistryAuth[] = [];
+    const pulls: Array<RegistryAuth | undefined> = [];
     await assert.rejects(registryLoginSession(registry, pulls).pull('x', auth), PullError);
     assert.equal(pulls[0]!.password, '');
     assert.equal(JSON.stringify({ auth }), JSON.stringify({ auth: { serveraddress: registry.address, username: 'AWS', password: '[redacted]' } }));
@@ -174,7 +215,7 @@ describe('ECR credentials on moto, with a registry that accepts exactly them', (
   it('a release configured with registry: {ecr: true} pulls with the token, wired as the worker wires it', async () => {
     const config = workerConfig(proxy.endpoint, { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' }, {
       ssh: { user: 'deploy', privateKey: { env: 'UNUSED_KEY' }, knownHostsFile: '/dev/null' },
-      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging'], images: { allowedRepositories: [`${registry.address}/data/ingest`] }, rollout: { container: { name: 'ingest' }, health: { port: 8080 }, registry: { ecr: true } } }],
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging'], images: { allowedRepositories: [`${registry.address}/data/ingest`] }, rollout: { container: { name: 'ingest' }, health: { port: 8080 }, registry: { ecr: true, address: registry.address } } }],
     });
     const secrets = releaseSecrets(config, logger);
     try {
@@ -182,10 +223,46 @@ describe('ECR credentials on moto, with a registry that accepts exactly them', (
       assert.ok(request.ok);
       const auth = secrets.registryAuth(request.value);
       assert.ok(auth instanceof RenewableRegistryAuth);
-      const pulls: RegistryAuth[] = [];
+      const pulls: Array<RegistryAuth | undefined> = [];
       const session = await secrets.connector({ connect: async () => registryLoginSession(registry, pulls) }).connect('10.0.0.1');
       await session.pull(request.value.image, auth);
       assert.deepEqual(pulls, [{ username: 'AWS', password: MOTO_PASSWORD, serveraddress: registry.address }]);
+    } finally {
+      secrets.close();
+    }
+  });
+
+  it('the token goes to ECR’s own registry (or registry.address) alone: an image of any other registry is pulled without it', async () => {
+    const credentials = new EcrCredentials(ecrTokenSource(ecr, { field: 'releases.0.rollout.registry', logger }));
+    const ecrRegistry = `123456789012.dkr.ecr.${MOTO_REGION}.amazonaws.com`;
+    const withheld: Array<[string, string]> = [];
+    const pulls: Array<RegistryAuth | undefined> = [];
+    // The engine's login, at the test registry whichever host the image names: what matters is what it is handed.
+    const session = await connectorFor(registryLoginSession(registry, pulls)).connect('10.0.0.1');
+    await session.pull(`${ecrRegistry}/team/app:1`, new RenewableRegistryAuth(ecrRegistry, credentials, { onWithheld: (image, token) => void withheld.push([image, token]) }));
+    assert.deepEqual(pulls, [{ username: 'AWS', password: MOTO_PASSWORD, serveraddress: ecrRegistry }], 'ECR’s registry: the token');
+    await assert.rejects(
+      session.pull(`${registry.address}/team/app:1`, new RenewableRegistryAuth(registry.address, credentials, { onWithheld: (image, token) => void withheld.push([image, token]) })),
+      (error: Error) => error instanceof PullError && error.reason === 'unauthorised',
+    );
+    assert.equal(pulls[1], undefined, 'another registry: no credentials at all');
+    assert.deepEqual(withheld, [[registry.address, ecrRegistry]]);
+
+    // Wired as the worker wires it: the image names a registry that is neither ECR's nor registry.address.
+    const config = workerConfig(proxy.endpoint, { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' }, {
+      ssh: { user: 'deploy', privateKey: { env: 'UNUSED_KEY' }, knownHostsFile: '/dev/null' },
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging'], images: { allowedRepositories: ['elsewhere.example.com/data/ingest'] }, rollout: { container: { name: 'ingest' }, health: { port: 8080 }, registry: { ecr: true } } }],
+    });
+    const secrets = releaseSecrets(config, logger);
+    try {
+      const request = newReleaseRequest({ target: { stack: 'data', release: 'ingest', deployment: 'staging' }, image: 'elsewhere.example.com/data/ingest:1', requestedBy: 'ci', source: {} });
+      assert.ok(request.ok);
+      const elsewhere: Array<RegistryAuth | undefined> = [];
+      const wired = await secrets.connector({ connect: async () => registryLoginSession(registry, elsewhere) }).connect('10.0.0.1');
+      await assert.rejects(wired.pull(request.value.image, secrets.registryAuth(request.value)), PullError);
+      assert.deepEqual(elsewhere, [undefined]);
+      logger.flush();
+      assert.ok(logged.some((line) => line.includes('"imageRegistry":"elsewhere.example.com"') && line.includes('pulled without credentials')), 'said in the log');
     } finally {
       secrets.close();
     }

@@ -39,6 +39,28 @@ describe('judging a release request', () => {
     assert.match(personalOnly.reason, /its scope \(signing\.keys\[\]\.scope\.deployments\) allows only personal deployments;/);
   });
 
+  it('lets a key without a scope release only deployments not marked protected; a scope that lists a protected deployment opens it', () => {
+    const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/dlq' }, {
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging', { name: 'production', protected: true }], personal: { users: ['alice'] }, images: { allowedRepositories: ['127.0.0.1:5000/data/ingest'] } }],
+    }).releases;
+    const unscoped: AcceptancePolicy = { ...policy, releases };
+    const production = signed(validRequest({ target: { stack: 'data', release: 'ingest', deployment: 'production' } }));
+    const refused = judgeMessage(production, unscoped, new Date());
+    assert.ok(!refused.ok);
+    assert.equal(refused.code, 'key-not-allowed');
+    assert.equal(
+      refused.reason,
+      "key 'ci-test' may not release data/ingest/production (deployment production): production is protected (releases[].deployments[].protected) and the key has no scope (signing.keys[].scope); sign with a key whose scope lists production in its deployments, or ask ops to give this key such a scope",
+    );
+    assert.ok(judgeMessage(signed(validRequest()), unscoped, new Date()).ok, 'staging is not protected');
+    assert.ok(judgeMessage(signed(validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'x' } } })), unscoped, new Date()).ok, 'a personal deployment never is');
+    const scoped = (deployments: string[]) => ({ ...unscoped, scopes: new Map([[TEST_KEY.id, { deployments, personal: false }]]) });
+    assert.ok(judgeMessage(production, scoped(['production']), new Date()).ok, 'a scope that lists it');
+    const stagingOnly = judgeMessage(production, scoped(['staging']), new Date());
+    assert.ok(!stagingOnly.ok);
+    assert.match(stagingOnly.reason, /its scope \(signing\.keys\[\]\.scope\.deployments\) allows only the deployments staging;/);
+  });
+
   it('accepts either key while keys are rotated', () => {
     const next = { id: 'ci-next', secret: Buffer.from('the-next-key-0123456789abcdef-0123456789ab') };
     const rotating = { ...policy, keys: new Map([[TEST_KEY.id, TEST_KEY], [next.id, next]]) };

@@ -87,6 +87,17 @@ describe('what vouches for a release record', () => {
     assert.match(!vouched.ok ? vouched.reason : '', /may not release/);
   });
 
+  it('refuses a key without a scope for a deployment marked protected, at every take-up', async () => {
+    const guarded = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q', deadLetterUrl: 'http://127.0.0.1:1/d' }, {
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['integration', { name: 'staging', protected: true }], images: { allowedRepositories: [`${REGISTRY}/data/ingest`] } }],
+    }).releases;
+    const vouched = await vouchFor(ciRecord(), { ...policy(), releases: guarded });
+    assert.equal(vouched.ok, false);
+    assert.match(!vouched.ok ? vouched.reason : '', /staging is protected \(releases\[\]\.deployments\[\]\.protected\) and the key has no scope/);
+    const scoped: VouchingPolicy = { ...policy(), releases: guarded, scopes: new Map([[TEST_KEY.id, { deployments: ['staging'], personal: false }]]) };
+    assert.equal((await vouchFor(ciRecord(), scoped)).ok, true, 'a scope that lists it');
+  });
+
   it('a rollback rests on the succeeded, signed release it repeats, by its image or by the digest its pull recorded', async () => {
     const to = succeeded(ciRecord(), DIGEST);
     assert.equal((await vouchFor(rollbackOf(to), policy([to]))).ok, true);

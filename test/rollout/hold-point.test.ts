@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { holdPointJournal } from '../../src/rollout/hold-point.js';
+import { holdPointJournal } from '../support/hold-point.js';
 import { createStepLog, type StepJournal } from '../../src/rollout/step-runner.js';
 import { capturingLogger, eventually } from '../support/worker-fixtures.js';
 
-// The test hold hook (HARBORMASTER_TEST_HOLD_AT) on its own and through the step log the release
+// The test hold hook (test/support/hold-point.ts) on its own and through the step log the release
 // runner uses: said loudly when set, and a hold that still yields to the release's stop request,
 // lease loss and deadline. Each test is bounded by its timeout: a hold that does not yield fails it.
 
@@ -20,7 +20,7 @@ describe('the test hold hook', () => {
     assert.equal(holdPointJournal(undefined, capturingLogger().logger), undefined);
     assert.equal(holdPointJournal('', capturingLogger().logger), undefined);
     const { lines, stderr } = hook('h2:stop-old:end');
-    const warning = 'TEST HOLD HOOK SET (HARBORMASTER_TEST_HOLD_AT=h2:stop-old:end): this worker will stop at h2:stop-old:end and wait; never set this in production';
+    const warning = 'TEST HOLD HOOK SET (h2:stop-old:end): this worker will stop at h2:stop-old:end and wait';
     assert.deepEqual(lines.map((l) => [l.level, l.msg, l.hold]), [['warn', warning, 'h2:stop-old:end']]);
     assert.deepEqual(stderr, [`harbormaster: ${warning}\n`]);
   });

@@ -18,7 +18,7 @@ import { enqueueEnvironment, eventually, TEST_KEY, TEST_KEY_ENV } from '../suppo
 import { WorkerProcess, type LogLine } from '../support/worker-process.js';
 
 // Kill it and look. The real worker (`harbormaster worker`, its own process) is held at a recorded
-// boundary of a 3-host release (HARBORMASTER_TEST_HOLD_AT), the fleet is checked to be mid-change at
+// boundary of a 3-host release (WorkerProcess's holdAt), the fleet is checked to be mid-change at
 // that point, the worker is SIGKILLed, started again, and the whole fleet is checked once it has
 // settled: every host registered as before and in service, exactly one live container on each,
 // healthy, on the right image; Auto Scaling processes and alarm actions exactly as before, no mute rule
@@ -250,7 +250,7 @@ describe('the worker killed at every recorded boundary of a release, then starte
       const staging = observer.stagingHosts.map((host) => host.instanceId).sort();
       const h = (name: string) => fleet.hosts.find((host) => host.name === name)!.instanceId;
 
-      const first = new WorkerProcess(config, { ...env, HARBORMASTER_TEST_HOLD_AT: kase.hold });
+      const first = new WorkerProcess(config, env, { holdAt: kase.hold });
       let second: WorkerProcess | undefined;
       // The invariants hold the whole time, across the kill and the restart, not only at the end.
       const sampler = startSampler(observer, fleet);

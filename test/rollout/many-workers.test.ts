@@ -205,7 +205,7 @@ describe('several workers, several targets', () => {
     fleet.chat.clear();
     const directory = mkdtempSync(join(tmpdir(), 'harbormaster-takeover-'));
     const env = fleetWorkerEnvironment(fleet);
-    const first = new WorkerProcess(writeConfig(directory, 'first'), { ...env, HARBORMASTER_TEST_HOLD_AT: 'h2:stop-old:end' });
+    const first = new WorkerProcess(writeConfig(directory, 'first'), env, { holdAt: 'h2:stop-old:end' });
     let second: WorkerProcess | undefined;
     try {
       await first.waitFor('polling', (l) => l.msg === 'polling for release requests');

@@ -7,7 +7,7 @@ import type { AutoScaling } from '../../src/autoscaling/process-suspension.js';
 import type { Chat, ChatMessage } from '../../src/chat/chat.js';
 import { parseWorkerConfig } from '../../src/config/worker-config.js';
 import type { ReleaseRequest } from '../../src/request/release-request.js';
-import { holdPointJournal } from '../../src/rollout/hold-point.js';
+import { holdPointJournal } from '../support/hold-point.js';
 import { ReleaseRunner } from '../../src/rollout/release-runner.js';
 import type { StepJournal } from '../../src/rollout/step-runner.js';
 import { HostUnreachableError } from '../../src/host/host-errors.js';
@@ -953,7 +953,7 @@ describe('the release runner', () => {
   });
 });
 
-describe('a release held by the test hold hook (HARBORMASTER_TEST_HOLD_AT)', () => {
+describe('a release held by the test hold hook (test/support/hold-point.ts)', () => {
   const held = (spec: string) => {
     const { logger, lines } = capturingLogger();
     return {

@@ -91,7 +91,7 @@ describe('one request, several workers, on the local fleet', () => {
     const directory = mkdtempSync(join(tmpdir(), 'harbormaster-takeover-kill-'));
     const env = fleetWorkerEnvironment(fleet);
     const config = (name: string) => writeSharedWorkerConfig(fleet, directory, name, { leaseSeconds: LEASE_SECONDS });
-    const first = new WorkerProcess(config('first'), { ...env, HARBORMASTER_TEST_HOLD_AT: 'h2:stop-old:end' });
+    const first = new WorkerProcess(config('first'), env, { holdAt: 'h2:stop-old:end' });
     let second: WorkerProcess | undefined;
     let third: WorkerProcess | undefined;
     const sampler = startSampler(observer, fleet);
@@ -106,7 +106,7 @@ describe('one request, several workers, on the local fleet', () => {
       await first.kill('SIGKILL');
 
       // The second takes it over and dies in the middle of it, h2 started on v3 but not yet back.
-      second = new WorkerProcess(config('second'), { ...env, HARBORMASTER_TEST_HOLD_AT: 'h2:start-new:end' });
+      second = new WorkerProcess(config('second'), env, { holdAt: 'h2:start-new:end' });
       // At its start (repair), at a sweep (takeover) or at the message's redelivery: whichever comes first.
       await second.waitFor('the takeover', (l) => l.msg === 'resuming an unfinished release' && l.releaseId === releaseId, 90_000);
       await second.waitFor('the second hold', (l) => l.msg === 'test hold reached', 90_000);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -30,7 +30,7 @@ describe('the worker key ring', () => {
     assert.throws(() => ring(join(dir, 'short')), /is 31 bytes; at least 32 are needed/);
   });
 
-  it('reads a file key again on reload (SIGHUP) even when the file looks unchanged, and keeps the key when the file disappears', () => {
+  it('reads a file key again on reload (SIGHUP) even when the file looks unchanged', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keys-'));
     const file = join(dir, 'ci.key');
     writeFileSync(file, KEY_A);
@@ -40,16 +40,41 @@ describe('the worker key ring', () => {
     keys.reload();
     assert.equal(keys.current().get('ci')?.secret.toString(), KEY_B);
     assert.equal(lines.filter((l) => l.level === 'info').length, 1);
-    writeFileSync(file, '');
-    keys.reload();
-    assert.equal(keys.current().get('ci')?.secret.toString(), KEY_B, 'the key read before stays');
-    assert.match(String(lines.at(-1)?.fields.problem), /missing or empty/);
     assert.equal(keys.current().get('from-env')?.secret.toString(), KEY_B);
+  });
+
+  it('removes a file key at once, without a reload, when its file is deleted, emptied or holds no valid key; brings it back when the file holds one again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keys-'));
+    const file = join(dir, 'ci.key');
+    writeFileSync(file, KEY_A);
+    const { keys, lines } = ring(file);
+    assert.equal(keys.current().get('ci')?.secret.toString(), KEY_A);
+
+    unlinkSync(file);
+    assert.equal(keys.current().has('ci'), false, 'deleted: gone at the next use');
+    assert.match(String(lines.at(-1)?.message), /^signing key removed: its file holds no valid key; requests signed with it are refused until the file holds a valid key again$/);
+    assert.equal(lines.at(-1)?.level, 'warn');
+    assert.equal(lines.at(-1)?.fields.removed, true);
+
+    writeFileSync(file, KEY_A);
+    assert.equal(keys.current().get('ci')?.secret.toString(), KEY_A, 'a valid key again: back');
+    writeFileSync(file, '');
+    assert.equal(keys.current().has('ci'), false, 'emptied: gone');
+    assert.match(String(lines.at(-1)?.fields.problem), /missing or empty/);
+
+    writeFileSync(file, KEY_B);
+    assert.equal(keys.current().get('ci')?.secret.toString(), KEY_B);
+    writeFileSync(file, 'revoked');
+    assert.equal(keys.current().has('ci'), false, 'too short to be a key: gone');
+    assert.match(String(lines.at(-1)?.fields.problem), /is 7 bytes; at least 32 are needed/);
+    keys.reload();
+    assert.equal(keys.current().has('ci'), false, 'a reload does not bring it back');
     // A refused file is not read again (nor logged again) until it changes.
     const logged = lines.length;
     keys.current();
     keys.current();
     assert.equal(lines.length, logged);
+    assert.equal(keys.current().get('from-env')?.secret.toString(), KEY_B, 'keys from the environment stay');
   });
 });
 

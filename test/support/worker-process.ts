@@ -5,6 +5,14 @@ import { CLI } from './cli.js';
 // `harbormaster worker` as ops run it: the built executable in its own process, its JSON log lines
 // read as they come. For tests that kill the real worker and start it again.
 
+/** The test hold (./hold-point.ts), loaded before the CLI; tsx first, to load it as TypeScript. */
+const HOLD_PRELOAD = ['--import', import.meta.resolve('tsx'), '--import', import.meta.resolve('./hold-preload.ts')];
+
+export interface WorkerProcessOptions {
+  /** Hold the release at this boundary (`<host|->:<step>:<begin|end>`, ./hold-point.ts), through ./hold-preload.ts. */
+  readonly holdAt?: string;
+}
+
 export type LogLine = Record<string, unknown>;
 
 /** Every worker a test started, killed when the test process exits however it exits (a timeout included). */
@@ -18,8 +26,10 @@ export class WorkerProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly waiters = new Set<() => void>();
 
-  constructor(configPath: string, env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, [CLI, 'worker', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(configPath: string, env: NodeJS.ProcessEnv, options: WorkerProcessOptions = {}) {
+    const preload = options.holdAt === undefined ? [] : HOLD_PRELOAD;
+    const environment = options.holdAt === undefined ? env : { ...env, HARBORMASTER_TEST_HOLD_AT: options.holdAt };
+    this.child = spawn(process.execPath, [...preload, CLI, 'worker', '--config', configPath], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
     started.add(this.child);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -66,7 +66,38 @@ describe('signing keys', () => {
     assert.equal((await store.get(outOfScope.releaseId as string))?.status, 'refused');
   });
 
-  it('rotated without a restart: accepts a request signed with the new key once the key file is rewritten, refuses the old one, and keeps the key when the file becomes too short', async () => {
+  it('protected: a key without a scope may not release a deployment marked protected; a key whose scope lists it may; the refusal is dead-lettered and recorded', async () => {
+    const queues = await createQueues(suite.sqs);
+    const dir = mkdtempSync(join(tmpdir(), 'harbormaster-keys-'));
+    const PRODUCTION_KEY = { id: 'ci-production', secret: Buffer.from('production-key-0123456789abcdef-0123456789ab') };
+    writeFileSync(join(dir, 'production.key'), PRODUCTION_KEY.secret);
+    const config = workerConfig(suite.moto.endpoint, queues, {
+      signing: { keys: [{ id: TEST_KEY.id, env: TEST_KEY_ENV }, { id: PRODUCTION_KEY.id, file: join(dir, 'production.key'), scope: { deployments: ['production'] } }], maxAgeSeconds: 300 },
+      releases: [{ stack: 'data', release: 'ingest', deployments: ['staging', { name: 'production', protected: true }], images: { allowedRepositories: ['127.0.0.1:5000/data/ingest'] } }],
+    });
+    const rollout = new RecordingRollout();
+    const store = new MemoryReleaseStore();
+    const notices: RefusalNotice[] = [];
+    const production = () => validRequest({ target: { stack: 'data', release: 'ingest', deployment: 'production' } });
+    const unscoped = production();
+    const scoped = production();
+    const staging = validRequest();
+    await sendRaw(suite.sqs, queues.url, signed(unscoped, TEST_KEY));
+    await sendRaw(suite.sqs, queues.url, signed(staging, TEST_KEY));
+    await sendRaw(suite.sqs, queues.url, signed(scoped, PRODUCTION_KEY));
+    const dead = await withWorker(config, { rollout, store, logger: capturingLogger().logger, onRefused: (n) => void notices.push(n) }, async () => {
+      await eventually('the staging release and the production release signed with the scoped key', () => rollout.releases.length === 2);
+      return drain(suite.sqs, queues.deadLetterUrl, 1, 20_000);
+    });
+    assert.deepEqual(rollout.releases.map((r) => r.request.releaseId).sort(), [staging.releaseId, scoped.releaseId].sort());
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]!.MessageAttributes?.['harbormaster.refusal']?.StringValue, 'key-not-allowed');
+    assert.deepEqual(notices.map((n) => [n.releaseId, n.code]), [[unscoped.releaseId, 'key-not-allowed']]);
+    assert.match(notices[0]!.reason, /^key 'ci-test' may not release data\/ingest\/production \(deployment production\): production is protected \(releases\[\]\.deployments\[\]\.protected\) and the key has no scope/);
+    assert.equal((await store.get(unscoped.releaseId as string))?.status, 'refused');
+  });
+
+  it('rotated without a restart: accepts a request signed with the new key once the key file is rewritten, refuses the old one; a deleted key file revokes the key at once', async () => {
     const queues = await createQueues(suite.sqs);
     const dir = mkdtempSync(join(tmpdir(), 'harbormaster-keys-'));
     const file = join(dir, 'ci.key');
@@ -92,15 +123,17 @@ describe('signing keys', () => {
       await eventually('the release signed with the new key', () => rollout.releases.some((r) => r.request.releaseId === rotated.releaseId));
       await eventually('the request signed with the old key refused', () => notices.some((n) => n.code === 'bad-signature'));
 
-      // A file that becomes too short (a truncated write) keeps the key read before, and says why.
-      writeFileSync(file, 'short\n');
-      const afterTruncation = validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'z' } } });
-      await sendRaw(suite.sqs, queues.url, signed(afterTruncation, second));
-      await eventually('the release signed with the key kept', () => rollout.releases.some((r) => r.request.releaseId === afterTruncation.releaseId));
+      // Revoked by deleting its file: the next request signed with it is refused, with no reload.
+      unlinkSync(file);
+      const afterRevocation = validRequest({ target: { stack: 'data', release: 'ingest', personal: { user: 'alice', feature: 'z' } } });
+      await sendRaw(suite.sqs, queues.url, signed(afterRevocation, second));
+      await eventually('the request signed with the revoked key refused', () => notices.some((n) => n.code === 'unknown-key'));
+      assert.ok(!rollout.releases.some((r) => r.request.releaseId === afterRevocation.releaseId), 'never handed to the rollout');
     });
-    assert.equal(notices.length, 1, JSON.stringify(notices));
+    assert.deepEqual(notices.map((n) => n.code), ['bad-signature', 'unknown-key'], JSON.stringify(notices));
     assert.ok(lines.some((l) => l.msg?.toString().startsWith('signing key read again') && l.keyId === 'ci-rotating'));
-    const kept = lines.find((l) => l.msg?.toString().startsWith('signing key could not be read again'));
-    assert.match(String(kept?.problem), /is 5 bytes; at least 32 are needed/);
+    const removed = lines.find((l) => l.msg?.toString().startsWith('signing key removed'));
+    assert.equal(removed?.keyId, 'ci-rotating');
+    assert.match(String(removed?.problem), /cannot read secret from file .*ci\.key: ENOENT/);
   });
 });

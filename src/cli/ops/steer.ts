@@ -6,6 +6,7 @@ import { isFinal, type ReleaseRecord } from '../../state/release-record.js';
 import { UsageError } from '../usage-error.js';
 import { withOpsContext, type OpsContext, type OpsOptions } from './ops-command.js';
 import { operatorName } from './operator.js';
+import { opsPollMs } from './poll-interval.js';
 import { checkTargets, knownTargets, servedTargets } from './targets.js';
 
 // What the verbs that steer a target share (lock, unlock, stop, rollback, promote): the target checked
@@ -59,8 +60,9 @@ export function writeControl(context: Pick<SteerContext, 'state' | 'target'>, ch
   return context.state.read(`the control of ${context.target}`, (h) => h.updateControl(context.target, change));
 }
 
-/** `--wait-minutes`, checked. */
+/** `--wait-minutes`, checked, and HARBORMASTER_OPS_POLL_MS with it: either one wrong is refused before anything is written. */
 export function waitMinutes(value: string): number {
+  opsPollMs();
   const minutes = Number(value);
   if (!(minutes > 0 && minutes <= 24 * 60)) throw new UsageError(`--wait-minutes must be a number of minutes above 0, at most 1440, not '${value.slice(0, 20)}'`);
   return minutes;
@@ -75,7 +77,7 @@ export async function waitForEnd(
   releaseId: string,
   timeoutMs: number,
   refusedBeforeRecorded?: () => Promise<string | undefined>,
-  pollMs = Number(process.env.HARBORMASTER_OPS_POLL_MS ?? 2_000),
+  pollMs = opsPollMs(),
 ): Promise<ReleaseRecord | { refused: string } | undefined> {
   const deadline = Date.now() + timeoutMs;
   let said = '';

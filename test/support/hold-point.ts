@@ -1,21 +1,22 @@
-import type { Logger } from '../log/logger.js';
-import type { ReleaseSignals, StepJournal } from './step-runner.js';
+import type { Logger } from '../../src/log/logger.js';
+import type { ReleaseSignals, StepJournal } from '../../src/rollout/step-runner.js';
 
-// A test hook, off unless HARBORMASTER_TEST_HOLD_AT is set: `<host|->:<step>:<begin|end>` (for example
-// `h2:stop-old:end`, `-:mute-alarms:end`). When the release reaches that boundary, the worker logs
-// `test hold reached` and waits there, so that a test can SIGKILL the real process at exactly that
-// point and check what a restart makes of the fleet. The wait still yields to the release: a stop
-// request or the release deadline ends it and the release goes on to handle them as it would at that
-// boundary; a lost lease ends it by throwing, so that no effect follows. Nothing else changes.
+// A test hook: a step journal that holds a release at one boundary, `<host|->:<step>:<begin|end>` (for
+// example `h2:stop-old:end`, `-:mute-alarms:end`). Tests hand it to the rollout directly, or to the
+// built `harbormaster worker` through the preload module ./hold-preload.ts (WorkerProcess's `holdAt`).
+// When the release reaches that boundary, the worker logs `test hold reached` and waits there, so that
+// a test can SIGKILL the real process at exactly that point and check what a restart makes of the
+// fleet. The wait still yields to the release: a stop request or the release deadline ends it and the
+// release goes on to handle them as it would at that boundary; a lost lease ends it by throwing, so
+// that no effect follows. Nothing else changes.
 
-export const holdHookWarning = (spec: string) =>
-  `TEST HOLD HOOK SET (HARBORMASTER_TEST_HOLD_AT=${spec}): this worker will stop at ${spec} and wait; never set this in production`;
+export const holdHookWarning = (spec: string) => `TEST HOLD HOOK SET (${spec}): this worker will stop at ${spec} and wait`;
 
 /** Undefined when `spec` is unset; otherwise says so at once, loudly (a warn log line and stderr). */
 export function holdPointJournal(spec: string | undefined, logger: Logger, stderr: (line: string) => void = (line) => void process.stderr.write(line)): StepJournal | undefined {
   if (!spec) return undefined;
   const match = /^([^:]+):([a-z-]+):(begin|end)$/.exec(spec);
-  if (!match) throw new Error(`HARBORMASTER_TEST_HOLD_AT must be <host|->:<step>:<begin|end>, not ${JSON.stringify(spec)}`);
+  if (!match) throw new Error(`a hold point must be <host|->:<step>:<begin|end>, not ${JSON.stringify(spec)}`);
   const [, host, step, edge] = match as unknown as [string, string, string, 'begin' | 'end'];
   logger.warn({ hold: spec }, holdHookWarning(spec));
   stderr(`harbormaster: ${holdHookWarning(spec)}\n`);
