@@ -194,15 +194,16 @@ export class ReleaseScheduler {
   private async gate(record: ReleaseRecord, lease: TargetLease): Promise<GateVerdict> {
     const { store } = this.deps;
     const [others, control] = await Promise.all([store.releasesOf(record.target), store.control(record.target)]);
-    const repeatsCreatedAt = record.newHosts ? (await store.get(record.newHosts.of).catch(() => undefined))?.request.createdAt : undefined;
-    const mine = { createdAt: repeatsCreatedAt ?? record.request.createdAt, releaseId: record.releaseId };
+    const repeated = record.newHosts ? await store.get(record.newHosts.of).catch(() => undefined) : undefined;
+    const repeats = repeated ? { createdAt: repeated.request.createdAt, releaseId: repeated.releaseId } : undefined;
+    const mine = repeats ?? { createdAt: record.request.createdAt, releaseId: record.releaseId };
     const annotate = async (other: TargetRelease): Promise<OtherRelease> =>
       other.createdAt > mine.createdAt || (other.createdAt === mine.createdAt && other.releaseId > mine.releaseId)
         ? { ...other, newHosts: (await store.get(other.releaseId).catch(() => undefined))?.newHosts !== undefined }
         : other;
     const known = await Promise.all(others.filter((other) => other.releaseId !== record.releaseId).map(annotate));
     const newestStarted = lease.newest ? await annotate({ ...lease.newest, status: 'running' }) : undefined;
-    return gateRelease({ record, others: known, newestStarted, control, now: new Date(), repeatsCreatedAt });
+    return gateRelease({ record, others: known, newestStarted, control, now: new Date(), repeats });
   }
 
   /** Stopped by an operator before it changed anything: it ends at once, whatever else holds the target. */

@@ -32,8 +32,8 @@ export interface GateInput {
   readonly newestStarted?: OtherRelease | undefined;
   readonly control: TargetControl | undefined;
   readonly now: Date;
-  /** A release for new hosts: the signed creation time of the release it repeats, which it is judged by. */
-  readonly repeatsCreatedAt?: string | undefined;
+  /** A release for new hosts: the release it repeats (its signed creation time and id), which it is judged by. */
+  readonly repeats?: { readonly createdAt: string; readonly releaseId: string } | undefined;
 }
 
 export type GateVerdict =
@@ -49,9 +49,9 @@ const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: stri
 /** What supersedes a release for new hosts: a later release that releases every host (waiting, under way, or succeeded). */
 const COVERS_NEW_HOSTS = new Set<ReleaseRecord['status']>(['accepted', 'running', 'interrupted', 'succeeded']);
 
-/** The newest of `others` that is newer than `record` (judged at `createdAt`) and may supersede it. */
-export function newestAbove(record: ReleaseRecord, others: readonly OtherRelease[], createdAt = record.request.createdAt): OtherRelease | undefined {
-  const mine = { createdAt, releaseId: record.releaseId };
+/** The newest of `others` that is newer than `record` (or than the release it repeats) and may supersede it. */
+export function newestAbove(record: ReleaseRecord, others: readonly OtherRelease[], repeats?: { createdAt: string; releaseId: string }): OtherRelease | undefined {
+  const mine = repeats ?? { createdAt: record.request.createdAt, releaseId: record.releaseId };
   return others
     .filter((other) => other.status !== 'refused' && other.status !== 'superseded' && !other.newHosts && newer(other, mine))
     .filter((other) => !record.newHosts || COVERS_NEW_HOSTS.has(other.status))
@@ -68,14 +68,14 @@ export function changedHosts(record: ReleaseRecord): string[] {
 /** Whether the gate needs the other releases and the control: only a release that has not started or stopped at a safe point. */
 export const isWaiting = (record: ReleaseRecord) => record.status === 'accepted' || record.status === 'interrupted';
 
-export function gateRelease({ record, others, newestStarted, control, now, repeatsCreatedAt }: GateInput): GateVerdict {
+export function gateRelease({ record, others, newestStarted, control, now, repeats }: GateInput): GateVerdict {
   if (!isWaiting(record)) return { kind: 'go' };
   const untouched = changedHosts(record).length === 0;
   const stop = stopOf(control, record.releaseId);
   if (stop && untouched) return { kind: 'stop', stop };
   const admitted = lockInForce(control, now)?.admits === record.releaseId;
   const started = newestStarted && newestStarted.releaseId !== record.releaseId ? [newestStarted] : [];
-  const overtaken = newestAbove(record, [...others.filter((other) => !(admitted && other.status === 'accepted')), ...started], repeatsCreatedAt);
+  const overtaken = newestAbove(record, [...others.filter((other) => !(admitted && other.status === 'accepted')), ...started], repeats);
   if (overtaken && overtaken.status === 'accepted' && !untouched) {
     return { kind: 'wait', reason: `the newer release ${overtaken.releaseId} of ${record.target} goes first: this one is superseded once it has passed preflight, and resumes if it cannot start` };
   }

@@ -96,7 +96,7 @@ describe('a record put straight into the state directory, on the local fleet', (
         assert.ok(all.every((c) => !c.Image.endsWith(':v3')), `${host.name}: no container of v3, running or not`);
       }
       assert.equal(existsSync(join('/tmp', marker)), false, 'the release task never ran');
-      await assertStagingWhole(observer, { h1: 'v2', h2: 'v2', h3: 'v2' });
+      await assertStagingWhole(observer, Object.fromEntries(observer.stagingHosts.map((h) => [h.name, 'v2'])));
       const status = await runCli(['status', TARGET, '--config', configPath], env, 60_000);
       assert.match(status.stdout, /v2/);
     } finally {

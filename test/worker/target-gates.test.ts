@@ -57,8 +57,12 @@ const rows: Row[] = [
   ['2. the newest that started, as the lease names it: supersede', () => ({ record: record('accepted', at(-5)), others: [], newestStarted: other('running', at(1)), control: undefined, now: NOW }), 'supersede'],
   ['2. a newer one refused or superseded does not count', () => ({ record: record('accepted', at(-5)), others: [other('refused', at(1)), other('superseded', at(2))], control: undefined, now: NOW }), 'go'],
   ['2. a release for new hosts never supersedes a request', () => ({ record: record('accepted', at(-5)), others: [other('accepted', at(1), true)], newestStarted: other('running', at(2), true), control: undefined, now: NOW }), 'go'],
-  ['2. a release for new hosts is judged by the release it repeats: a later request that succeeded supersedes it', () => ({ record: { ...record('accepted', at(5)), newHosts: { of: randomUUID(), instances: ['i-9'] } }, others: [other('succeeded', at(1))], control: undefined, now: NOW, repeatsCreatedAt: at(-5) }), 'supersede'],
-  ['2. a release for new hosts goes after a later release that rolled back (the current image is still current)', () => ({ record: { ...record('accepted', at(5)), newHosts: { of: randomUUID(), instances: ['i-9'] } }, others: [other('rolled-back', at(1))], control: undefined, now: NOW, repeatsCreatedAt: at(-5) }), 'go'],
+  ['2. a release for new hosts is judged by the release it repeats: a later request that succeeded supersedes it', () => ({ record: { ...record('accepted', at(5)), newHosts: { of: randomUUID(), instances: ['i-9'] } }, others: [other('succeeded', at(1))], control: undefined, now: NOW, repeats: { createdAt: at(-5), releaseId: randomUUID() } }), 'supersede'],
+  ['2. a release for new hosts goes after a later release that rolled back (the current image is still current)', () => ({ record: { ...record('accepted', at(5)), newHosts: { of: randomUUID(), instances: ['i-9'] } }, others: [other('rolled-back', at(1))], control: undefined, now: NOW, repeats: { createdAt: at(-5), releaseId: randomUUID() } }), 'go'],
+  ['2. a release for new hosts is not superseded by the release it repeats', () => {
+    const repeated = { ...other('succeeded', at(-5)), releaseId: 'ffffffff-ffff-4fff-bfff-ffffffffffff' };
+    return { record: { ...record('accepted', at(5)), newHosts: { of: repeated.releaseId, instances: ['i-9'] } }, others: [repeated], control: undefined, now: NOW, repeats: { createdAt: repeated.createdAt, releaseId: repeated.releaseId } };
+  }, 'go'],
   ['2. stopped at a safe point with hosts changed, a newer one not started: wait for it', () => ({ record: record('interrupted', at(-5), true), others: [other('accepted', at(1))], control: undefined, now: NOW }), 'wait'],
   ['2. the rollback a lock admits gives way to no newer waiting request', () => {
     const mine = record('accepted', at(-5));
