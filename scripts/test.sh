@@ -4,8 +4,12 @@
 # network namespaces, engines, SSH servers and a registry) and stop them.
 #   npm test                      everything
 #   npm test -- test/queue/*.ts   some files
+#   npm run test:fast             every file but the fleet's (*-on-fleet.test.ts): no root, no fleet
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+fast=false
+if [ "${1:-}" = "--fast" ]; then fast=true; shift; fi
 
 # moto_server serves the AWS APIs in tests.
 if ! python3 -c 'import moto.server' 2>/dev/null; then
@@ -13,14 +17,17 @@ if ! python3 -c 'import moto.server' 2>/dev/null; then
   python3 -m pip install --quiet "moto[server]==5.2.1"
 fi
 # The local fleet needs root and Debian's packages; install-packages.sh says so in one line if it cannot.
-bash local-fleet/install-packages.sh
+# The fast tier runs no fleet (its registry test uses Debian's docker-registry where it is installed).
+if [ "$fast" = false ]; then bash local-fleet/install-packages.sh; fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 npx tsc -p tsconfig.json --noEmit
 
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
-if [ "$#" -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
+if [ "$#" -gt 0 ]; then files=("$@")
+elif [ "$fast" = true ]; then mapfile -t files < <(find test -name '*.test.ts' ! -name '*-on-fleet.test.ts' | sort)
+else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
 # Fleet tests leave the fleet up for the next file (bring-up reuses it); take it down at the end.
-trap 'node --import tsx local-fleet/cli.ts down >/dev/null 2>&1 || true' EXIT
+if [ "$fast" = false ]; then trap 'node --import tsx local-fleet/cli.ts down >/dev/null 2>&1 || true' EXIT; fi
 node --import tsx --test --test-concurrency=1 --test-timeout=1200000 --test-reporter=spec "${files[@]}"

@@ -99,6 +99,10 @@ describe('a record put straight into the state directory, on the local fleet', (
       await assertStagingWhole(observer, Object.fromEntries(observer.stagingHosts.map((h) => [h.name, 'v2'])));
       const status = await runCli(['status', TARGET, '--config', configPath], env, 60_000);
       assert.match(status.stdout, /v2/);
+    } catch (error) {
+      // What the workers said, for the person reading a failure.
+      for (const line of [...first.lines, ...(second?.lines ?? [])].slice(-40)) console.log(JSON.stringify(line).slice(0, 400));
+      throw error;
     } finally {
       await first.kill('SIGKILL');
       await second?.kill('SIGTERM');
