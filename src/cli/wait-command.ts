@@ -12,6 +12,7 @@ export interface WaitSettings {
   readonly table: string;
   readonly minutes: number;
   readonly noWorkerSeconds: number;
+  readonly unrecordedSeconds: number;
 }
 
 export async function waitForSent(sent: Sent, settings: WaitSettings, note: (line: string) => void): Promise<number> {
@@ -26,6 +27,7 @@ export async function waitForSent(sent: Sent, settings: WaitSettings, note: (lin
       progress: note,
       queue: watchQueue(sqs, sent.queueUrl, sent.messageId, note),
       noWorkerMs: settings.noWorkerSeconds * 1000,
+      unrecordedMs: settings.unrecordedSeconds * 1000,
     });
     const why = 'reason' in result && result.reason ? `: ${result.reason}` : '';
     const ending =
@@ -33,7 +35,9 @@ export async function waitForSent(sent: Sent, settings: WaitSettings, note: (lin
         ? `still not ended after ${settings.minutes} min; stopped waiting (it goes on)`
         : result.status === 'no-worker'
           ? `not taken by any worker: messages wait on the queue and none is in flight; stopped waiting (the request stays on the queue)`
-          : result.status;
+          : result.status === 'unrecorded'
+            ? `was taken from the queue, but no worker recorded it in table ${settings.table} within ${settings.unrecordedSeconds} s: the workers do not write this table (state.store: file, or another table), so --wait cannot follow it; it goes on (on the bastion: harbormaster show ${sent.request.releaseId})`
+            : result.status;
     note(`release ${sent.request.releaseId} ${ending}${why}`);
     return exitCodeFor(result);
   } catch (error) {
