@@ -86,6 +86,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     description: 'Let the target\'s release in progress go on past the pause it waits at (a `pause` step of policy.steps); a promotion made before the release reaches a pause does not pass it.',
     load: async () => (await import('./ops/promote.js')).registerPromote,
   },
+  {
+    name: 'logs',
+    args: '',
+    description: 'The worker\'s log, one readable line per event: the systemd journal (or a file), optionally one release\'s lines, optionally following.',
+    load: async () => (await import('./logs-command.js')).registerLogs,
+  },
 ];
 
 /** The command a run names (`harbormaster NAME ...` or `harbormaster help NAME`), if it is one. */
