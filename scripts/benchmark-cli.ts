@@ -4,6 +4,7 @@
 // bundle (scripts/bundle.ts, built here into a temporary directory) and, when dist/ exists
 // (`npm run build`), with the package's bin/harbormaster.js; `node -e 0` is the floor. Prints the
 // median and the fastest run in seconds. No AWS and no fleet.
+// COMPARE=PATH adds a column for another build's bin/harbormaster.js (an earlier version, say).
 //   node --import tsx scripts/benchmark-cli.ts        RUNS=15 node --import tsx scripts/benchmark-cli.ts
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -59,8 +60,10 @@ const packaged = join(root, 'bin/harbormaster.js');
 const withPackage = existsSync(join(root, 'dist/cli/main.js'));
 process.stdout.write(`harbormaster CLI as a process: median (fastest) of ${RUNS} runs, seconds; ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(1)}, Node ${process.version}\n`);
 process.stdout.write(`  ${'node -e 0 (the floor)'.padEnd(22)} ${figures(['-e', '0'])}\n`);
-process.stdout.write(`  ${'command'.padEnd(22)} ${'bundle'.padEnd(12)} ${withPackage ? 'package (dist/)' : '(no dist/: npm run build to compare)'}\n`);
+const compare = process.env.COMPARE;
+process.stdout.write(`  ${'command'.padEnd(22)} ${'bundle'.padEnd(12)} ${(withPackage ? 'package (dist/)' : '(no dist/)').padEnd(16)} ${compare ? `COMPARE (${compare})` : ''}\n`);
 for (const [name, args] of Object.entries(COMMANDS)) {
   const bundled = figures([bundle, ...args]);
-  process.stdout.write(`  ${name.padEnd(22)} ${bundled.padEnd(12)} ${withPackage ? figures([packaged, ...args]) : ''}\n`);
+  const ours = withPackage ? figures([packaged, ...args]) : '';
+  process.stdout.write(`  ${name.padEnd(22)} ${bundled.padEnd(12)} ${ours.padEnd(16)} ${compare ? figures([compare, ...args]) : ''}\n`);
 }
