@@ -8,13 +8,26 @@
 # 10 s would SIGKILL it mid-host; the next start repairs, but slower). The worker runs as the image's
 # `node` user (uid 1000): files under /etc/harbormaster it reads (the SSH key, key files) must be
 # readable by that uid, e.g. owned by 1000 with mode 0400.
+#
+# The CLI for CI agents (docs/ci.md, "Getting the CLI"): `docker build --target cli -t harbormaster-cli .`,
+# the one-file bundle (scripts/bundle.ts) on Node, run as `node`, `harbormaster` its entry point:
+#   docker run --rm -e HARBORMASTER_QUEUE_URL ... harbormaster-cli enqueue --stack ... --wait
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 RUN npm ci --no-audit --no-fund
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+COPY scripts/bundle.ts scripts/bundle-launcher.cjs ./scripts/
+RUN npm run build && npm run bundle && npm prune --omit=dev
 
+FROM node:20-bookworm-slim AS cli
+COPY --from=build /app/dist-bundle/harbormaster.cjs /usr/local/bin/harbormaster
+USER node
+WORKDIR /home/node
+ENTRYPOINT ["harbormaster"]
+CMD ["--help"]
+
+# The worker (the default target: the last stage).
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production

@@ -2,25 +2,7 @@ import { AutoScalingClient, DescribeAutoScalingGroupsCommand, ResumeProcessesCom
 import { withRetry, type CallLimit } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 
-/**
- * Suspended during a release unless configured otherwise. Not Launch and not AlarmNotification, so
- * the group still scales out under load; Terminate, HealthCheck, ReplaceUnhealthy and AZRebalance
- * would otherwise kill or replace a host that is briefly out of service; ScheduledActions would
- * resize the group mid-release.
- */
-export const DEFAULT_SUSPENDED_PROCESSES = ['AZRebalance', 'HealthCheck', 'ReplaceUnhealthy', 'ScheduledActions', 'Terminate'] as const;
-
-export const SCALING_PROCESSES = [
-  'Launch',
-  'Terminate',
-  'AddToLoadBalancer',
-  'AlarmNotification',
-  'AZRebalance',
-  'HealthCheck',
-  'InstanceRefresh',
-  'ReplaceUnhealthy',
-  'ScheduledActions',
-] as const;
+export { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from './process-names.js';
 
 /** What this release suspended, per group: exactly what it must resume, and nothing else. */
 export type SuspensionRecord = Readonly<Record<string, readonly string[]>>;

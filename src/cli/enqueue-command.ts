@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
 import type { EnqueueOptions } from './enqueue.js';
-import { EXIT, EXIT_CODE_LINES } from './exit-codes.js';
+import { EXIT_CODE_LINES } from './exit-codes.js';
 import { UsageError } from './usage-error.js';
+import { DEFAULT_UNRECORDED_SECONDS } from './wait-defaults.js';
 
 // `harbormaster enqueue`: its options and help here; what it runs (the AWS clients, the stores for
 // --promote-from) is loaded when it runs, as every command of main.ts loads its own.
@@ -9,6 +10,7 @@ import { UsageError } from './usage-error.js';
 /** Above the default policy.releaseTimeoutMinutes (120), with room for the queue and the restore. */
 export const DEFAULT_WAIT_MINUTES = 150;
 const DEFAULT_NO_WORKER_SECONDS = 30;
+
 
 const HELP_AFTER = `
 Signing (never a flag, so the key stays out of process listings):
@@ -23,7 +25,7 @@ Exit codes:
 ${EXIT_CODE_LINES.map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}
 `;
 
-type EnqueueFlags = EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string; idleQueueSeconds: string; promoteFrom?: string; config?: string };
+type EnqueueFlags = EnqueueOptions & { dryRun?: boolean; wait?: boolean; stateTable?: string; waitMinutes: string; idleQueueSeconds: string; unrecordedSeconds: string; promoteFrom?: string; config?: string };
 
 export function registerEnqueue(program: Command): void {
   program
@@ -47,20 +49,15 @@ export function registerEnqueue(program: Command): void {
     .addOption(new Option('--state-table <table>', 'the workers\' DynamoDB release table, for --wait').env('HARBORMASTER_STATE_TABLE'))
     .option('--wait-minutes <minutes>', 'how long --wait waits at most', String(DEFAULT_WAIT_MINUTES))
     .option('--idle-queue-seconds <seconds>', 'after this long with the request unknown to the release state, an idle queue means no worker takes requests (exit 8)', String(DEFAULT_NO_WORKER_SECONDS))
+    .option('--unrecorded-seconds <seconds>', 'after this long with the request unknown to the release state, a queue with nothing waiting means the workers do not write --state-table (exit 7)', String(DEFAULT_UNRECORDED_SECONDS))
     .addHelpText('after', HELP_AFTER)
     .action(async (options: EnqueueFlags) => {
       const note = (line: string) => process.stderr.write(`harbormaster: ${line}\n`);
-      const [{ SQSClient }, { clientOptions }, { awsPlace, buildRequest, enqueue }, { readPromotion }, { watchQueue }, { exitCodeFor, WaitFailedError, waitForRelease }] = await Promise.all([
-        import('@aws-sdk/client-sqs'),
-        import('../aws/clients.js'),
-        import('./enqueue.js'),
-        import('./promote-from.js'),
-        import('./queue-watch.js'),
-        import('./wait-for-release.js'),
-      ]);
+      const { awsPlace, buildRequest } = await import('./enqueue.js');
       if (options.promoteFrom) {
         if (options.image) throw new UsageError('--image cannot be combined with --promote-from: the image is the one current on that deployment');
         if (!options.deployment) throw new UsageError('--promote-from needs --deployment: the deployment to promote to');
+        const { readPromotion } = await import('./promote-from.js');
         const place = awsPlace(options, process.env);
         const promotion = await readPromotion(options.stack!, options.release!, options.promoteFrom, options.deployment, { ...(options.config ? { config: options.config } : {}), ...(options.stateTable ? { stateTable: options.stateTable } : {}), ...place }, (line) => note(`warning: ${line}`));
         note(`promoting ${promotion.image} from ${options.stack}/${options.release}/${options.promoteFrom} (release ${promotion.promotedFrom.releaseId})`);
@@ -76,36 +73,13 @@ export function registerEnqueue(program: Command): void {
       if (options.wait && !options.stateTable) throw new UsageError('--wait needs --state-table (or HARBORMASTER_STATE_TABLE): the workers\' DynamoDB release table');
       if (options.wait && !(minutes > 0)) throw new UsageError(`--wait-minutes must be a number of minutes above 0, not '${options.waitMinutes}'`);
       if (options.wait && !(noWorkerSeconds > 0)) throw new UsageError(`--idle-queue-seconds must be a number of seconds above 0, not '${options.idleQueueSeconds}'`);
+      const unrecordedSeconds = Number(options.unrecordedSeconds);
+      if (options.wait && !(unrecordedSeconds > 0)) throw new UsageError(`--unrecorded-seconds must be a number of seconds above 0, not '${options.unrecordedSeconds}'`);
+      const { enqueue } = await import('./enqueue-send.js');
       const sent = await enqueue(options, process.env, note);
       process.stdout.write(`${sent.request.releaseId}\n`);
       if (!options.wait) return;
-      const sqs = new SQSClient(clientOptions({ region: sent.region, ...(sent.endpoint ? { endpoint: sent.endpoint } : {}) }));
-      try {
-        const result = await waitForRelease({
-          releaseId: sent.request.releaseId,
-          table: options.stateTable!,
-          region: sent.region,
-          ...(sent.endpoint ? { endpoint: sent.endpoint } : {}),
-          timeoutMs: minutes * 60_000,
-          progress: note,
-          queue: watchQueue(sqs, sent.queueUrl, sent.messageId, note),
-          noWorkerMs: noWorkerSeconds * 1000,
-        });
-        const why = 'reason' in result && result.reason ? `: ${result.reason}` : '';
-        const ending =
-          result.status === 'timed-out'
-            ? `still not ended after ${minutes} min; stopped waiting (it goes on)`
-            : result.status === 'no-worker'
-              ? `not taken by any worker: messages wait on the queue and none is in flight; stopped waiting (the request stays on the queue)`
-              : result.status;
-        note(`release ${sent.request.releaseId} ${ending}${why}`);
-        process.exitCode = exitCodeFor(result);
-      } catch (error) {
-        if (!(error instanceof WaitFailedError)) throw error;
-        note(error.message);
-        process.exitCode = EXIT.cannotFollow;
-      } finally {
-        sqs.destroy();
-      }
+      const { waitForSent } = await import('./wait-command.js');
+      process.exitCode = await waitForSent(sent, { table: options.stateTable!, minutes, noWorkerSeconds, unrecordedSeconds }, note);
     });
 }

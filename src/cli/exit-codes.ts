@@ -16,7 +16,7 @@ export const EXIT = {
   timedOut: 5,
   /** Sent; the release failed and left something a person must put right (the reason says what). */
   needsPerson: 6,
-  /** Sent, but its outcome cannot be followed: the release state cannot be read. It goes on. */
+  /** Sent, but its outcome cannot be followed: the release state cannot be read, or the workers do not write it. It goes on. */
   cannotFollow: 7,
   /** Sent, but no worker has taken anything from the queue: it waits there. */
   noWorker: 8,
@@ -33,6 +33,6 @@ export const EXIT_CODE_LINES: ReadonlyArray<readonly [ExitCode, string]> = [
   [EXIT.superseded, 'superseded by a newer request for the same target'],
   [EXIT.timedOut, 'not ended within --wait-minutes; the release goes on'],
   [EXIT.needsPerson, 'failed and needs a person: something could not be put back'],
-  [EXIT.cannotFollow, 'sent, but the outcome cannot be followed (the release state cannot be read); it goes on'],
+  [EXIT.cannotFollow, 'sent, but the outcome cannot be followed (the release table cannot be read, or no worker writes it); it goes on'],
   [EXIT.noWorker, 'sent, but no worker is taking requests from the queue; it waits there'],
 ];

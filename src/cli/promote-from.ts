@@ -63,7 +63,7 @@ export interface PromotionStoreOptions {
   readonly endpoint?: string;
 }
 
-function openStore(options: PromotionStoreOptions, warn: (line: string) => void): ReleaseState {
+async function openStore(options: PromotionStoreOptions, warn: (line: string) => void): Promise<ReleaseState> {
   if (options.config) return openReleaseState(loadWorkerConfig(options.config), warn);
   if (!options.stateTable) throw new UsageError('--promote-from reads the release state: give --config (the worker configuration) or --state-table (the workers\' DynamoDB table)');
   if (!options.region) throw new UsageError('--promote-from with --state-table needs --region (or AWS_REGION)');
@@ -89,7 +89,7 @@ export async function readPromotion(stack: string, release: string, from: string
   if (!named.success) throw new UsageError(named.error.issues[0]?.message ?? '--promote-from must be a deployment name');
   if (from === to) throw new UsageError(`--promote-from ${from} names the deployment it would release to: promote from another deployment`);
   const target = `${stack}/${release}/${from}`;
-  const state = openStore(options, warn);
+  const state = await openStore(options, warn);
   try {
     const summaries = await state.read('the target summaries', (history) => history.targetSummaries());
     const decided = promotionFrom(summaries.find((s) => s.target === target), target, from);

@@ -3,7 +3,8 @@ import { printable } from '../request/outside-text.js';
 
 // What `enqueue --wait` learns from the queue while no worker has recorded its release: whether the
 // request was refused before it could be recorded (unauthentic, malformed: the worker moves it to the
-// dead-letter queue, naming the original message id), and whether any worker is taking messages at all.
+// dead-letter queue, naming the original message id), whether any worker is taking messages at all, and
+// whether every message, the caller's included, has been taken.
 // A refused authentic request is in the release state; these are the cases the state never sees.
 
 export interface DeadLetterRefusal {
@@ -16,6 +17,8 @@ export interface QueueWatch {
   refusal(): Promise<DeadLetterRefusal | undefined>;
   /** True when messages wait on the queue and none is in flight: no worker is receiving. */
   idle(): Promise<boolean>;
+  /** True when no message waits on the queue: every one sent, the caller's included, was received by someone. */
+  allTaken(): Promise<boolean>;
 }
 
 /** How many batches of the dead-letter queue one look reads, and how long what it read stays hidden. */
@@ -33,6 +36,13 @@ export function watchQueue(sqs: SQSClient, queueUrl: string, messageId: string, 
     if (!parts || parts.length < 6) return undefined;
     const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: parts[5], QueueOwnerAWSAccountId: parts[4] }));
     return QueueUrl;
+  };
+
+  const counts = async () => {
+    const { Attributes = {} } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    return { waiting: Number(Attributes.ApproximateNumberOfMessages), inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible) };
   };
 
   const cannotPeek = (why: string) => {
@@ -78,10 +88,12 @@ export function watchQueue(sqs: SQSClient, queueUrl: string, messageId: string, 
     },
 
     async idle() {
-      const { Attributes = {} } = await sqs.send(
-        new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
-      );
-      return Number(Attributes.ApproximateNumberOfMessages) > 0 && Number(Attributes.ApproximateNumberOfMessagesNotVisible) === 0;
+      const { waiting, inFlight } = await counts();
+      return waiting > 0 && inFlight === 0;
+    },
+
+    async allTaken() {
+      return (await counts()).waiting === 0;
     },
   };
 }

@@ -7,6 +7,7 @@ import { isFinal, type ReleaseStatus } from '../state/release-record.js';
 import { readOutcome } from '../state/release-outcome.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { QueueWatch } from './queue-watch.js';
+import { DEFAULT_UNRECORDED_SECONDS } from './wait-defaults.js';
 
 // `enqueue --wait`: CI follows its release in the workers' shared release state (DynamoDB) until it
 // ends, and fails the build when it did not succeed. Reads only the release's outcome (one GetItem of
@@ -22,7 +23,9 @@ export type WaitResult =
   | { readonly status: ReleaseStatus; readonly reason?: string }
   | { readonly status: 'timed-out' }
   /** No worker took anything from the queue within the bound: the request waits there. */
-  | { readonly status: 'no-worker' };
+  | { readonly status: 'no-worker' }
+  /** The request was taken from the queue, but no worker recorded it in the table within the bound. */
+  | { readonly status: 'unrecorded' };
 
 /** The exit code `enqueue --wait` gives each ending (src/cli/exit-codes.ts; the README's table). */
 export function exitCodeFor(result: WaitResult): ExitCode {
@@ -37,6 +40,8 @@ export function exitCodeFor(result: WaitResult): ExitCode {
       return EXIT.noWorker;
     case 'failed':
       return EXIT.needsPerson;
+    case 'unrecorded':
+      return EXIT.cannotFollow;
     default:
       return EXIT.notReleased;
   }
@@ -57,10 +62,16 @@ export interface WaitOptions {
   readonly queue?: QueueWatch;
   /** How long after sending, with the release still unknown, an idle queue means no worker takes requests. */
   readonly noWorkerMs?: number;
+  /**
+   * How long after sending, with the release still unknown, a queue with nothing waiting means the
+   * worker that took the request does not write this table (a file store, another table).
+   */
+  readonly unrecordedMs?: number;
 }
 
 /** The queue is looked at this often while the release is unknown. */
 const QUEUE_LOOK_MS = 10_000;
+
 
 export async function waitForRelease(options: WaitOptions): Promise<WaitResult> {
   const client = options.client ?? new DynamoDBClient(clientOptions({ region: options.region, ...(options.endpoint ? { endpoint: options.endpoint } : {}) }));
@@ -70,6 +81,8 @@ export async function waitForRelease(options: WaitOptions): Promise<WaitResult> 
   let lastLook = 0;
   /** Consecutive looks that found the queue idle: two in a row, a look apart, say no worker is there. */
   let idleLooks = 0;
+  /** Consecutive looks that found nothing waiting: two in a row, with the release unknown, say it was taken unrecorded. */
+  let takenLooks = 0;
   try {
     for (;;) {
       // A read that fails for a while (throttling, the network) is tried again at the next poll; one
@@ -91,6 +104,12 @@ export async function waitForRelease(options: WaitOptions): Promise<WaitResult> 
           const idle = await options.queue.idle().catch(() => false);
           idleLooks = idle ? idleLooks + 1 : 0;
           if (idleLooks >= 2) return { status: 'no-worker' };
+        }
+        // A worker that writes this table claims a request within seconds of taking it from the queue.
+        if (Date.now() - startedAt >= (options.unrecordedMs ?? DEFAULT_UNRECORDED_SECONDS * 1000)) {
+          const taken = await options.queue.allTaken().catch(() => false);
+          takenLooks = taken ? takenLooks + 1 : 0;
+          if (takenLooks >= 2) return { status: 'unrecorded' };
         }
       }
       if (Date.now() > deadline) return { status: 'timed-out' };

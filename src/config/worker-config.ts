@@ -7,7 +7,7 @@ import { secretSourceSchema, withSecretSource } from './secret-source.js';
 import { environmentSchema } from './environment-source.js';
 import { deploymentEntry, splitDeployments } from './deployments.js';
 import { registryAddressSchema } from '../registry/registry-address.js';
-import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-suspension.js';
+import { DEFAULT_SUSPENDED_PROCESSES, SCALING_PROCESSES } from '../autoscaling/process-names.js';
 
 // The worker's configuration: everything about how a release runs lives here, on the bastion, never
 // in the (untrusted) request. Unknown keys are refused so a typo is an error at start, not a silent default.

@@ -83,6 +83,19 @@ describe('enqueue --wait', () => {
     assert.match(result.stderr, /not taken by any worker: messages wait on the queue and none is in flight; stopped waiting \(the request stays on the queue\)\n$/);
   });
 
+  it('exits 7 within a minute when a worker takes the request but does not write the table (a file store), instead of waiting out --wait-minutes', async () => {
+    const { config: dynamoConfig, enqueue } = await setUp();
+    // The same queue served by a worker whose release state is files: the table stays empty.
+    const fileConfig = workerConfig(suite.moto.endpoint, { url: dynamoConfig.queue.url, deadLetterUrl: dynamoConfig.queue.deadLetterUrl }, { state: { store: 'file' } });
+    const started = Date.now();
+    const result = await withWorker(fileConfig, { rollout: new RecordingRollout(), logger: capturingLogger().logger }, () => enqueue(`${REGISTRY}/data/ingest:v2`, ['--wait-minutes', '30', '--unrecorded-seconds', '3']));
+    assert.equal(result.code, 7, result.stderr);
+    const releaseId = result.stdout.trim();
+    const table = dynamoConfig.state.store === 'dynamodb' ? dynamoConfig.state.table : '';
+    assert.match(result.stderr, new RegExp(`release ${releaseId} was taken from the queue, but no worker recorded it in table ${table} within 3 s: the workers do not write this table \\(state.store: file, or another table\\), so --wait cannot follow it; it goes on \\(on the bastion: harbormaster show ${releaseId}\\)\n$`));
+    assert.ok(Date.now() - started < 45_000, 'found out in well under a minute');
+  });
+
   it('refuses --wait without the release table, before sending anything', async () => {
     const queues = await createQueues(suite.sqs);
     const result = await runCli(['enqueue', '--queue-url', queues.url, '--stack', 'data', '--release', 'ingest', '--deployment', 'staging', '--image', `${REGISTRY}/data/ingest:v2`, '--requested-by', 'ci', '--wait'], enqueueEnvironment(suite.moto.endpoint));

@@ -121,10 +121,20 @@ function commandsAgainst(kind: string, setUp: () => Promise<Setup>) {
 
     it('show: a malformed id is a mistake in the call (exit 2); an unknown one is not in the state (exit 1)', async () => {
       const malformed = await cli(['show', 'nope', '--config', s.config]);
-      assert.deepEqual([malformed.code, malformed.stderr], [2, "harbormaster: not a release id: 'nope' (a UUID, as enqueue printed it)\n"]);
+      assert.deepEqual([malformed.code, malformed.stderr], [2, "harbormaster: not a release id: 'nope' (the UUID enqueue printed, or its first 8 or more characters as the tables show them)\n"]);
       const unknown = await cli(['show', '00000000-0000-4000-8000-000000000000', '--config', s.config]);
       assert.equal(unknown.code, 1);
       assert.match(unknown.stderr, /^harbormaster: no release 00000000-0000-4000-8000-000000000000 in the release state \((files in|DynamoDB table) .*\): never accepted here, or past its retention\n$/);
+    });
+
+    it('show: the first 8 characters, as the tables show them, name the release; a prefix nothing starts with is exit 1', async () => {
+      const whole = await json(['show', s.ids.bad, '--config', s.config]);
+      const short = await json(['show', shortId(s.ids.bad), '--config', s.config]);
+      assert.equal(short.record.releaseId, s.ids.bad);
+      assert.deepEqual(short.record, whole.record);
+      const none = await cli(['show', s.ids.bad.startsWith('f') ? '00000000' : 'ffffffff', '--config', s.config]);
+      assert.equal(none.code, 1);
+      assert.match(none.stderr, /^harbormaster: no release whose id starts with [0f]{8} among the current, unfinished and 40 newest releases of each target \(.*\); give the whole id\n$/);
     });
 
     it('status --watch refreshes until the waiting release has ended, and then shows it current', async () => {

@@ -44,7 +44,7 @@ for (const shared of [false, true]) {
       const env = fleetWorkerEnvironment(fleet);
       const { logger } = capturingLogger();
       const wiring = createRollout(config, logger, silentChat, env, { pollMs: 100 });
-      const state = openReleaseState(config, () => undefined);
+      const state = await openReleaseState(config, () => undefined);
       try {
         await withWorker(config, { rollout: wiring.runner, logger, env }, () =>
           eventually(`release ${releaseId} to end`, async () => {
@@ -80,7 +80,7 @@ for (const shared of [false, true]) {
     });
 
     it('status: staging runs v2 (the release that succeeded), its last failure is the refusal, alice runs v3', async () => {
-      const state = openReleaseState(config, () => undefined);
+      const state = await openReleaseState(config, () => undefined);
       const summary = async (id: string) => releaseSummary((await state.history.get(id))!);
       try {
         const view = await json(['status']);

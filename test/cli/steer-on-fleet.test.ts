@@ -55,7 +55,7 @@ describe('steering a target on the local fleet', () => {
   }
 
   async function record(releaseId: string): Promise<ReleaseRecord | undefined> {
-    const state = openReleaseState(parseWorkerConfig(readFileSync(configPath, 'utf8')), () => undefined);
+    const state = await openReleaseState(parseWorkerConfig(readFileSync(configPath, 'utf8')), () => undefined);
     try {
       return await state.history.get(releaseId);
     } finally {

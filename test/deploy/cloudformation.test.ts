@@ -203,7 +203,7 @@ describe('deploy/cloudformation.yml', () => {
   });
 
   it('gives CI what the enqueue command calls, and reading a release\'s result', () => {
-    const ci = actionsNeeded((file) => file === 'src/cli/enqueue.ts' || file === 'src/cli/queue-watch.ts');
+    const ci = actionsNeeded((file) => file === 'src/cli/enqueue.ts' || file === 'src/cli/enqueue-send.ts' || file === 'src/cli/queue-watch.ts');
     assert.deepEqual(sorted(ci), ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage', 'sqs:SendMessage']);
     assert.deepEqual(sorted(actionsOf('CiPolicy')), sorted(new Set([...ci, 'dynamodb:GetItem'])));
     assert.deepEqual(statementWith('CiPolicy', 'sqs:SendMessage')!.Resource, { 'Fn::GetAtt': ['ReleaseQueue', 'Arn'] }, 'CI sends to the request queue only');

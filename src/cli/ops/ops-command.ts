@@ -29,7 +29,7 @@ export function withOpsOptions(command: Command): Command {
 
 export async function withOpsContext<T>(options: OpsOptions, body: (context: OpsContext) => Promise<T>): Promise<T> {
   const config = loadWorkerConfig(options.config);
-  const state = openReleaseState(config, (line) => process.stderr.write(`harbormaster: warning: ${line}\n`));
+  const state = await openReleaseState(config, (line) => process.stderr.write(`harbormaster: warning: ${line}\n`));
   try {
     return await body({
       config,

@@ -1,8 +1,5 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { clientOptions } from '../../aws/clients.js';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { WorkerConfig } from '../../config/worker-config.js';
-import { DynamoReleaseStore } from '../../state/dynamodb-release-store.js';
-import { FileReleaseStore } from '../../state/file-release-store.js';
 import type { ReleaseStore } from '../../state/release-store.js';
 import type { ReleaseHistory } from '../../state/target-summary.js';
 
@@ -30,13 +27,20 @@ export interface ReleaseState {
 
 const firstLine = (text: string) => text.split('\n')[0]!.slice(0, 300);
 
-export function openReleaseState(config: WorkerConfig, warn: (line: string) => void): ReleaseState {
+/** Opens the store the configuration names; only that store's modules are loaded (a file store loads no AWS client). */
+export async function openReleaseState(config: WorkerConfig, warn: (line: string) => void): Promise<ReleaseState> {
   let client: DynamoDBClient | undefined;
   let history: OpsStore;
   if (config.state.store === 'dynamodb') {
+    const [{ DynamoDBClient }, { clientOptions }, { DynamoReleaseStore }] = await Promise.all([
+      import('@aws-sdk/client-dynamodb'),
+      import('../../aws/clients.js'),
+      import('../../state/dynamodb-release-store.js'),
+    ]);
     client = new DynamoDBClient(clientOptions(config.aws));
     history = new DynamoReleaseStore({ client, table: config.state.table, retentionDays: config.state.retentionDays });
   } else {
+    const { FileReleaseStore } = await import('../../state/file-release-store.js');
     history = new FileReleaseStore(config.stateDirectory, {
       readOnly: true,
       onDamage: (report) => warn(`${report.where} is damaged (${report.problem}); ${report.recovered === 'previous-copy' ? 'its previous copy is shown' : 'it is left out'}`),

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { releaseIdPattern } from '../../request/names.js';
-import { UsageError } from '../usage-error.js';
 import { intervalMs, watchFrames, withOpsContext, withOpsOptions, type Frame, type OpsOptions } from './ops-command.js';
+import { readThrough, resolveReleaseId } from './release-id.js';
 import { StoreUnreadableError } from './release-state.js';
 import { showText, showView } from './show-view.js';
 
@@ -10,13 +9,13 @@ import { showText, showView } from './show-view.js';
 export function registerShow(program: Command): void {
   withOpsOptions(program.command('show'))
     .description('One release, whole: the request, the plan, every host\'s steps with times, what it changed and restored, the outcome.')
-    .argument('<release-id>', 'the release id (a UUID, as enqueue printed it)')
+    .argument('<release-id>', 'the release id (the UUID enqueue printed, or its first 8 or more characters)')
     .option('--watch', 'refresh until the release ends')
     .option('--interval <seconds>', 'how often --watch refreshes', '2')
-    .action(async (releaseId: string, options: OpsOptions & { watch?: boolean; interval: string }) => {
-      if (!releaseIdPattern.test(releaseId)) throw new UsageError(`not a release id: '${releaseId.slice(0, 80)}' (a UUID, as enqueue printed it)`);
+    .action(async (given: string, options: OpsOptions & { watch?: boolean; interval: string }) => {
       const interval = intervalMs(options.interval);
       await withOpsContext(options, async (context) => {
+        const releaseId = await resolveReleaseId(readThrough(context.state), given);
         const frame = async (): Promise<Frame> => {
           const record = await context.state.read(`release ${releaseId}`, (history) => history.get(releaseId));
           if (!record) throw new StoreUnreadableError(`no release ${releaseId} in the release state (${context.state.history.description}): never accepted here, or past its retention`);
