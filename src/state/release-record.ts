@@ -150,7 +150,7 @@ export interface ReleaseRecord {
   /** Per gate of the plan (same index): when the release reached it, and when and by whom it was passed. */
   gates?: Array<{ readonly reachedAt: string; passedAt?: string; by?: string }>;
   /** An operator's stop, as the release took it up at a safe point (from the target's control). */
-  stop?: { readonly by: string; readonly at: string; readonly rollback: boolean };
+  stop?: { readonly by: string; readonly at: string; readonly rollback: boolean; readonly note?: string };
   /** Why it ended as it did, or why it was interrupted. */
   reason?: string;
   failure?: { readonly host?: string; readonly step: string; readonly reason: string };

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { releaseIdPattern } from '../../request/names.js';
-import type { StopRequest, TargetLock } from '../../state/control.js';
+import { askedBy, type StopRequest, type TargetLock } from '../../state/control.js';
 import { UsageError } from '../usage-error.js';
 import { DEFAULT_LOCK } from './lock.js';
 import { MAX_REASON, operatorText, parseDuration } from './operator.js';
@@ -41,9 +41,10 @@ export function registerRollback(program: Command): void {
         const record = rollbackRecord(choice, context.who, now, reason);
         const claimed = await context.state.read('a new release record', (h) => h.claim(record));
         if (!claimed.claimed) throw new Error(`release id ${record.releaseId} is taken already; run the command again`);
-        const stop: StopRequest | undefined = inProgress ? { by: context.who, at: now.toISOString(), releaseId: inProgress.releaseId, rollback: true } : undefined;
+        const mark = context.mark(now);
+        const stop: StopRequest | undefined = inProgress ? { ...mark, releaseId: inProgress.releaseId, rollback: true } : undefined;
         const lock: TargetLock | undefined = options.lock
-          ? { by: context.who, at: now.toISOString(), reason: `rolled back by ${context.who}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: record.releaseId }
+          ? { ...mark, reason: `rolled back by ${askedBy(mark)}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: record.releaseId }
           : undefined;
         const stored = stop || lock
           ? await writeControl(context, (current) => ({
@@ -55,9 +56,9 @@ export function registerRollback(program: Command): void {
             })
           : undefined;
         const lines = [
-          `recorded: release ${record.releaseId}, a rollback of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${context.who}`,
+          `recorded: release ${record.releaseId}, a rollback of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${askedBy(mark)}`,
           ...(stop ? [`recorded: stop with rollback of release ${stop.releaseId} (${inProgress!.request.image}, ${inProgress!.status})`] : []),
-          ...(lock ? [`recorded: ${target} locked by ${lock.by} until ${lock.until}; \`harbormaster unlock ${target}\` lifts it`] : []),
+          ...(lock ? [`recorded: ${target} locked by ${askedBy(lock)} until ${lock.until}; \`harbormaster unlock ${target}\` lifts it`] : []),
         ];
         context.write(context.json ? [JSON.stringify({ target, releaseId: record.releaseId, origin: record.origin, image: record.request.image, stop: stop ?? null, lock: lock ?? null, revision: stored?.revision ?? null })] : lines);
         if (!options.wait) return;

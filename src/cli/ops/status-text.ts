@@ -1,3 +1,4 @@
+import { askedBy } from '../../state/control.js';
 import type { StatusView } from './status-view.js';
 import { ago, renderTable, shortId, shortImage, type CellInput } from './table.js';
 
@@ -27,7 +28,7 @@ export function statusText(view: StatusView, colour: boolean): string[] {
   });
   const lines = renderTable(['TARGET', 'CURRENT', 'BY', 'WHEN', 'COMMIT', 'NOW', 'WAITING', 'RESTORES', 'LAST FAILURE'], rows, colour);
   for (const t of view.targets) {
-    if (t.lock) lines.push(`  ${t.target}: locked by ${t.lock.by} ${ago(now, t.lock.at)}, until ${t.lock.until}: ${t.lock.reason}`);
+    if (t.lock) lines.push(`  ${t.target}: locked by ${askedBy(t.lock)} ${ago(now, t.lock.at)}, until ${t.lock.until}: ${t.lock.reason}`);
     for (const w of t.waiting) lines.push(`  ${t.target}: waiting ${shortImage(w.image)} [${shortId(w.releaseId)}] by ${w.requestedBy}: ${w.why}`);
     for (const r of t.restoresPending) lines.push(`  ${t.target}: to restore: ${r}`);
     for (const a of t.lastFailure?.attention ?? []) lines.push(`  ${t.target}: needs a person: ${a}`);
