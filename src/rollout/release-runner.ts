@@ -21,6 +21,7 @@ import { runTaskOnce } from './release-task.js';
 import { takeInNewcomers } from './newcomers.js';
 import type { ReleasePlan } from './plan.js';
 import { TargetPreparer } from './prepare.js';
+import { seePromotion } from './promotion-seen.js';
 import { decideRelease, type ReleaseAction, type ReleaseObservation } from './release-decision.js';
 import { endRelease, finalOutcome, prune } from './release-end.js';
 import { restoreAndReport } from './restore-report.js';
@@ -255,11 +256,11 @@ export class ReleaseRunner implements Rollout {
       this.serving(hosts, plan.loadBalancers),
       release.record.direction === 'forward' && !release.record.stop ? this.control(context) : undefined,
     ]);
+    await seePromotion(release, promotionOf(control, release.releaseId));
     return {
       at: Date.now(),
       serving,
       stop: stopOf(control, release.releaseId),
-      promotion: promotionOf(control, release.releaseId),
       interrupt: context.stopRequested.aborted,
       suspended: takeUp.suspended,
       noRoomSince: takeUp.noRoomSince,
