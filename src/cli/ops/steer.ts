@@ -7,6 +7,7 @@ import { UsageError } from '../usage-error.js';
 import { withOpsContext, type OpsContext, type OpsOptions } from './ops-command.js';
 import { awsIdentity, osIdentity } from './identity.js';
 import { operatorNote } from './operator.js';
+import { writeAsOwner } from './state-owner.js';
 import { checkTargets, knownTargets, servedTargets } from './targets.js';
 
 // What the verbs that steer a target share (lock, unlock, stop, rollback, promote): the target checked
@@ -46,15 +47,23 @@ export function withSteerOptions(command: Command): Command {
 export async function withSteerContext<T>(target: string, options: SteerOptions, body: (context: SteerContext) => Promise<T>): Promise<T> {
   const note = operatorNote(options.by);
   return withOpsContext(options, async (context) => {
-    // Personal deployments are known once they have releases: finished (summaries) or not.
-    const [summaries, open] = await Promise.all([context.state.read('the targets', (h) => h.targetSummaries()), context.state.read('the unfinished releases', (h) => h.openReleases())]);
-    const known = knownTargets(servedTargets(context.config), [...summaries.map((t) => t.target), ...open.map((r) => r.target)]);
-    checkTargets([target], known);
+    // The file store: who the process is, read first; then the process takes the ids of the state
+    // directory's owner for the rest of the command (state-owner.ts).
     const client = context.state.client;
-    const endpoint = context.config.aws.endpoint;
-    const who = client ? await awsIdentity(() => callerArn(client, endpoint ? { endpoint } : {})) : osIdentity();
-    const mark = (now: Date): ControlMark => ({ by: who, at: now.toISOString(), ...(note ? { note } : {}) });
-    return body({ ...context, target, who, ...(note ? { note } : {}), mark, say: (line) => process.stderr.write(`harbormaster: ${line}\n`) });
+    const osUser = client ? undefined : osIdentity();
+    const restore = client ? undefined : writeAsOwner(context.config.stateDirectory);
+    try {
+      // Personal deployments are known once they have releases: finished (summaries) or not.
+      const [summaries, open] = await Promise.all([context.state.read('the targets', (h) => h.targetSummaries()), context.state.read('the unfinished releases', (h) => h.openReleases())]);
+      const known = knownTargets(servedTargets(context.config), [...summaries.map((t) => t.target), ...open.map((r) => r.target)]);
+      checkTargets([target], known);
+      const endpoint = context.config.aws.endpoint;
+      const who = osUser ?? (await awsIdentity(() => callerArn(client!, endpoint ? { endpoint } : {})));
+      const mark = (now: Date): ControlMark => ({ by: who, at: now.toISOString(), ...(note ? { note } : {}) });
+      return await body({ ...context, target, who, ...(note ? { note } : {}), mark, say: (line) => process.stderr.write(`harbormaster: ${line}\n`) });
+    } finally {
+      restore?.();
+    }
   });
 }
 
