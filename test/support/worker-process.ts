@@ -18,8 +18,9 @@ export class WorkerProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly waiters = new Set<() => void>();
 
-  constructor(configPath: string, env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, [CLI, 'worker', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `as`: the user and group to run as (the worker's own user, as systemd's User= runs it). */
+  constructor(configPath: string, env: NodeJS.ProcessEnv, as?: { readonly uid: number; readonly gid: number }) {
+    this.child = spawn(process.execPath, [CLI, 'worker', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'], ...(as ? { uid: as.uid, gid: as.gid } : {}) });
     started.add(this.child);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {
