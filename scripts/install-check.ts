@@ -1,8 +1,10 @@
 // docs/install.md followed on the local fleet (standing in for AWS), as root: every fenced block
 // marked `install-check` runs as written, in order, in one bash; blocks marked
 // `install-check-site=NAME` are replaced by the fleet's values (SITE below; the doc's last section
-// says what each stands for). Then: the worker runs as `harbormaster`, the release succeeded, a SIGTERM
-// stops the worker with exit 0. Whatever happens, what the check made is removed again.
+// says what each stands for). Then: the worker runs as `harbormaster`, the release succeeded, every
+// steering verb run as root as docs/operations.md says takes effect (install-check-steer.ts), every file
+// of the state directory is the worker's, a SIGTERM stops the worker with exit 0. Whatever happens,
+// what the check made is removed again.
 // Run: node --import tsx scripts/install-check.ts   (uses the local fleet: not beside fleet tests)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { stringify } from 'yaml';
 import { fleetDown, fleetUp } from '../local-fleet/fleet.js';
 import { fleetStatus } from '../local-fleet/fleet-status.js';
 import { fleetWorkerConfigObject, fleetWorkerEnvironment, FLEET_SECRET_ENV } from '../local-fleet/worker-config.js';
+import { steerAsRunbookSays } from './install-check-steer.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const MARKER = '/var/tmp/harbormaster-install-check.owned';
@@ -123,6 +126,17 @@ try {
   const shown = JSON.parse(execFileSync('/usr/local/bin/harbormaster', ['show', releaseId, '--json', '--config', '/etc/harbormaster/worker.yml'], { encoding: 'utf8' })) as { record: { status: string } };
   if (shown.record.status !== 'succeeded') throw new Error(`release ${releaseId} ended ${shown.record.status}, not succeeded`);
   say(`release ${releaseId} succeeded`);
+  const ciEnv = {
+    ...process.env,
+    HARBORMASTER_QUEUE_URL: fleet.aws.queueUrl,
+    AWS_REGION: fleet.aws.region,
+    HARBORMASTER_AWS_ENDPOINT: fleet.aws.endpoint,
+    AWS_ACCESS_KEY_ID: fleet.aws.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: fleet.aws.credentials.secretAccessKey,
+    HARBORMASTER_SIGNING_KEY_ID: signingKey.id,
+    HARBORMASTER_SIGNING_KEY_FILE: join(work, 'ci-key'),
+  };
+  await steerAsRunbookSays({ ciEnv, image: `${fleet.registry.address}/data/ingest:v3`, say });
   const owners = execFileSync('find', ['/var/lib/harbormaster', '!', '-user', 'harbormaster'], { encoding: 'utf8' }).trim();
   if (owners) throw new Error(`files in the state directory not owned by harbormaster: ${owners}`);
 

@@ -1,4 +1,4 @@
-import type { PromoteRequest, StopRequest } from '../state/control.js';
+import type { StopRequest } from '../state/control.js';
 import type { HostRecord, ReleaseRecord } from '../state/release-record.js';
 import { minHealthyFor } from './plan.js';
 
@@ -20,7 +20,8 @@ import { minHealthyFor } from './plan.js';
 //  4b. Forward, Auto Scaling and alarms not confirmed suspended and muted by this take-up: `suspend`.
 //  5. Forward, a gate of the plan (policy.steps) before the next batch, not passed yet: `reach-gate`
 //     (recorded, so a restart resumes it with the time left), then a bake waits out its time and a pause
-//     waits for an operator's promotion made after the gate was reached (`wait-gate`), then `pass-gate`.
+//     waits for an operator's promotion that the worker first saw after the gate was reached (by the
+//     worker's clock: the record's `promotion.seenAt`, promotion-seen.ts) (`wait-gate`), then `pass-gate`.
 //  6. Forward, the batch caught half-way, else the first batch with hosts left: those hosts, cut down so that policy.minHealthy still
 //     serve; none may leave: `wait`, and once that has lasted the in-service timeout, `turn-back`.
 //  7. Forward, every batch done: `look-again` at the target (hosts that joined or left), a bounded
@@ -38,8 +39,6 @@ export interface ReleaseObservation {
   readonly serving: ReadonlySet<string>;
   /** The operator's stop of this release, from the target's control document. */
   readonly stop?: StopRequest | undefined;
-  /** The operator's promotion of this release (past a pause), from the target's control document. */
-  readonly promotion?: PromoteRequest | undefined;
   /** A watched alarm that entered ALARM during the release. */
   readonly alarm?: { readonly alarm: string; readonly reason: string } | undefined;
   /** Since when (epoch ms) the watched alarms could not be read. */
@@ -132,9 +131,9 @@ function gateBefore(record: ReleaseRecord, index: number, observed: ReleaseObser
     const until = Date.parse(reached) + spec.seconds * 1000;
     return observed.at >= until ? { kind: 'pass-gate', gate } : { kind: 'wait-gate', gate, until };
   }
-  const promotion = observed.promotion;
-  // A promotion made before the gate was reached was for an earlier gate.
-  if (promotion && Date.parse(promotion.at) >= Date.parse(reached)) return { kind: 'pass-gate', gate, by: promotion.by };
+  const promotion = record.promotion;
+  // A promotion first seen before the gate was reached was for an earlier gate, or came early; the time its writer put on it counts for nothing.
+  if (promotion && Date.parse(promotion.seenAt) > Date.parse(reached)) return { kind: 'pass-gate', gate, by: promotion.by };
   return { kind: 'wait-gate', gate };
 }
 

@@ -1,6 +1,7 @@
 import * as say from '../chat/release-messages.js';
 import type { ChatMessage } from '../chat/chat.js';
 import type { HostSession } from '../host/host-session.js';
+import { askedBy } from '../state/control.js';
 import type { Logger } from '../log/logger.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import type { ReleaseRecord, ReleaseStatus } from '../state/release-record.js';
@@ -55,9 +56,9 @@ export function finalOutcome(record: ReleaseRecord, facts: EndFacts): Ending {
     const attention = facts.restoreLeft.length > 0 ? { attention: [...facts.restoreLeft] } : {};
     return {
       status: facts.restoreLeft.length > 0 ? 'failed' : 'stopped',
-      reason: `stopped by ${record.stop.by} at a safe point: ${released.length} of ${total} host(s) released${facts.restoreLeft.length > 0 ? `; not restored: ${facts.restoreLeft.join('; ')}` : ''}`,
+      reason: `stopped by ${askedBy(record.stop)} at a safe point: ${released.length} of ${total} host(s) released${facts.restoreLeft.length > 0 ? `; not restored: ${facts.restoreLeft.join('; ')}` : ''}`,
       ...attention,
-      message: say.releaseStopped({ target, image, released: released.length, total, by: record.stop.by }),
+      message: say.releaseStopped({ target, image, released: released.length, total, by: askedBy(record.stop) }),
     };
   }
   const unreleased = present.filter((h) => h.progress !== 'released');

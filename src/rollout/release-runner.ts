@@ -8,7 +8,7 @@ import type { ContainerSpec, HostConnector, HostSession, RegistryAuth } from '..
 import type { LoadBalancerRef, LoadBalancers } from '../loadbalancer/load-balancers.js';
 import type { Logger } from '../log/logger.js';
 import type { ReleaseRequest } from '../request/release-request.js';
-import { promotionOf, stopOf, type StopRequest, type TargetControl } from '../state/control.js';
+import { askedBy, promotionOf, stopOf, type StopRequest, type TargetControl } from '../state/control.js';
 import { isFinal, loadBalancerKey, whereItStands, type HostRecord } from '../state/release-record.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError } from '../state/release-store.js';
@@ -22,6 +22,7 @@ import { runTaskOnce } from './release-task.js';
 import { takeInNewcomers } from './newcomers.js';
 import type { ReleasePlan } from './plan.js';
 import { TargetPreparer } from './prepare.js';
+import { seePromotion } from './promotion-seen.js';
 import { decideRelease, type ReleaseAction, type ReleaseObservation } from './release-decision.js';
 import { endRelease, finalOutcome, prune } from './release-end.js';
 import { restoreAndReport } from './restore-report.js';
@@ -181,15 +182,15 @@ export class ReleaseRunner implements Rollout {
   private async stoppedBeforeStart(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome | undefined> {
     const stop: StopRequest | undefined = stopOf(await this.control(context), release.releaseId);
     if (!stop) return undefined;
-    const reason = `stopped by ${stop.by} before it began: nothing was changed`;
+    const reason = `stopped by ${askedBy(stop)} before it began: nothing was changed`;
     await release.update((draft) => {
-      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback };
+      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback, ...(stop.note ? { note: stop.note } : {}) };
       draft.status = 'stopped';
       draft.reason = reason;
       draft.finishedAt = new Date().toISOString();
     });
     const { target, request } = release.record;
-    this.effects.chat.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: stop.by }));
+    this.effects.chat.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: askedBy(stop) }));
     return { status: 'stopped', reason };
   }
 
@@ -257,11 +258,11 @@ export class ReleaseRunner implements Rollout {
       this.serving(hosts, plan.loadBalancers),
       release.record.direction === 'forward' && !release.record.stop ? this.control(context) : undefined,
     ]);
+    await seePromotion(release, promotionOf(control, release.releaseId));
     return {
       at: Date.now(),
       serving,
       stop: stopOf(control, release.releaseId),
-      promotion: promotionOf(control, release.releaseId),
       interrupt: context.stopRequested.aborted,
       suspended: takeUp.suspended,
       noRoomSince: takeUp.noRoomSince,
@@ -276,13 +277,13 @@ export class ReleaseRunner implements Rollout {
     if (action.kind !== 'wait') takeUp.noRoomSince = undefined;
     switch (action.kind) {
       case 'stop': {
-        const { by, at, rollback } = action.request;
-        log.warn({ by, rollback }, rollback ? 'stopped by an operator at a safe point: the released hosts go back' : 'stopped by an operator at a safe point');
+        const { by, at, rollback, note } = action.request;
+        log.warn({ by, note, rollback }, rollback ? 'stopped by an operator at a safe point: the released hosts go back' : 'stopped by an operator at a safe point');
         await release.update((draft) => {
-          draft.stop = { by, at, rollback };
+          draft.stop = { by, at, rollback, ...(note ? { note } : {}) };
           if (rollback) {
             draft.direction = 'back';
-            draft.failure = { step: 'stop', reason: `stopped by ${by}, who asked for the released hosts to go back` };
+            draft.failure = { step: 'stop', reason: `stopped by ${askedBy(action.request)}, who asked for the released hosts to go back` };
           }
         });
         return;

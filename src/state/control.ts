@@ -3,11 +3,19 @@
 // this document, which has its own revision and no lease fence). The worker reads it at every
 // release-level decision and before it starts a release; it is never a signal to a process.
 
-/** Who asked, and when (ISO time). `by`: the AWS identity, the login user on the bastion, or --by. */
+/**
+ * Who asked, and when (ISO time, the writer's clock). `by`: who the command ran as, as the store's
+ * side vouches for it (the caller's ARN for DynamoDB, the OS user for the file store:
+ * src/cli/ops/identity.ts); `note`: what the person added with --by, kept beside it.
+ */
 export interface ControlMark {
   readonly by: string;
   readonly at: string;
+  readonly note?: string;
 }
+
+/** Who asked, for people: `by`, and the note beside it. */
+export const askedBy = (mark: { readonly by: string; readonly note?: string | undefined }): string => (mark.note ? `${mark.by} (note: ${mark.note})` : mark.by);
 
 /** Requests for a locked target wait in the release state; they are never refused and never expire. */
 export interface TargetLock extends ControlMark {

@@ -157,8 +157,14 @@ export interface ReleaseRecord {
   owner?: { readonly worker: string; readonly token?: number };
   /** Per gate of the plan (same index): when the release reached it, and when and by whom it was passed. */
   gates?: Array<{ readonly reachedAt: string; passedAt?: string; by?: string }>;
+  /**
+   * The operator's latest promotion of the release (from the target's control), and when this
+   * release's worker first saw it (`seenAt`, the worker's clock): a pause is passed by a promotion
+   * first seen after the pause was reached.
+   */
+  promotion?: { readonly by: string; readonly at: string; readonly note?: string; readonly seenAt: string };
   /** An operator's stop, as the release took it up at a safe point (from the target's control). */
-  stop?: { readonly by: string; readonly at: string; readonly rollback: boolean };
+  stop?: { readonly by: string; readonly at: string; readonly rollback: boolean; readonly note?: string };
   /** Why it ended as it did, or why it was interrupted. */
   reason?: string;
   failure?: { readonly host?: string; readonly step: string; readonly reason: string };
@@ -201,7 +207,9 @@ export interface ReleaseOrigin {
   readonly kind: 'rollback';
   readonly of?: string;
   readonly to: string;
+  /** Who asked, as the system vouches for them (the caller's ARN, the OS user); `note`: what they said with --by. */
   readonly by: string;
+  readonly note?: string;
   readonly at: string;
   readonly reason?: string;
 }

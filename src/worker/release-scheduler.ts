@@ -5,7 +5,7 @@ import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { outcomeOf, type Rollout, type RolloutOutcome } from '../rollout/rollout.js';
-import type { StopRequest, TargetLock } from '../state/control.js';
+import { askedBy, type StopRequest, type TargetLock } from '../state/control.js';
 import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
@@ -208,32 +208,32 @@ export class ReleaseScheduler {
 
   /** Stopped by an operator before it changed anything: it ends at once, whatever else holds the target. */
   private async stopBeforeStart(release: RecordedRelease, stop: StopRequest, logger: Logger): Promise<RolloutOutcome> {
-    const reason = `stopped by ${stop.by} before it began: nothing was changed`;
+    const reason = `stopped by ${askedBy(stop)} before it began: nothing was changed`;
     await release.update((draft) => {
-      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback };
+      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback, ...(stop.note ? { note: stop.note } : {}) };
       draft.status = 'stopped';
       draft.reason = reason;
       draft.finishedAt = new Date().toISOString();
       delete draft.held;
     });
-    logger.warn({ by: stop.by }, 'stopped by an operator before it began');
+    logger.warn({ by: stop.by, note: stop.note }, 'stopped by an operator before it began');
     const { target, request } = release.record;
-    this.deps.chat?.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: stop.by }));
+    this.deps.chat?.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: askedBy(stop) }));
     return { status: 'stopped', reason };
   }
 
   /** Leaves the release waiting for the lock; records and says who holds the target, once per lock. */
   private async hold(release: RecordedRelease, lock: TargetLock, logger: Logger): Promise<TakeResult> {
     const { target } = release.record;
-    const reason = `${target} is locked by ${lock.by} until ${lock.until}: ${lock.reason}`;
+    const reason = `${target} is locked by ${askedBy(lock)} until ${lock.until}: ${lock.reason}`;
     const said = release.record.held;
-    if (!said || said.by !== lock.by || said.reason !== lock.reason || said.until !== lock.until) {
+    if (!said || said.by !== askedBy(lock) || said.reason !== lock.reason || said.until !== lock.until) {
       await release.update((draft) => {
-        draft.held = { by: lock.by, reason: lock.reason, until: lock.until, since: said?.since ?? new Date().toISOString() };
+        draft.held = { by: askedBy(lock), reason: lock.reason, until: lock.until, since: said?.since ?? new Date().toISOString() };
         draft.reason = `waiting: ${reason}`;
       });
       logger.warn({ lockedBy: lock.by, lockReason: lock.reason, until: lock.until }, 'release waits: its target is locked');
-      this.deps.chat?.post(releaseHeld({ target, image: release.record.request.image, releaseId: release.releaseId, lock }));
+      this.deps.chat?.post(releaseHeld({ target, image: release.record.request.image, releaseId: release.releaseId, lock: { ...lock, by: askedBy(lock) } }));
     }
     return { status: 'busy', reason: `waiting: ${reason}` };
   }

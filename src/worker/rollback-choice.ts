@@ -49,11 +49,11 @@ export function repeatImage(release: Pick<ReleaseRecord, 'request' | 'imageDiges
  * requester (so newest-wins makes it the newest, and chat names who rolled back), by digest, resting
  * on the signed release that vouches for `to`.
  */
-export function rollbackRecord(choice: { to: ReleaseRecord; of?: ReleaseRecord }, asked: { releaseId: string; by: string; at: string; reason?: string }, now: Date, worker: string): ReleaseRecord {
+export function rollbackRecord(choice: { to: ReleaseRecord; of?: ReleaseRecord }, asked: { releaseId: string; by: string; at: string; note?: string; reason?: string }, now: Date, worker: string): ReleaseRecord {
   const { to, of } = choice;
   const request = { ...to.request, releaseId: asked.releaseId, image: repeatImage(to), requestedBy: asked.by, createdAt: now.toISOString() };
   return {
     ...newReleaseRecord({ request, keyId: to.keyId, vouchedBy: voucherOf(to), target: to.target, deployment: to.deployment, now, worker }),
-    origin: { kind: 'rollback', to: to.releaseId, ...(of ? { of: of.releaseId } : {}), by: asked.by, at: asked.at, ...(asked.reason ? { reason: asked.reason } : {}) },
+    origin: { kind: 'rollback', to: to.releaseId, ...(of ? { of: of.releaseId } : {}), by: asked.by, ...(asked.note ? { note: asked.note } : {}), at: asked.at, ...(asked.reason ? { reason: asked.reason } : {}) },
   };
 }

@@ -46,6 +46,7 @@ function malformed(request: RollbackRequest): string | undefined {
   if (request.to !== undefined && (typeof request.to !== 'string' || !releaseIdPattern.test(request.to))) return 'rollback.to must be a release id (a UUID)';
   if (!text(request.by)) return `rollback.by must be printable text of at most ${MAX_TEXT} characters`;
   if (request.reason !== undefined && !text(request.reason)) return `rollback.reason must be printable text of at most ${MAX_TEXT} characters`;
+  if (request.note !== undefined && !text(request.note)) return `rollback.note must be printable text of at most ${MAX_TEXT} characters`;
   if (typeof request.at !== 'string' || Number.isNaN(Date.parse(request.at))) return 'rollback.at must be an ISO time';
   return undefined;
 }

@@ -12,24 +12,31 @@ import { createReleaseTable, DynamoReleaseStore } from '../../src/state/dynamodb
 import { FileReleaseStore } from '../../src/state/file-release-store.js';
 import type { ReleaseStore } from '../../src/state/release-store.js';
 import type { ReleaseHistory } from '../../src/state/target-summary.js';
+import { osFacts, osIdentity } from '../../src/cli/ops/identity.js';
 import { motoForSuite } from '../support/aws.js';
 import { CLI, collect, runCli } from '../support/cli.js';
+import { assumeRole, credentialsEnv } from '../support/sts.js';
 import { simulatedConfigObject, simulatedFleet } from '../support/simulated-release.js';
 
 // The verbs that steer a target, end to end: the built `harbormaster` executable writes the target's
 // control (and, for rollback, a new release record) in the store the worker's configuration names,
-// and the real engine (scheduler, runner) on simulated hosts carries it out. Once with the file store,
-// once with DynamoDB on moto (where who ran a verb is the AWS identity moto answers).
+// and the real engine (scheduler, runner) on simulated hosts carries it out. Once with the file store
+// (who ran a verb: the OS user), once with DynamoDB on moto (who ran a verb: the caller's ARN, here a
+// person behind a shared role, named by the role session name); --by is a note beside it.
 
 const moto = motoForSuite();
 const STAGING = 'data/ingest/staging';
 const ALICE = 'data/ingest/personal-alice';
+const INTEGRATION = 'data/ingest/integration';
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 
-const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, AWS_ACCESS_KEY_ID: 'harbormaster-local', AWS_SECRET_ACCESS_KEY: 'harbormaster-local', HARBORMASTER_OPS_POLL_MS: '100', ...extra });
+/** The credentials the verbs run with: the suite's (set up before its tests). */
+let credentials: NodeJS.ProcessEnv = { AWS_ACCESS_KEY_ID: 'harbormaster-local', AWS_SECRET_ACCESS_KEY: 'harbormaster-local' };
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ PATH: process.env.PATH, HOME: process.env.HOME, ...credentials, HARBORMASTER_OPS_POLL_MS: '100', ...extra });
 const cli = (args: string[], extra: NodeJS.ProcessEnv = {}) => runCli(args, env(extra), 60_000);
 /** Starts a verb that waits, to carry the release out while it does. */
 const started = (args: string[]) => collect(spawn(process.execPath, [CLI, ...args], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 function writeConfig(object: Record<string, unknown>): string {
   const path = join(mkdtempSync(join(tmpdir(), 'harbormaster-steer-')), 'worker.yml');
@@ -41,8 +48,12 @@ interface Setup {
   store: ReleaseStore & ReleaseHistory;
   config: string;
   fleet: ReturnType<typeof simulatedFleet>;
-  /** Who a verb run without --by is recorded as. */
-  defaultWho: RegExp;
+  /** Who every verb is recorded as, with or without --by. */
+  who: string;
+  /** Who a verb run with SUDO_USER=mallory is recorded as. */
+  underSudo: string;
+  /** The credentials the verbs run with. */
+  credentials: NodeJS.ProcessEnv;
 }
 
 function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
@@ -50,6 +61,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
     let s: Setup;
     before(async () => {
       s = await setUp();
+      credentials = s.credentials;
     });
 
     it('lock records who, why and until (4 hours by default); status shows it; unlock lifts it and records who did', async () => {
@@ -57,7 +69,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal(locked.code, 0, locked.stderr);
       const control = await s.store.control(STAGING);
       assert.equal(control.lock?.reason, 'incident 42');
-      assert.match(control.lock!.by, s.defaultWho);
+      assert.deepEqual([control.lock!.by, control.lock!.note], [s.who, undefined]);
       assert.ok(Math.abs(Date.parse(control.lock!.until) - Date.parse(control.lock!.at) - 4 * 3_600_000) < 1_000, 'four hours');
       assert.deepEqual(JSON.parse(locked.stdout).lock, control.lock);
 
@@ -67,10 +79,19 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
 
       const unlocked = await cli(['unlock', STAGING, '--by', 'bob', '--config', s.config]);
       assert.equal(unlocked.code, 0, unlocked.stderr);
-      assert.match(unlocked.stdout, /^data\/ingest\/staging unlocked \(it was locked by .*: incident 42\); unlocked by bob\n$/);
+      assert.match(unlocked.stdout, new RegExp(`^data/ingest/staging unlocked \\(it was locked by .*: incident 42\\); unlocked by ${escape(s.who)} \\(note: bob\\)\n$`));
       const after = await s.store.control(STAGING);
-      assert.deepEqual([after.lock, after.unlocked?.by, after.unlocked?.lock.reason, after.revision], [undefined, 'bob', 'incident 42', control.revision + 1]);
+      assert.deepEqual([after.lock, after.unlocked?.by, after.unlocked?.note, after.unlocked?.lock.reason, after.revision], [undefined, s.who, 'bob', 'incident 42', control.revision + 1]);
       assert.match((await cli(['unlock', STAGING, '--config', s.config])).stdout, /was not locked; nothing changed/);
+    });
+
+    it('records who ran it, not who the environment or --by says: SUDO_USER is named beside the user, --by is a note', async () => {
+      const locked = await cli(['lock', INTEGRATION, '--reason', 'r', '--by', 'root', '--config', s.config], { SUDO_USER: 'mallory' });
+      assert.equal(locked.code, 0, locked.stderr);
+      const { lock } = await s.store.control(INTEGRATION);
+      assert.deepEqual([lock?.by, lock?.note], [s.underSudo, 'root']);
+      assert.equal(locked.stdout, `${INTEGRATION} locked by ${s.underSudo} (note: root) until ${lock!.until}: r\n`);
+      assert.equal((await cli(['unlock', INTEGRATION, '--config', s.config])).code, 0);
     });
 
     it('refuses what it cannot record, writing nothing: control characters, a reason too long, a duration out of bounds, an unknown target', async () => {
@@ -114,11 +135,11 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       const releaseId = await s.fleet.claim(s.store, 'personal-alice', 'v5', 'alice');
       const first = await cli(['promote', ALICE, '--by', 'carol', '--config', s.config]);
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, new RegExp(`^recorded: promotion of release ${releaseId} \\(.*:v5, accepted\\), by carol\\n$`));
+      assert.match(first.stdout, new RegExp(`^recorded: promotion of release ${releaseId} \\(.*:v5, accepted\\), by ${escape(s.who)} \\(note: carol\\)\\n$`));
       assert.match(first.stderr, /is not waiting at a pause now \(accepted\): a promotion counts only for a pause the release already waits at/);
       const again = await cli(['promote', ALICE, '--by', 'dave', '--config', s.config]);
       assert.equal(again.code, 0, again.stderr);
-      assert.deepEqual((await s.store.control(ALICE)).promotions?.map((p) => [p.releaseId, p.by]), [[releaseId, 'dave']]);
+      assert.deepEqual((await s.store.control(ALICE)).promotions?.map((p) => [p.releaseId, p.by, p.note]), [[releaseId, s.who, 'dave']]);
       assert.equal((await s.fleet.take(s.store, releaseId)).status, 'ended');
     });
 
@@ -126,14 +147,17 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       const releaseId = await s.fleet.claim(s.store, 'staging', 'v3');
       const stopping = started(['stop', STAGING, '--by', 'erin', '--config', s.config]);
       for (let i = 0; i < 1200 && !(await s.store.control(STAGING)).stops?.some((stop) => stop.releaseId === releaseId); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.deepEqual((await s.store.control(STAGING)).stops?.find((stop) => stop.releaseId === releaseId)?.by, 'erin');
+      const stop = (await s.store.control(STAGING)).stops?.find((request) => request.releaseId === releaseId);
+      assert.deepEqual([stop?.by, stop?.note], [s.who, 'erin']);
       const taken = await s.fleet.take(s.store, releaseId);
       assert.equal(taken.status === 'ended' && taken.outcome.status, 'stopped');
       const result = await stopping;
       assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stdout, new RegExp(`^recorded: stop of release ${releaseId} .*, by erin\\nrelease ${releaseId} stopped: stopped by erin`));
+      const by = `${escape(s.who)} \\(note: erin\\)`;
+      assert.match(result.stdout, new RegExp(`^recorded: stop of release ${releaseId} .*, by ${by}\\nrelease ${releaseId} stopped: stopped by ${by} before it began`));
       const history = JSON.parse((await cli(['history', STAGING, '--config', s.config, '--json'])).stdout);
-      assert.deepEqual(history.releases.find((r: { releaseId: string }) => r.releaseId === releaseId).stop.by, 'erin');
+      const recorded = history.releases.find((r: { releaseId: string }) => r.releaseId === releaseId).stop;
+      assert.deepEqual([recorded.by, recorded.note], [s.who, 'erin']);
     });
 
     it('rollback refuses when there is no other succeeded image, and a --to that did not succeed, naming it; nothing written', async () => {
@@ -164,7 +188,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal(await s.store.get(asked), undefined, 'the command writes no release');
       const lock = (await s.store.control(STAGING)).lock!;
       assert.equal(lock.admits, asked, 'the lock is written with the request, admitting its release');
-      assert.match(lock.reason, /^rolled back by .*: v4 breaks checkout$/);
+      assert.equal(lock.reason, `rolled back by ${s.who}: v4 breaks checkout`);
 
       const [claimed, ...more] = await s.fleet.takeRollbacks(s.store);
       assert.equal(more.length, 0);
@@ -177,7 +201,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal(record.envelope, undefined);
       assert.ok(record.request.createdAt > (await s.store.get(v4.releaseId))!.request.createdAt, 'the newest request of the target');
       assert.deepEqual({ ...record.origin, at: undefined, by: undefined }, { kind: 'rollback', of: v4.releaseId, to: v2.releaseId, reason: 'v4 breaks checkout', at: undefined, by: undefined });
-      assert.match(record.origin!.by, s.defaultWho);
+      assert.equal(record.origin!.by, s.who);
       assert.equal(record.request.requestedBy, record.origin!.by, 'chat names who rolled back, not the original requester');
 
       // Another request for the locked target waits; the rollback goes through.
@@ -237,7 +261,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal(result.code, 0, result.stderr);
       const out = JSON.parse(result.stdout);
       assert.match(out.releaseId, UUID);
-      assert.deepEqual([out.lock, out.stop.releaseId, out.stop.rollback, out.stop.by], [null, running, true, 'frank']);
+      assert.deepEqual([out.lock, out.stop.releaseId, out.stop.rollback, out.stop.by, out.stop.note], [null, running, true, s.who, 'frank']);
       const control = await s.store.control(STAGING);
       assert.equal(control.lock, undefined);
       assert.deepEqual(control.stops?.find((stop) => stop.releaseId === running)?.rollback, true);
@@ -255,7 +279,7 @@ verbsAgainst('file', async () => {
   const store = new FileReleaseStore(object.stateDirectory);
   const fleet = simulatedFleet(parseWorkerConfig(stringify(object)));
   for (const [deployment, tag, by] of [['staging', 'v2', 'ci-bot'], ['personal-alice', 'v2', 'alice']] as const) await fleet.release(store, deployment, tag, by);
-  return { store, config: writeConfig(object), fleet, defaultWho: /^[A-Za-z0-9._-]+$/ };
+  return { store, config: writeConfig(object), fleet, who: osIdentity(osFacts({})), underSudo: osIdentity(osFacts({ SUDO_USER: 'mallory' })), credentials: { AWS_ACCESS_KEY_ID: 'harbormaster-local', AWS_SECRET_ACCESS_KEY: 'harbormaster-local' } };
 });
 
 let dynamo: DynamoDBClient | undefined;
@@ -268,5 +292,6 @@ verbsAgainst('DynamoDB (moto)', async () => {
   const store = new DynamoReleaseStore({ client: dynamo, table });
   const fleet = simulatedFleet(parseWorkerConfig(stringify(object)));
   for (const [deployment, tag, by] of [['staging', 'v2', 'ci-bot'], ['personal-alice', 'v2', 'alice']] as const) await fleet.release(store, deployment, tag, by);
-  return { store, config: writeConfig(object), fleet, defaultWho: /^arn:aws:(sts|iam)::\d{12}:/ };
+  const alice = await assumeRole(moto.moto.endpoint, 'arn:aws:iam::123456789012:role/HarbormasterOps', 'alice');
+  return { store, config: writeConfig(object), fleet, who: 'arn:aws:sts::123456789012:assumed-role/HarbormasterOps/alice', underSudo: 'arn:aws:sts::123456789012:assumed-role/HarbormasterOps/alice', credentials: credentialsEnv(alice) };
 });

@@ -43,7 +43,7 @@ describe('steering a target on the local fleet', () => {
   });
 
   const env = () => fleetWorkerEnvironment(fleet);
-  /** A steering command, run as alice. */
+  /** A steering command, run as root, with a note (--by) naming alice. */
   const cli = (args: string[]) => runCli([...args, '--config', configPath, '--by', 'alice'], env(), 120_000);
   /** A command that only reads. */
   const read = (args: string[]) => runCli([...args, '--config', configPath], env(), 60_000);
@@ -86,13 +86,13 @@ describe('steering a target on the local fleet', () => {
       second = new WorkerProcess(configPath, env());
       const ended = await until(releaseId, 'the release to end', (r) => isFinal(r.status));
       assert.equal(ended.status, 'stopped');
-      assert.match(ended.reason!, /^stopped by alice at a safe point: 1 of 3 host\(s\) released$/);
+      assert.match(ended.reason!, /^stopped by root\b.*\(note: alice\) at a safe point: 1 of 3 host\(s\) released$/);
       await assertStagingWhole(observer, { h1: 'v2', h2: 'v1', h3: 'v1' });
       const sampled = await sampler.stop();
       assert.deepEqual(sampled.unhealthyRegistered, []);
       assert.ok(sampled.maxOutOfService <= 1);
       const history = await read(['history', TARGET, '--json']);
-      assert.match(history.stdout, /stopped by alice/);
+      assert.match(history.stdout, /stopped by root\b.*\(note: alice\)/);
     } finally {
       await sampler.stop().catch(() => undefined);
       await first.kill('SIGKILL');
@@ -145,9 +145,9 @@ describe('steering a target on the local fleet', () => {
       console.log(`release v2: ${releaseMs} ms (first change to end); rollback to v1: ${rollbackMs} ms`);
 
       const status = await read(['status', '--json']);
-      assert.match(status.stdout, /rolled back by alice: errors after v2/);
+      assert.match(status.stdout, /rolled back by root\b.*\(note: alice\): errors after v2/);
       const v3 = await enqueue('v3');
-      await until(v3, 'v3 to wait for the lock', (r) => /locked by alice/.test(r.reason ?? ''), 60_000);
+      await until(v3, 'v3 to wait for the lock', (r) => /locked by root\b/.test(r.reason ?? ''), 60_000);
       await assertStagingWhole(observer, { h1: 'v1', h2: 'v1', h3: 'v1' });
       const unlock = await cli(['unlock', TARGET]);
       assert.equal(unlock.code, 0, unlock.stderr);

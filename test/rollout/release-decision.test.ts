@@ -28,6 +28,7 @@ interface Shape {
   readonly stop?: ReleaseRecord['stop'];
   readonly gates?: Gate[];
   readonly gateProgress?: ReleaseRecord['gates'];
+  readonly promotion?: ReleaseRecord['promotion'];
 }
 
 function record(shape: Shape): ReleaseRecord {
@@ -46,6 +47,7 @@ function record(shape: Shape): ReleaseRecord {
     hosts: Object.fromEntries(ids.map((id) => [id, host(id, shape.hosts[id]!)])),
     ...(shape.stop ? { stop: shape.stop } : {}),
     ...(shape.gateProgress ? { gates: shape.gateProgress } : {}),
+    ...(shape.promotion ? { promotion: shape.promotion } : {}),
     ...(shape.failureStep ? { failure: { step: shape.failureStep, reason: 'x' } } : {}),
   } as unknown as ReleaseRecord;
 }
@@ -122,16 +124,28 @@ const rows: Row[] = [
   { name: 'a passed gate: the next batch', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [BAKE], gateProgress: [{ reachedAt: iso(AT - 300_000), passedAt: iso(AT) }] }, seen: { serving: ALL }, then: { kind: 'release-hosts', hosts: ['i-2'], cut: false } },
   { name: 'a pause: wait for a promotion', shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }] }, seen: { serving: ALL }, then: { kind: 'wait-gate', gate: 0 } },
   {
-    name: 'a pause promoted after it was reached: pass it, saying by whom',
-    shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }] },
-    seen: { serving: ALL, promotion: { releaseId: 'r-1', by: 'carol', at: iso(AT - 1_000) } },
+    name: 'a pause promoted after it was reached (first seen by the worker after): pass it, saying by whom',
+    shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }], promotion: { by: 'carol', at: iso(AT - 1_000), seenAt: iso(AT - 1_000) } },
+    seen: { serving: ALL },
     then: { kind: 'pass-gate', gate: 0, by: 'carol' },
   },
   {
-    name: 'a promotion made before the pause was reached (for an earlier gate) does not pass it',
-    shape: { hosts: { ...three, 'i-1': 'released', 'i-2': 'released' }, gates: [{ afterBatch: 1, kind: 'pause' }, { afterBatch: 2, kind: 'pause' }], gateProgress: [{ reachedAt: iso(AT - 60_000), passedAt: iso(AT - 50_000), by: 'carol' }, { reachedAt: iso(AT - 5_000) }] },
-    seen: { serving: ALL, promotion: { releaseId: 'r-1', by: 'carol', at: iso(AT - 50_000) } },
+    name: 'a promotion first seen before the pause was reached (for an earlier gate) does not pass it',
+    shape: { hosts: { ...three, 'i-1': 'released', 'i-2': 'released' }, gates: [{ afterBatch: 1, kind: 'pause' }, { afterBatch: 2, kind: 'pause' }], gateProgress: [{ reachedAt: iso(AT - 60_000), passedAt: iso(AT - 50_000), by: 'carol' }, { reachedAt: iso(AT - 5_000) }], promotion: { by: 'carol', at: iso(AT - 55_000), seenAt: iso(AT - 55_000) } },
+    seen: { serving: ALL },
     then: { kind: 'wait-gate', gate: 1 },
+  },
+  {
+    name: "a promotion dated in the future by its writer's clock, first seen before the pause was reached, does not pass it",
+    shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }], promotion: { by: 'carol', at: iso(AT + 86_400_000), seenAt: iso(AT - 10_000) } },
+    seen: { serving: ALL },
+    then: { kind: 'wait-gate', gate: 0 },
+  },
+  {
+    name: "a promotion dated in the past by its writer's clock, first seen after the pause was reached, passes it",
+    shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }], promotion: { by: 'carol', at: iso(AT - 86_400_000), seenAt: iso(AT - 1_000) } },
+    seen: { serving: ALL },
+    then: { kind: 'pass-gate', gate: 0, by: 'carol' },
   },
   { name: "an operator's stop at a gate (a safe point): take it", shape: { hosts: { ...three, 'i-1': 'released' }, gates: [PAUSE], gateProgress: [{ reachedAt: iso(AT - 5_000) }] }, seen: { serving: ALL, stop: STOP }, then: { kind: 'stop', request: STOP } },
   { name: 'a bake after the last batch: reached before looking at the target again', shape: { hosts: { 'i-1': 'released', 'i-2': 'released' }, gates: [{ afterBatch: 2, kind: 'bake', seconds: 60 }] }, seen: { serving: ['i-1', 'i-2'] }, then: { kind: 'reach-gate', gate: 0 } },

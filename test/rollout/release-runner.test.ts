@@ -499,6 +499,48 @@ describe('the release runner', () => {
     assert.ok(h.posted.some((m) => /promoted by carol; going on/.test(m.text)));
   });
 
+  it("judges a promotion by when the worker first saw it, not by its writer's time: one dated a day ahead, made before the pause, passes no pause, even after the release is taken up again", async () => {
+    const h = harness({ hosts: 3, rollout: { policy: { startCheckSeconds: 0, steps: [{ hosts: 1 }, { pause: true }, { hosts: 1 }, { pause: true }] } } });
+    const request = validRequest({ image: '127.0.0.1:5000/data/ingest:v2' }) as unknown as ReleaseRequest;
+    const { record: claimed } = await h.store.claim(newReleaseRecord({ request, keyId: 'ci-test', target: 'data/ingest/staging', deployment: 'staging', now: new Date(), worker: 'test' }));
+    const promote = (at: Date) => h.store.updateControl('data/ingest/staging', () => ({ promotions: [{ releaseId: claimed.releaseId, by: 'mallory', at: at.toISOString() }] }));
+    const atGate = async (gate: number) => {
+      let record: ReleaseRecord | undefined;
+      for (let i = 0; i < 200 && !record?.gates?.[gate]; i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        record = await h.store.get(claimed.releaseId);
+      }
+      assert.ok(record?.gates?.[gate]?.reachedAt, `pause ${gate} is reached`);
+      // Long enough for several turns of the worker at the pause.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return (await h.store.get(claimed.releaseId))!;
+    };
+    await promote(new Date(Date.now() + 86_400_000));
+    const interrupt = new AbortController();
+    const first = h.release('v2', { record: new RecordedRelease(h.store, claimed), stopRequested: interrupt.signal });
+    const paused = await atGate(0);
+    assert.equal(paused.gates![0]!.passedAt, undefined, 'a promotion seen before the pause was reached does not pass it');
+    assert.ok(Date.parse(paused.promotion!.seenAt) <= Date.parse(paused.gates![0]!.reachedAt), 'seen (worker clock) before the pause was reached');
+    assert.deepEqual(effectCalls(h.host(2)), [], 'h2 waits behind the pause');
+
+    // Taken up again (the worker stopped at the pause): the promotion is still the one seen before.
+    interrupt.abort();
+    assert.equal((await first).outcome.status, 'interrupted');
+    const second = h.release('v2', { record: new RecordedRelease(h.store, (await h.store.get(claimed.releaseId))!) });
+    const resumed = await atGate(0);
+    assert.equal(resumed.gates![0]!.passedAt, undefined, 'still waits after the take-up');
+
+    await promote(new Date(Date.now() - 86_400_000));
+    const next = await atGate(1);
+    assert.ok(next.gates![0]!.passedAt, 'a promotion first seen after the pause was reached passes it, whatever time its writer put on it');
+    assert.equal(next.gates![1]!.passedAt, undefined, 'and not the next pause');
+    assert.deepEqual(effectCalls(h.host(3)), [], 'h3 waits behind the second pause');
+    await promote(new Date());
+    const { outcome, recorded } = await second;
+    assert.deepEqual(outcome, { status: 'succeeded', hosts: 3 });
+    assert.ok(Date.parse(recorded.record.promotion!.seenAt) > Date.parse(recorded.record.gates![1]!.reachedAt));
+  });
+
   it('bakes after the canary for the configured time, then goes on without anyone', async () => {
     const h = harness({ hosts: 2, rollout: { policy: { startCheckSeconds: 0, steps: [{ hosts: 1 }, { bakeSeconds: 1 }] } } });
     const { outcome, recorded } = await h.release('v2');

@@ -9,6 +9,8 @@ import { CLI } from './cli.js';
 const HOLD_PRELOAD = ['--import', import.meta.resolve('tsx'), '--import', import.meta.resolve('./hold-preload.ts')];
 
 export interface WorkerProcessOptions {
+  /** The user and group to run as (the worker's own user, as systemd's User= runs it). */
+  readonly as?: { readonly uid: number; readonly gid: number };
   /** Hold the release at this boundary (`<host|->:<step>:<begin|end>`, ./hold-point.ts), through ./hold-preload.ts. */
   readonly holdAt?: string;
 }
@@ -29,7 +31,8 @@ export class WorkerProcess {
   constructor(configPath: string, env: NodeJS.ProcessEnv, options: WorkerProcessOptions = {}) {
     const preload = options.holdAt === undefined ? [] : HOLD_PRELOAD;
     const environment = options.holdAt === undefined ? env : { ...env, HARBORMASTER_TEST_HOLD_AT: options.holdAt };
-    this.child = spawn(process.execPath, [...preload, CLI, 'worker', '--config', configPath], { env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+    const as = options.as;
+    this.child = spawn(process.execPath, [...preload, CLI, 'worker', '--config', configPath], { env: environment, stdio: ['ignore', 'pipe', 'pipe'], ...(as ? { uid: as.uid, gid: as.gid } : {}) });
     started.add(this.child);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       try {

@@ -1,3 +1,4 @@
+import { askedBy } from '../../state/control.js';
 import type { ReleaseRecord } from '../../state/release-record.js';
 import { ago, duration, renderTable, shortId, shortImage, when, type Tone } from './table.js';
 
@@ -63,7 +64,7 @@ export function historyView(target: string, records: readonly ReleaseRecord[], n
 /** "rollback of 1a2b3c4d by alice", "stopped by bob (with rollback)": who steered the release, for the BY column. */
 export function steeredBy(entry: Pick<HistoryEntry, 'origin' | 'stop' | 'requestedBy'>): string {
   const parts = [entry.origin ? `rollback${entry.origin.of ? ` of ${shortId(entry.origin.of)}` : ''} by ${entry.origin.by}` : entry.requestedBy];
-  if (entry.stop) parts.push(`stopped by ${entry.stop.by}${entry.stop.rollback ? ' (with rollback)' : ''}`);
+  if (entry.stop) parts.push(`stopped by ${askedBy(entry.stop)}${entry.stop.rollback ? ' (with rollback)' : ''}`);
   return parts.join('; ');
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { lockInForce, type TargetLock } from '../../state/control.js';
+import { askedBy, lockInForce, type TargetLock } from '../../state/control.js';
 import { MAX_REASON, operatorText, parseDuration } from './operator.js';
 import { withSteerContext, withSteerOptions, writeControl, type SteerOptions } from './steer.js';
 
@@ -10,7 +10,7 @@ import { withSteerContext, withSteerOptions, writeControl, type SteerOptions } f
 
 export const DEFAULT_LOCK = '4h';
 
-const describeLock = (lock: TargetLock) => `locked by ${lock.by} until ${lock.until}: ${lock.reason}`;
+const describeLock = (lock: TargetLock) => `locked by ${askedBy(lock)} until ${lock.until}: ${lock.reason}`;
 
 export function registerLock(program: Command): void {
   withSteerOptions(program.command('lock'))
@@ -23,7 +23,7 @@ export function registerLock(program: Command): void {
       const ms = parseDuration('--for', options.for);
       await withSteerContext(target, options, async (context) => {
         const now = new Date();
-        const lock: TargetLock = { by: context.who, at: now.toISOString(), reason, until: new Date(now.getTime() + ms).toISOString() };
+        const lock: TargetLock = { ...context.mark(now), reason, until: new Date(now.getTime() + ms).toISOString() };
         let replaced: TargetLock | undefined;
         const stored = await writeControl(context, (current) => {
           replaced = lockInForce(current, now);
@@ -45,11 +45,11 @@ export function registerLock(program: Command): void {
           lifted = current.lock;
           if (!current.lock) return undefined;
           const { lock, ...rest } = current;
-          return { ...rest, unlocked: { by: context.who, at: now.toISOString(), lock } };
+          return { ...rest, unlocked: { ...context.mark(now), lock } };
         });
         const active = lifted && lockInForce({ target, revision: 0, lock: lifted }, now);
-        const line = !lifted ? `${target} was not locked; nothing changed` : active ? `${target} unlocked (it was ${describeLock(lifted)}); unlocked by ${context.who}` : `${target}: removed a lock that had already ended (${describeLock(lifted)})`;
-        context.write(context.json ? [JSON.stringify({ target, revision: stored.revision, unlocked: lifted ?? null, by: context.who })] : [line]);
+        const line = !lifted ? `${target} was not locked; nothing changed` : active ? `${target} unlocked (it was ${describeLock(lifted)}); unlocked by ${askedBy(context.mark(now))}` : `${target}: removed a lock that had already ended (${describeLock(lifted)})`;
+        context.write(context.json ? [JSON.stringify({ target, revision: stored.revision, unlocked: lifted ?? null, by: context.who, note: context.note ?? null })] : [line]);
       });
     });
 }

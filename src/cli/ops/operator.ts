@@ -1,8 +1,7 @@
-import { userInfo } from 'node:os';
 import { UsageError } from '../usage-error.js';
 
-// What the verbs that steer a target take from the person running them: who they are (recorded with
-// every request), their free text (--reason, --by), and durations (--for). Text from the command line
+// What the verbs that steer a target take from the person running them: their free text (--reason,
+// and --by, a note beside who they are) and durations (--for). Text from the command line
 // is stored and shown in chat, so it is checked here: printable, bounded, never echoed raw when refused.
 
 export const MAX_BY = 200;
@@ -18,21 +17,9 @@ export function operatorText(option: string, value: string, max: number): string
   return text;
 }
 
-/**
- * Who ran the command: --by, else the AWS identity (DynamoDB store: `aws` resolves it), else the login
- * user on the bastion (SUDO_USER when run through sudo, so the person rather than root).
- */
-export async function operatorName(by: string | undefined, aws: (() => Promise<string>) | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  if (by !== undefined) return operatorText('--by', by, MAX_BY);
-  if (aws) {
-    try {
-      return operatorText('the AWS identity', await aws(), MAX_BY);
-    } catch (error) {
-      throw new UsageError(`cannot tell who you are from AWS (STS GetCallerIdentity: ${(error as Error).message.split('\n')[0]!.slice(0, 200)}); say it with --by NAME`);
-    }
-  }
-  const login = env.SUDO_USER || userInfo().username;
-  return operatorText('the login user', login, MAX_BY);
+/** `--by`: a note recorded beside who ran the command (identity.ts), never instead of it. */
+export function operatorNote(by: string | undefined): string | undefined {
+  return by === undefined ? undefined : operatorText('--by', by, MAX_BY);
 }
 
 const UNIT_MS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { releaseIdPattern } from '../../request/names.js';
-import type { RollbackRequest, StopRequest, TargetLock } from '../../state/control.js';
+import { askedBy, type RollbackRequest, type StopRequest, type TargetLock } from '../../state/control.js';
 import { UsageError } from '../usage-error.js';
 import { DEFAULT_LOCK } from './lock.js';
 import { MAX_REASON, operatorText, parseDuration } from './operator.js';
@@ -41,10 +41,11 @@ export function registerRollback(program: Command): void {
         if (!choice.ok) throw new SteerRefusedError(`cannot roll ${target} back: ${choice.reason}`);
         const inProgress = await releaseInProgress(context);
         const now = new Date();
-        const rollback: RollbackRequest = { releaseId: randomUUID(), to: choice.to.releaseId, by: context.who, at: now.toISOString(), ...(reason ? { reason } : {}) };
-        const stop: StopRequest | undefined = inProgress ? { by: context.who, at: now.toISOString(), releaseId: inProgress.releaseId, rollback: true } : undefined;
+        const mark = context.mark(now);
+        const rollback: RollbackRequest = { ...mark, releaseId: randomUUID(), to: choice.to.releaseId, ...(reason ? { reason } : {}) };
+        const stop: StopRequest | undefined = inProgress ? { ...mark, releaseId: inProgress.releaseId, rollback: true } : undefined;
         const lock: TargetLock | undefined = options.lock
-          ? { by: context.who, at: now.toISOString(), reason: `rolled back by ${context.who}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: rollback.releaseId }
+          ? { ...mark, reason: `rolled back by ${askedBy(mark)}${reason ? `: ${reason}` : ''}`.slice(0, MAX_REASON + 100), until: new Date(now.getTime() + lockMs).toISOString(), admits: rollback.releaseId }
           : undefined;
         // One write: the request, the stop and the lock land together or not at all.
         const stored = await writeControl(context, (current) => ({
@@ -54,9 +55,9 @@ export function registerRollback(program: Command): void {
           ...(stop ? { stops: [...(current.stops ?? []).filter((s) => s.releaseId !== stop.releaseId), stop] } : {}),
         }));
         const lines = [
-          `recorded: a rollback request of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${context.who}; the worker releases it as ${rollback.releaseId}`,
+          `recorded: a rollback request of ${target} to ${choice.to.request.image} (the image of release ${choice.to.releaseId}), by ${askedBy(mark)}; the worker releases it as ${rollback.releaseId}`,
           ...(stop ? [`recorded: stop with rollback of release ${stop.releaseId} (${inProgress!.request.image}, ${inProgress!.status})`] : []),
-          ...(lock ? [`recorded: ${target} locked by ${lock.by} until ${lock.until}; \`harbormaster unlock ${target}\` lifts it`] : []),
+          ...(lock ? [`recorded: ${target} locked by ${askedBy(lock)} until ${lock.until}; \`harbormaster unlock ${target}\` lifts it`] : []),
         ];
         context.write(context.json ? [JSON.stringify({ target, releaseId: rollback.releaseId, rollback, to: { releaseId: choice.to.releaseId, image: choice.to.request.image }, stop: stop ?? null, lock: lock ?? null, revision: stored.revision })] : lines);
         if (!options.wait) return;

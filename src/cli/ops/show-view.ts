@@ -1,3 +1,4 @@
+import { askedBy } from '../../state/control.js';
 import { isFinal, type ReleaseRecord } from '../../state/release-record.js';
 import { historyEntry, toneOf, type HistoryEntry } from './history-view.js';
 import { restoresOf } from './status-view.js';
@@ -34,7 +35,7 @@ export function showText(view: ShowView, colour: boolean): string[] {
     `  started      ${when(record.startedAt)}   finished ${when(record.finishedAt)}   took ${summary.durationMs === null ? '-' : duration(summary.durationMs)}`,
   ];
   if (record.origin) lines.push(`  rollback     to the image of ${record.origin.to}${record.origin.of ? `, undoing ${record.origin.of}` : ''}, by ${record.origin.by} at ${when(record.origin.at)}${record.origin.reason ? `: ${record.origin.reason}` : ''}`);
-  if (record.stop) lines.push(`  stopped      by ${record.stop.by} at ${when(record.stop.at)}${record.stop.rollback ? ', with rollback' : ''}`);
+  if (record.stop) lines.push(`  stopped      by ${askedBy(record.stop)} at ${when(record.stop.at)}${record.stop.rollback ? ', with rollback' : ''}`);
   if (record.held && !view.ended) lines.push(`  waiting      ${record.target} is locked by ${record.held.by} until ${when(record.held.until)}: ${record.held.reason}`);
   if (record.reason) lines.push(`  reason       ${record.reason}`);
   if (record.failure) lines.push(`  failure      ${record.failure.host ? `${record.failure.host} ` : ''}at ${record.failure.step}: ${record.failure.reason}`);

@@ -1,3 +1,4 @@
+import { askedBy } from '../../state/control.js';
 import type { StatusView } from './status-view.js';
 import { ago, renderTable, shortId, shortImage, type CellInput } from './table.js';
 
@@ -27,8 +28,8 @@ export function statusText(view: StatusView, colour: boolean): string[] {
   });
   const lines = renderTable(['TARGET', 'CURRENT', 'BY', 'WHEN', 'COMMIT', 'NOW', 'WAITING', 'RESTORES', 'LAST FAILURE'], rows, colour);
   for (const t of view.targets) {
-    if (t.lock) lines.push(`  ${t.target}: locked by ${t.lock.by} ${ago(now, t.lock.at)}, until ${t.lock.until}: ${t.lock.reason}`);
-    if (t.rollbackRequested) lines.push(`  ${t.target}: rollback asked by ${t.rollbackRequested.by} ${ago(now, t.rollbackRequested.at)}, waiting for the worker's next sweep [${shortId(t.rollbackRequested.releaseId)}]`);
+    if (t.lock) lines.push(`  ${t.target}: locked by ${askedBy(t.lock)} ${ago(now, t.lock.at)}, until ${t.lock.until}: ${t.lock.reason}`);
+    if (t.rollbackRequested) lines.push(`  ${t.target}: rollback asked by ${askedBy(t.rollbackRequested)} ${ago(now, t.rollbackRequested.at)}, waiting for the worker's next sweep [${shortId(t.rollbackRequested.releaseId)}]`);
     if (t.rollbackRefused) lines.push(`  ${t.target}: rollback [${shortId(t.rollbackRefused.releaseId)}] refused by the worker ${ago(now, t.rollbackRefused.at)}: ${t.rollbackRefused.reason}`);
     for (const w of t.waiting) lines.push(`  ${t.target}: waiting ${shortImage(w.image)} [${shortId(w.releaseId)}] by ${w.requestedBy}: ${w.why}`);
     for (const r of t.restoresPending) lines.push(`  ${t.target}: to restore: ${r}`);

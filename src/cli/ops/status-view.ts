@@ -1,4 +1,4 @@
-import { heldBy, lockInForce, type RollbackRefusal, type RollbackRequest, type TargetControl, type TargetLock } from '../../state/control.js';
+import { askedBy, heldBy, lockInForce, type RollbackRefusal, type RollbackRequest, type TargetControl, type TargetLock } from '../../state/control.js';
 import type { ReleaseRecord } from '../../state/release-record.js';
 import type { ReleaseSummary, TargetSummary } from '../../state/target-summary.js';
 
@@ -72,7 +72,7 @@ function inProgressOf(record: ReleaseRecord): InProgress {
 /** Why a release that is not running waits, given the running one and the others of its target. */
 function whyWaiting(record: ReleaseRecord, running: ReleaseRecord | undefined, others: readonly ReleaseRecord[], control: TargetControl | undefined, now: Date): string {
   const lock = record.status === 'accepted' ? heldBy(control, record.releaseId, now) : undefined;
-  if (lock) return `target locked by ${lock.by} until ${lock.until}: ${lock.reason}`;
+  if (lock) return `target locked by ${askedBy(lock)} until ${lock.until}: ${lock.reason}`;
   if (record.status === 'interrupted') return `interrupted at a safe point${record.reason ? ` (${record.reason})` : ''}: a worker carries it on when it takes it up`;
   if (running) return `target busy: release ${running.releaseId} is ${running.direction === 'back' ? 'rolling back' : 'running'}`;
   const halfway = others.find((o) => o.status === 'interrupted');

@@ -1,17 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Option, type Command } from 'commander';
 import { callerArn } from '../../aws/caller-identity.js';
-import type { ControlChange, TargetControl } from '../../state/control.js';
+import type { ControlChange, ControlMark, TargetControl } from '../../state/control.js';
 import { isFinal, type ReleaseRecord } from '../../state/release-record.js';
 import { UsageError } from '../usage-error.js';
 import { withOpsContext, type OpsContext, type OpsOptions } from './ops-command.js';
-import { operatorName } from './operator.js';
+import { awsIdentity, osIdentity } from './identity.js';
+import { operatorNote } from './operator.js';
 import { opsPollMs } from './poll-interval.js';
+import { writeAsOwner } from './state-owner.js';
 import { checkTargets, knownTargets, servedTargets } from './targets.js';
 
 // What the verbs that steer a target share (lock, unlock, stop, rollback, promote): the target checked
-// against those the configuration serves, who is running the command, the release in progress on the
-// target, the control write, and waiting for a release to end. They only write state (the target's
+// against those the configuration serves, who is running the command (identity.ts; --by is a note
+// beside it), the release in progress on the target, the control write, and waiting for a release to
+// end. They only write state (the target's
 // control, and for rollback a new release record); the worker carries it out.
 
 /** The command cannot do what was asked (nothing in progress, no image to go back to): exit 1, nothing written. */
@@ -25,7 +28,12 @@ export interface SteerOptions extends OpsOptions {
 
 export interface SteerContext extends OpsContext {
   readonly target: string;
+  /** Who ran the command, as the store's side vouches for it (identity.ts). */
   readonly who: string;
+  /** --by: what the person added, recorded beside `who`. */
+  readonly note?: string;
+  /** `who` and `note`, at `now`: what every control mark the command writes carries. */
+  mark(now: Date): ControlMark;
   /** Tells the person running the command (stderr: stdout stays for --json). */
   say(line: string): void;
 }
@@ -33,20 +41,30 @@ export interface SteerContext extends OpsContext {
 export function withSteerOptions(command: Command): Command {
   return command
     .addOption(new Option('-c, --config <file>', 'the worker configuration (YAML), as `harbormaster worker` reads it').env('HARBORMASTER_CONFIG').makeOptionMandatory())
-    .option('--by <name>', 'who is asking, as recorded (default: the AWS identity for the DynamoDB store, else the login user)')
+    .option('--by <note>', 'a note recorded beside who you are (the AWS caller ARN for the DynamoDB store, the OS user for the file store), never instead of it')
     .option('--json', 'print what was recorded as JSON');
 }
 
 export async function withSteerContext<T>(target: string, options: SteerOptions, body: (context: SteerContext) => Promise<T>): Promise<T> {
+  const note = operatorNote(options.by);
   return withOpsContext(options, async (context) => {
-    // Personal deployments are known once they have releases: finished (summaries) or not.
-    const [summaries, open] = await Promise.all([context.state.read('the targets', (h) => h.targetSummaries()), context.state.read('the unfinished releases', (h) => h.openReleases())]);
-    const known = knownTargets(servedTargets(context.config), [...summaries.map((t) => t.target), ...open.map((r) => r.target)]);
-    checkTargets([target], known);
+    // The file store: who the process is, read first; then the process takes the ids of the state
+    // directory's owner for the rest of the command (state-owner.ts).
     const client = context.state.client;
-    const endpoint = context.config.aws.endpoint;
-    const who = await operatorName(options.by, client ? () => callerArn(client, endpoint ? { endpoint } : {}) : undefined);
-    return body({ ...context, target, who, say: (line) => process.stderr.write(`harbormaster: ${line}\n`) });
+    const osUser = client ? undefined : osIdentity();
+    const restore = client ? undefined : writeAsOwner(context.config.stateDirectory);
+    try {
+      // Personal deployments are known once they have releases: finished (summaries) or not.
+      const [summaries, open] = await Promise.all([context.state.read('the targets', (h) => h.targetSummaries()), context.state.read('the unfinished releases', (h) => h.openReleases())]);
+      const known = knownTargets(servedTargets(context.config), [...summaries.map((t) => t.target), ...open.map((r) => r.target)]);
+      checkTargets([target], known);
+      const endpoint = context.config.aws.endpoint;
+      const who = osUser ?? (await awsIdentity(() => callerArn(client!, endpoint ? { endpoint } : {})));
+      const mark = (now: Date): ControlMark => ({ by: who, at: now.toISOString(), ...(note ? { note } : {}) });
+      return await body({ ...context, target, who, ...(note ? { note } : {}), mark, say: (line) => process.stderr.write(`harbormaster: ${line}\n`) });
+    } finally {
+      restore?.();
+    }
   });
 }
 

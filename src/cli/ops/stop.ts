@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { stopOf, type StopRequest } from '../../state/control.js';
+import { askedBy, stopOf, type StopRequest } from '../../state/control.js';
 import type { ReleaseRecord } from '../../state/release-record.js';
 import { releaseInProgress, SteerRefusedError, waitForEnd, waitMinutes, withSteerContext, withSteerOptions, writeControl, type SteerContext, type SteerOptions } from './steer.js';
 
@@ -48,7 +48,7 @@ export function registerStop(program: Command): void {
       await withSteerContext(target, options, async (context) => {
         const release = await releaseInProgress(context);
         if (!release) throw new SteerRefusedError(`no release of ${target} is in progress: nothing to stop (see \`harbormaster status ${target}\`)`);
-        const request: StopRequest = { by: context.who, at: new Date().toISOString(), releaseId: release.releaseId, rollback };
+        const request: StopRequest = { ...context.mark(new Date()), releaseId: release.releaseId, rollback };
         let already: StopRequest | undefined;
         const stored = await writeControl(context, (current) => {
           already = stopOf(current, release.releaseId);
@@ -57,8 +57,8 @@ export function registerStop(program: Command): void {
         });
         const recorded = stopOf(stored, release.releaseId)!;
         const what = `stop${recorded.rollback ? ' with rollback' : ''} of release ${release.releaseId} (${release.request.image}, ${release.status})`;
-        if (recorded !== request && already && recorded.at === already.at) context.say(`${what} was already asked by ${already.by} at ${already.at}; nothing changed`);
-        context.write(context.json ? [JSON.stringify({ target, revision: stored.revision, stop: recorded })] : [`recorded: ${what}, by ${recorded.by}`]);
+        if (recorded !== request && already && recorded.at === already.at) context.say(`${what} was already asked by ${askedBy(already)} at ${already.at}; nothing changed`);
+        context.write(context.json ? [JSON.stringify({ target, revision: stored.revision, stop: recorded })] : [`recorded: ${what}, by ${askedBy(recorded)}`]);
         if (!options.wait) return;
         await waitAndReport(context, release.releaseId, minutes, (ended) => endedAsAsked(ended, recorded.rollback));
       });
