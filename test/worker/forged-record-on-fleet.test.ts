@@ -47,7 +47,8 @@ describe('a record put straight into the state directory, on the local fleet', (
     return result.stdout.trim();
   }
 
-  const store = () => new FileReleaseStore(parseWorkerConfig(readFileSync(configPath, 'utf8')).stateDirectory);
+  /** Read as the ops commands read it: read-only, beside the worker. */
+  const store = () => new FileReleaseStore(parseWorkerConfig(readFileSync(configPath, 'utf8')).stateDirectory, { readOnly: true });
 
   async function until(releaseId: string, what: string, condition: (r: ReleaseRecord) => boolean): Promise<ReleaseRecord> {
     let found: ReleaseRecord | undefined;
@@ -81,8 +82,8 @@ describe('a record put straight into the state directory, on the local fleet', (
         },
         hosts: Object.fromEntries(Object.entries(v2.hosts).map(([id, host]) => [id, { ...host, progress: 'pending' as const }])),
       };
-      // Written through the store: its checksum is valid, as a person with write access could make it.
-      assert.equal((await store().claim(forged)).claimed, true);
+      // Written through the store, the worker stopped: its checksum is valid, as a person with write access could make it.
+      assert.equal((await new FileReleaseStore(stateDirectory).claim(forged)).claimed, true);
 
       second = new WorkerProcess(configPath, env);
       const ended = await until(releaseId, 'the forged record to be refused', (r) => isFinal(r.status));
@@ -101,7 +102,8 @@ describe('a record put straight into the state directory, on the local fleet', (
       assert.match(status.stdout, /v2/);
     } catch (error) {
       // What the workers said, for the person reading a failure.
-      for (const line of [...first.lines, ...(second?.lines ?? [])].slice(-40)) console.log(JSON.stringify(line).slice(0, 400));
+      for (const line of [...first.lines.slice(-20), ...(second?.lines ?? []).slice(-30)]) console.log(JSON.stringify(line).slice(0, 400));
+      console.log(`first worker's stderr: ${first.stderr.slice(-2000)}\nsecond worker's stderr: ${second?.stderr.slice(-2000) ?? ''}`);
       throw error;
     } finally {
       await first.kill('SIGKILL');
