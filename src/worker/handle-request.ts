@@ -30,6 +30,12 @@ import type { ReleaseScheduler } from './release-scheduler.js';
 export interface RefusalNotice {
   readonly code: RefusalCode;
   readonly reason: string;
+  /**
+   * Its signature was verified with a key the worker holds before it was refused (an invalid, expired
+   * or unserved request); false for a message nobody is known to have written (not JSON, no envelope,
+   * a key the worker does not hold, a signature that does not match).
+   */
+  readonly authentic: boolean;
   readonly messageId: string;
   readonly releaseId?: string;
   /** The dead-letter queue could not take it: where its body is kept instead, and why. */
@@ -49,7 +55,7 @@ export interface RequestHandlerDeps {
   /** Deliveries of a request for a target this worker does not serve before it is refused. */
   readonly unservedDeliveries: number;
   readonly now?: () => Date;
-  /** Told of every refusal (chat); must not throw or block for long. */
+  /** Told of every refusal (chat: a message for an authentic one, a count for the rest); must not throw or block for long. */
   readonly onRefused?: (notice: RefusalNotice) => Promise<void> | void;
   /** Told when a release's record cannot be read at all (chat). */
   readonly onUnreadable?: (error: DamagedRecordError) => void;
@@ -66,17 +72,24 @@ const unservedPause = () => sleep(Math.floor(Math.random() * 1_000));
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? (() => new Date());
 
-  const refuse = async (message: QueueMessage, refusal: { code: RefusalCode; reason: string; releaseId?: string }) => {
-    const result = await deps.queue.deadLetter(message, refusal);
+  /**
+   * Dead-letters a refused message (the queue sends the refusals of one receive together), logs it (a
+   * message nobody is known to have written at info, an authentic request at warn, one the dead-letter
+   * queue could not take at error) and tells onRefused.
+   */
+  const refuse = async (message: QueueMessage, refusal: { code: RefusalCode; reason: string; authentic: boolean; releaseId?: string }) => {
+    const result = await deps.queue.deadLetter(message, { code: refusal.code, reason: refusal.reason });
     const notice: RefusalNotice = {
       code: refusal.code,
       reason: refusal.reason,
+      authentic: refusal.authentic,
       messageId: message.id,
       ...(refusal.releaseId ? { releaseId: refusal.releaseId } : {}),
       ...(result.deadLettered ? {} : { keptAt: result.keptAt, deadLetterError: result.error }),
     };
     const where = result.deadLettered ? { deadLettered: true } : { deadLettered: false, keptAt: result.keptAt, deadLetterError: result.error };
-    deps.logger[result.deadLettered ? 'warn' : 'error']({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason, ...where }, 'request refused');
+    const level = !result.deadLettered ? 'error' : refusal.authentic ? 'warn' : 'info';
+    deps.logger[level]({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason, authentic: refusal.authentic, ...where }, 'request refused');
     try {
       await deps.onRefused?.(notice);
     } catch (error) {
@@ -149,7 +162,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
       }
       const refusal = verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict;
       await recordRefusal(request, keyId, envelope, refusal.reason, log);
-      await refuse(message, refusal);
+      await refuse(message, { ...refusal, authentic: true });
       return 'done';
     }
     const { deployment } = verdict.release;
