@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
-import type { HandlerVerdict } from '../queue/consumer.js';
+import type { AdmissionVerdict, HandlerVerdict } from '../queue/consumer.js';
 import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
 import { describeTarget, type ReleaseRequest } from '../request/release-request.js';
 import type { SigningKey, StoredEnvelope } from '../request/signed-envelope.js';
@@ -64,10 +64,11 @@ export interface RequestHandlerDeps {
 /**
  * A request for a target this worker does not serve is handed back to stay away 1 s, after a pause of
  * up to 1 s: visibility is counted in whole seconds from the hand-back, and without the pause this
- * worker's own next polls would fall in step with it and see it first every time.
+ * worker's own next polls would fall in step with it and see it first every time. The poll loop waits
+ * the pause out without a handling slot, so many such requests never hold up the others.
  */
 const UNSERVED_HAND_BACK_SECONDS = 1;
-const unservedPause = () => sleep(Math.floor(Math.random() * 1_000));
+const unservedHandBack = () => ({ handBackSeconds: UNSERVED_HAND_BACK_SECONDS, afterMs: Math.floor(Math.random() * 1_000) });
 
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? (() => new Date());
@@ -115,13 +116,12 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
   /** What admission learnt of a message that still needs handling. */
   const admitted = new WeakMap<QueueMessage, { releaseId: string; log: Logger; occasion: 'new' | 'redelivered' }>();
-  const handedBack = new WeakMap<QueueMessage, HandlerVerdict>();
 
   /**
    * The quick pass: authenticated, judged if new, and claimed in the store, or acknowledged or refused
    * at once. Run for every message of a receive before any of them is handled.
    */
-  async function admit(message: QueueMessage): Promise<'handle' | 'done'> {
+  async function admit(message: QueueMessage): Promise<AdmissionVerdict> {
     const keys = deps.currentKeys?.() ?? deps.policy.keys;
     const opened = openRequest(message.body, keys);
     if (!opened.ok) {
@@ -157,8 +157,7 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
     if (!verdict.ok) {
       if (verdict.code === 'unknown-target' && message.receiveCount < deps.unservedDeliveries) {
         log.warn({ reason: verdict.reason, receiveCount: message.receiveCount, unservedDeliveries: deps.unservedDeliveries }, 'request for a target this worker does not serve: handed back for a worker that does');
-        handedBack.set(message, { handBackSeconds: UNSERVED_HAND_BACK_SECONDS });
-        return 'handle';
+        return unservedHandBack();
       }
       const refusal = verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict;
       await recordRefusal(request, keyId, envelope, refusal.reason, log);
@@ -180,16 +179,14 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
   /** The long pass: the release run to its end when its target and a slot are free. */
   async function handle(message: QueueMessage): Promise<HandlerVerdict> {
-    const back = handedBack.get(message);
-    if (back) {
-      await unservedPause();
-      return back;
-    }
     const entry = admitted.get(message);
     if (!entry) {
       // Handled without admission (a caller that skips it): admit now.
-      if ((await admit(message)) === 'done') return;
-      return handle(message);
+      const verdict = await admit(message);
+      if (verdict === 'done') return;
+      if (verdict === 'handle') return handle(message);
+      await sleep(verdict.afterMs ?? 0);
+      return { handBackSeconds: verdict.handBackSeconds };
     }
     const { releaseId, log, occasion } = entry;
     const taken = await deps.scheduler.take(releaseId, log, occasion);
