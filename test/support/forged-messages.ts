@@ -16,7 +16,7 @@ export interface ForgedKind {
 
 export const FORGED_KINDS: readonly ForgedKind[] = [
   { name: 'garbage', code: 'malformed', body: (i) => `garbage ${i} ${randomBytes(12).toString('hex')}` },
-  { name: 'JSON that is not an envelope', code: 'malformed', body: (i) => JSON.stringify({ hello: i }) },
+  { name: 'JSON that is not an envelope', code: 'malformed', body: (i) => JSON.stringify([i]) },
   { name: 'signed with another secret', code: 'bad-signature', body: () => signed(validRequest(), OTHER_KEY) },
   {
     name: 'unsigned',
