@@ -10,7 +10,7 @@
 // SQS by the script while the worker runs; the dead-letter queue's depth is read once at the end.
 // First, the floor: the same bad messages drained by the script alone, one call after another
 // (receive ten, send them to the dead-letter queue in one batch, delete them in one batch), which is
-// what moto takes for the calls a refusal needs, whatever the worker does.
+// what moto takes for the calls a refusal needs, whatever the worker does (without UNSERVED only).
 //   node --import tsx scripts/benchmark-flood.ts
 //   FORGED=750 UNSERVED=250 RUNS=3 node --import tsx scripts/benchmark-flood.ts
 import { mkdtempSync } from 'node:fs';
