@@ -13,12 +13,11 @@ export function registerWorker(program: Command): void {
     .action(async (options: { config: string }) => {
       const config = loadWorkerConfig(options.config);
       const logger = createLogger({ level: config.log.level });
-      const [{ createWorker, runUntilSignalled }, { lazyRollout }, { createSignals }, { preloadedStepJournal }, { requestRefused }] = await Promise.all([
+      const [{ createWorker, runUntilSignalled }, { lazyRollout }, { createSignals }, { preloadedStepJournal }] = await Promise.all([
         import('../worker/worker.js'),
         import('../worker/lazy-rollout.js'),
         import('../chat/signals.js'),
         import('../worker/preloaded-journal.js'),
-        import('../chat/release-messages.js'),
       ]);
       // Chat, GitHub deployments and metrics: the rollout and the worker post to signals.chat.
       const signals = createSignals(config, logger);
@@ -29,7 +28,6 @@ export function registerWorker(program: Command): void {
         rollout: signals.rollout(rollout.runner),
         logger,
         chat,
-        onRefused: (notice) => chat.post(requestRefused(notice)),
         ...(signals.onQueueReceive ? { onQueueReceive: signals.onQueueReceive } : {}),
       });
       await signals.start(worker.store);

@@ -1,16 +1,10 @@
-import {
-  ChangeMessageVisibilityCommand,
-  DeleteMessageCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
 import { isTransient, withRetry } from '../aws/transient.js';
 import type { Logger } from '../log/logger.js';
 import { printable } from '../request/outside-text.js';
+import { deleteMessageBatch, packBatches, sendMessageBatch } from './sqs-batches.js';
+import { TurnBatcher } from './turn-batcher.js';
+import { keepUndeliverable } from './undeliverable.js';
 
 // The worker's narrow view of its queues. Everything the consumer needs and nothing else, so the loop
 // can be tested against a real SQS-compatible server and reasoned about without one.
@@ -49,7 +43,9 @@ export interface WorkQueue {
   /**
    * Moves a refused message to the dead-letter queue with its reason attached, then deletes it; if
    * the dead-letter queue cannot take it, keeps it on disk instead (see DeadLetterResult) and deletes
-   * it too. Rejects only when the message could be kept nowhere: it then stays on the request queue.
+   * it too. Rejects only when the message could be kept nowhere, or not deleted: it then stays on the
+   * request queue. The SQS queue sends the refusals of one turn of the event loop together
+   * (SendMessageBatch and DeleteMessageBatch, ten to a call).
    */
   deadLetter(message: QueueMessage, refusal: Refusal): Promise<DeadLetterResult>;
 }
@@ -80,6 +76,9 @@ export class SqsWorkQueue implements WorkQueue {
     private readonly logger: Logger,
     private readonly options: SqsWorkQueueOptions = {},
   ) {}
+
+  /** Refusals made in one turn of the event loop, dead-lettered together. */
+  private readonly deadLetters = new TurnBatcher<DeadLetterItem, DeadLetterResult>((items) => this.deadLetterTogether(items));
 
   async receive(options: { waitSeconds: number; visibilityTimeoutSeconds: number; signal: AbortSignal; max?: number }): Promise<QueueMessage[]> {
     const result = await this.sqs.send(
@@ -130,119 +129,130 @@ export class SqsWorkQueue implements WorkQueue {
     );
   }
 
-  async deadLetter(message: QueueMessage, refusal: Refusal): Promise<DeadLetterResult> {
-    try {
-      await this.sendToDeadLetterQueue(message, refusal);
-    } catch (error) {
-      // A permanent failure (no such queue, access denied) fails at once; a transient one after its
-      // bounded retries. Either way it is not tried again by redelivery: the message is kept on disk
-      // and acknowledged, so one bad dead-letter queue never turns into an endless loop.
-      const failure = describeError(error);
-      const log = this.logger.child({ messageId: message.id, refusal: refusal.code });
-      if (this.options.undeliverableDirectory === undefined) {
-        log.error({ err: error, transient: isTransient(error) }, 'the dead-letter queue refused the message and no undeliverable directory is configured; it stays on the request queue');
-        throw new Error(`cannot move message ${message.id} to the dead-letter queue (${failure}) and there is nowhere else to keep it`, { cause: error });
-      }
-      let keptAt: string;
-      try {
-        keptAt = await this.keep(message, refusal, failure);
-      } catch (keepError) {
-        log.error({ err: keepError, deadLetterError: failure }, 'the dead-letter queue refused the message and it could not be kept on disk; it stays on the request queue');
-        throw new Error(`cannot move message ${message.id} to the dead-letter queue (${failure}) nor keep it on disk (${describeError(keepError)})`, { cause: error });
-      }
-      log.error({ err: error, transient: isTransient(error), keptAt }, 'the dead-letter queue refused the message; its body is kept on disk and the message is acknowledged');
-      await this.acknowledge(message);
-      return { deadLettered: false, keptAt, error: failure };
-    }
-    await this.acknowledge(message);
-    return { deadLettered: true };
+  deadLetter(message: QueueMessage, refusal: Refusal): Promise<DeadLetterResult> {
+    return this.deadLetters.add({ message, refusal });
   }
 
-  private async sendToDeadLetterQueue(message: QueueMessage, refusal: Refusal): Promise<void> {
+  /** The refused messages of one turn, in batches (ten at most, MAX_BATCH_BYTES at most), the batches side by side. */
+  private deadLetterTogether(items: readonly DeadLetterItem[]): Array<Promise<DeadLetterResult>> {
     const fifo = isFifoQueue(this.urls.deadLetter);
-    await withRetry(
-      async () => {
-        await this.sqs.send(
-          new SendMessageCommand({
-            QueueUrl: this.urls.deadLetter,
-            MessageBody: message.body.length > 0 ? message.body : '(empty message)',
-            // Attribute values are escaped: SQS refuses most control characters in them, and they
-            // are read by people and tools that would act on the rest.
-            MessageAttributes: {
-              'harbormaster.refusal': { DataType: 'String', StringValue: attributeValue(refusal.code, 64) },
-              'harbormaster.reason': { DataType: 'String', StringValue: attributeValue(refusal.reason, MAX_ATTRIBUTE_CHARACTERS) },
-              'harbormaster.original-message-id': { DataType: 'String', StringValue: attributeValue(message.id, 128) },
-            },
-            ...(fifo ? { MessageGroupId: 'refused', MessageDeduplicationId: message.id.replace(/[^A-Za-z0-9-]/g, '').slice(0, 128) } : {}),
-          }),
-        );
-      },
-      {
-        what: 'moving the message to the dead-letter queue',
-        logger: this.logger,
-        retries: this.options.deadLetterRetries ?? 5,
-        ...(this.options.deadLetterMinTimeoutMs !== undefined ? { minTimeoutMs: this.options.deadLetterMinTimeoutMs } : {}),
-      },
-    );
+    const entries = items.map((item) => deadLetterEntry(item, fifo));
+    const answers: Array<Promise<DeadLetterResult>> = new Array(items.length);
+    for (const batch of packBatches(entries.map(entryBytes))) {
+      const settled = this.deadLetterBatch(
+        batch.map((i) => items[i]!),
+        batch.map((i) => entries[i]!),
+      );
+      batch.forEach((index, k) => {
+        answers[index] = settled.then((outcomes) => {
+          const outcome = outcomes[k]!;
+          if (!outcome.ok) throw outcome.error;
+          return outcome.value;
+        });
+      });
+    }
+    return answers;
   }
 
-  /** Writes the message, its refusal and the failure to `<directory>/<messageId>.json`, atomically. */
-  private async keep(message: QueueMessage, refusal: Refusal, error: string): Promise<string> {
-    const directory = this.options.undeliverableDirectory!;
-    await mkdir(directory, { recursive: true, mode: 0o700 });
-    const info = await lstat(directory);
-    if (!info.isDirectory()) throw new Error(`${directory} is not a directory`);
-    if ((info.mode & 0o077) !== 0) await chmod(directory, 0o700);
-    const name = fileNameFor(message.id);
-    const path = join(directory, `${name}.json`);
-    const temporary = join(directory, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-    const record = {
-      messageId: message.id,
-      receiveCount: message.receiveCount,
-      keptAt: (this.options.now?.() ?? new Date()).toISOString(),
-      refusal: { code: refusal.code, reason: refusal.reason },
-      deadLetterQueue: this.urls.deadLetter,
-      deadLetterError: error,
-      /** The message body exactly as received: send it again from here once the cause is fixed. */
-      body: message.body,
-    };
-    const file = await open(temporary, 'wx', 0o600);
-    try {
-      await file.writeFile(`${JSON.stringify(record, null, 2)}\n`, 'utf8');
-      await file.sync();
-    } catch (writeError) {
-      await file.close().catch(() => undefined);
-      await unlink(temporary).catch(() => undefined);
-      throw writeError;
-    }
-    await file.close();
-    try {
-      await rename(temporary, path);
-    } catch (renameError) {
-      await unlink(temporary).catch(() => undefined);
-      throw renameError;
-    }
-    // The rename is durable once the directory is synced.
-    const handle = await open(directory, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    return path;
+  /**
+   * One batch: sent to the dead-letter queue together; each message the dead-letter queue could not
+   * take (a permanent failure at once, a transient one after its bounded retries) is kept on disk
+   * instead, so one bad dead-letter queue never turns into an endless loop; then every message sent
+   * or kept is deleted from the request queue, together. A message kept nowhere, or not deleted,
+   * fails alone and stays on the request queue.
+   */
+  private async deadLetterBatch(items: readonly DeadLetterItem[], entries: ReadonlyArray<Omit<SendMessageBatchRequestEntry, 'Id'>>): Promise<Array<Settled<DeadLetterResult>>> {
+    const sent = await sendMessageBatch(this.sqs, this.urls.deadLetter, entries, {
+      what: 'moving refused messages to the dead-letter queue',
+      logger: this.logger,
+      retries: this.options.deadLetterRetries ?? 5,
+      ...(this.options.deadLetterMinTimeoutMs !== undefined ? { minTimeoutMs: this.options.deadLetterMinTimeoutMs } : {}),
+    });
+    const placed: Array<Settled<DeadLetterResult>> = await Promise.all(
+      items.map(async (item, k): Promise<Settled<DeadLetterResult>> => {
+        const outcome = sent[k]!;
+        if (outcome.ok) return { ok: true, value: { deadLettered: true } };
+        try {
+          return { ok: true, value: await this.keepInstead(item, outcome.error) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
+    const toDelete = placed.flatMap((outcome, k) => (outcome.ok ? [k] : []));
+    if (toDelete.length === 0) return placed;
+    const deleted = await deleteMessageBatch(
+      this.sqs,
+      this.urls.queue,
+      toDelete.map((k) => items[k]!.message.receiptHandle),
+      { what: 'deleting refused messages', logger: this.logger },
+    );
+    toDelete.forEach((k, d) => {
+      const outcome = deleted[d]!;
+      if (outcome.ok) return;
+      const { message, refusal } = items[k]!;
+      this.logger.error({ err: outcome.error, messageId: message.id, refusal: refusal.code }, 'the refused message was placed but deleting it from the request queue failed; it will be delivered again');
+      placed[k] = { ok: false, error: new Error(`message ${message.id} was placed but deleting it failed (${describeError(outcome.error)})`, { cause: outcome.error }) };
+    });
+    return placed;
   }
+
+  /** A message the dead-letter queue refused, kept on disk: where, and why. Rejects when there is nowhere to keep it. */
+  private async keepInstead(item: DeadLetterItem, error: unknown): Promise<DeadLetterResult> {
+    const { message, refusal } = item;
+    const failure = describeError(error);
+    const log = this.logger.child({ messageId: message.id, refusal: refusal.code });
+    if (this.options.undeliverableDirectory === undefined) {
+      log.error({ err: error, transient: isTransient(error) }, 'the dead-letter queue refused the message and no undeliverable directory is configured; it stays on the request queue');
+      throw new Error(`cannot move message ${message.id} to the dead-letter queue (${failure}) and there is nowhere else to keep it`, { cause: error });
+    }
+    let keptAt: string;
+    try {
+      keptAt = await keepUndeliverable(this.options.undeliverableDirectory, { message, refusal, deadLetterQueue: this.urls.deadLetter, error: failure, keptAt: this.options.now?.() ?? new Date() });
+    } catch (keepError) {
+      log.error({ err: keepError, deadLetterError: failure }, 'the dead-letter queue refused the message and it could not be kept on disk; it stays on the request queue');
+      throw new Error(`cannot move message ${message.id} to the dead-letter queue (${failure}) nor keep it on disk (${describeError(keepError)})`, { cause: error });
+    }
+    log.error({ err: error, transient: isTransient(error), keptAt }, 'the dead-letter queue refused the message; its body is kept on disk and the message is acknowledged');
+    return { deadLettered: false, keptAt, error: failure };
+  }
+}
+
+interface DeadLetterItem {
+  readonly message: QueueMessage;
+  readonly refusal: Refusal;
+}
+
+type Settled<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** A refused message as the dead-letter queue gets it: its body, and its refusal in attributes. */
+function deadLetterEntry({ message, refusal }: DeadLetterItem, fifo: boolean): Omit<SendMessageBatchRequestEntry, 'Id'> {
+  return {
+    MessageBody: message.body.length > 0 ? message.body : '(empty message)',
+    // Attribute values are escaped: SQS refuses most control characters in them, and they are read
+    // by people and tools that would act on the rest.
+    MessageAttributes: {
+      'harbormaster.refusal': { DataType: 'String', StringValue: attributeValue(refusal.code, 64) },
+      'harbormaster.reason': { DataType: 'String', StringValue: attributeValue(refusal.reason, MAX_ATTRIBUTE_CHARACTERS) },
+      'harbormaster.original-message-id': { DataType: 'String', StringValue: attributeValue(message.id, 128) },
+    },
+    ...(fifo ? { MessageGroupId: 'refused', MessageDeduplicationId: message.id.replace(/[^A-Za-z0-9-]/g, '').slice(0, 128) } : {}),
+  };
+}
+
+/** What SQS counts of an entry against a batch's size: the body, and each attribute's name, type and value. */
+function entryBytes(entry: Omit<SendMessageBatchRequestEntry, 'Id'>): number {
+  const attributes = Object.entries(entry.MessageAttributes ?? {}).reduce(
+    (sum, [name, value]) => sum + Buffer.byteLength(name) + Buffer.byteLength(value.DataType ?? '') + Buffer.byteLength(value.StringValue ?? ''),
+    0,
+  );
+  return Buffer.byteLength(entry.MessageBody ?? '') + attributes;
 }
 
 /** A message attribute value SQS accepts and a person can read: no control characters, no credentials. */
 function attributeValue(text: string, max: number): string {
   const value = printable(text, max);
   return value.length > 0 ? value : '(empty)';
-}
-
-/** SQS message ids are UUIDs; anything else is made a safe file name all the same. */
-function fileNameFor(messageId: string): string {
-  const safe = messageId.replace(/[^A-Za-z0-9-]/g, '_').slice(0, 128);
-  return safe.length > 0 && !/^[_-]+$/.test(safe) ? safe : `message-${randomBytes(6).toString('hex')}`;
 }
 
 function describeError(error: unknown): string {

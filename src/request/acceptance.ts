@@ -42,9 +42,10 @@ export function personalDeploymentName(pattern: string, user: string): string {
   return pattern.replaceAll('{user}', user.replace(/[._]/g, '-'));
 }
 
+/** `authentic` as in OpenedEnvelope: the signature was verified before the message was refused. */
 export type OpenedRequest =
   | { ok: true; request: ReleaseRequest; keyId: string; envelope: StoredEnvelope }
-  | { ok: false; code: RefusalCode; reason: string; releaseId?: string };
+  | { ok: false; code: RefusalCode; reason: string; authentic: boolean };
 
 /**
  * Authenticates and validates a message: size, envelope, signature, then the request's shape. Says
@@ -53,9 +54,9 @@ export type OpenedRequest =
  */
 export function openRequest(body: string, keys: ReadonlyMap<string, SigningKey>): OpenedRequest {
   const opened = openEnvelope(body, keys);
-  if (!opened.ok) return { ok: false, code: opened.code, reason: safeReason(opened.reason) };
+  if (!opened.ok) return { ok: false, code: opened.code, reason: safeReason(opened.reason), authentic: opened.authentic };
   const validated = validateReleaseRequest(opened.payload);
-  if (!validated.ok) return { ok: false, code: 'invalid', reason: safeReason(`request: ${validated.reason}`) };
+  if (!validated.ok) return { ok: false, code: 'invalid', reason: safeReason(`request: ${validated.reason}`), authentic: true };
   return { ok: true, request: validated.value, keyId: opened.keyId, envelope: opened.envelope };
 }
 

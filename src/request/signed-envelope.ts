@@ -86,9 +86,13 @@ export interface StoredEnvelope {
   readonly payload: string;
 }
 
+/**
+ * `authentic`: whether the refusal came after the signature was verified with a key the worker holds
+ * (only the payload's JSON was wrong); every other refusal is of a message nobody is known to have written.
+ */
 export type OpenedEnvelope =
   | { ok: true; keyId: string; payload: unknown; envelope: StoredEnvelope }
-  | { ok: false; code: EnvelopeRefusal; reason: string };
+  | { ok: false; code: EnvelopeRefusal; reason: string; authentic: boolean };
 
 /** Why a text `checkJson` refused is refused, saying what to do about a repeated key. */
 function jsonRefusal(text: 'message' | 'payload', object: 'envelope' | 'request', check: Exclude<JsonCheck, { ok: true }>): string {
@@ -106,43 +110,43 @@ function jsonRefusal(text: 'message' | 'payload', object: 'envelope' | 'request'
 export function openEnvelope(body: string, keys: ReadonlyMap<string, SigningKey>): OpenedEnvelope {
   const bytes = Buffer.byteLength(body, 'utf8');
   if (bytes > MAX_MESSAGE_BYTES) {
-    return { ok: false, code: 'oversize', reason: `message is ${bytes} bytes, more than the ${MAX_MESSAGE_BYTES} allowed` };
+    return { ok: false, code: 'oversize', reason: `message is ${bytes} bytes, more than the ${MAX_MESSAGE_BYTES} allowed`, authentic: false };
   }
   // Walked before JSON.parse: its syntax errors quote the input, and it lets a repeated key win.
   const checked = checkJson(body);
   if (!checked.ok) {
-    return { ok: false, code: 'malformed', reason: jsonRefusal('message', 'envelope', checked) };
+    return { ok: false, code: 'malformed', reason: jsonRefusal('message', 'envelope', checked), authentic: false };
   }
   let raw: unknown;
   try {
     raw = JSON.parse(body);
   } catch {
-    return { ok: false, code: 'malformed', reason: 'message is not JSON' };
+    return { ok: false, code: 'malformed', reason: 'message is not JSON', authentic: false };
   }
   const parsed = envelopeSchema.safeParse(raw);
   if (!parsed.success) {
     const unsigned = parsed.error.issues.some((i) => i.path[0] === 'signature' && i.code === 'invalid_type');
-    return { ok: false, code: unsigned ? 'bad-signature' : 'malformed', reason: `envelope: ${formatIssues(parsed.error, '', { namedPaths: true })}` };
+    return { ok: false, code: unsigned ? 'bad-signature' : 'malformed', reason: `envelope: ${formatIssues(parsed.error, '', { namedPaths: true })}`, authentic: false };
   }
   const envelope = parsed.data;
   const key = keys.get(envelope.keyId);
   if (!key) {
-    return { ok: false, code: 'unknown-key', reason: `signed with key id '${envelope.keyId}', which this worker does not hold` };
+    return { ok: false, code: 'unknown-key', reason: `signed with key id '${envelope.keyId}', which this worker does not hold`, authentic: false };
   }
   const expected = mac(key, envelope.payload);
   const given = Buffer.from(envelope.signature, 'base64');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, code: 'bad-signature', reason: `signature does not match key '${key.id}': the request was altered or signed with another key` };
+    return { ok: false, code: 'bad-signature', reason: `signature does not match key '${key.id}': the request was altered or signed with another key`, authentic: false };
   }
   // Only now, signature checked, is the payload looked at: exactly JSON, every key once.
   const checkedPayload = checkJson(envelope.payload);
   if (!checkedPayload.ok) {
-    return { ok: false, code: 'malformed', reason: jsonRefusal('payload', 'request', checkedPayload) };
+    return { ok: false, code: 'malformed', reason: jsonRefusal('payload', 'request', checkedPayload), authentic: true };
   }
   try {
     return { ok: true, keyId: key.id, payload: JSON.parse(envelope.payload), envelope: { format: ENVELOPE_FORMAT, keyId: key.id, signature: envelope.signature, payload: envelope.payload } };
   } catch {
-    return { ok: false, code: 'malformed', reason: 'payload is not JSON' };
+    return { ok: false, code: 'malformed', reason: 'payload is not JSON', authentic: true };
   }
 }
 

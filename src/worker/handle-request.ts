@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
-import type { HandlerVerdict } from '../queue/consumer.js';
+import type { AdmissionVerdict, HandlerVerdict } from '../queue/consumer.js';
 import { judgeNewRequest, openRequest, type AcceptancePolicy, type RefusalCode } from '../request/acceptance.js';
 import { describeTarget, type ReleaseRequest } from '../request/release-request.js';
 import type { SigningKey, StoredEnvelope } from '../request/signed-envelope.js';
@@ -30,6 +30,12 @@ import type { ReleaseScheduler } from './release-scheduler.js';
 export interface RefusalNotice {
   readonly code: RefusalCode;
   readonly reason: string;
+  /**
+   * Its signature was verified with a key the worker holds before it was refused (an invalid, expired
+   * or unserved request); false for a message nobody is known to have written (not JSON, no envelope,
+   * a key the worker does not hold, a signature that does not match).
+   */
+  readonly authentic: boolean;
   readonly messageId: string;
   readonly releaseId?: string;
   /** The dead-letter queue could not take it: where its body is kept instead, and why. */
@@ -49,7 +55,7 @@ export interface RequestHandlerDeps {
   /** Deliveries of a request for a target this worker does not serve before it is refused. */
   readonly unservedDeliveries: number;
   readonly now?: () => Date;
-  /** Told of every refusal (chat); must not throw or block for long. */
+  /** Told of every refusal (chat: a message for an authentic one, a count for the rest); must not throw or block for long. */
   readonly onRefused?: (notice: RefusalNotice) => Promise<void> | void;
   /** Told when a release's record cannot be read at all (chat). */
   readonly onUnreadable?: (error: DamagedRecordError) => void;
@@ -58,25 +64,33 @@ export interface RequestHandlerDeps {
 /**
  * A request for a target this worker does not serve is handed back to stay away 1 s, after a pause of
  * up to 1 s: visibility is counted in whole seconds from the hand-back, and without the pause this
- * worker's own next polls would fall in step with it and see it first every time.
+ * worker's own next polls would fall in step with it and see it first every time. The poll loop waits
+ * the pause out without a handling slot, so many such requests never hold up the others.
  */
 const UNSERVED_HAND_BACK_SECONDS = 1;
-const unservedPause = () => sleep(Math.floor(Math.random() * 1_000));
+const unservedHandBack = () => ({ handBackSeconds: UNSERVED_HAND_BACK_SECONDS, afterMs: Math.floor(Math.random() * 1_000) });
 
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const now = deps.now ?? (() => new Date());
 
-  const refuse = async (message: QueueMessage, refusal: { code: RefusalCode; reason: string; releaseId?: string }) => {
-    const result = await deps.queue.deadLetter(message, refusal);
+  /**
+   * Dead-letters a refused message (the queue sends the refusals of one receive together), logs it (a
+   * message nobody is known to have written at info, an authentic request at warn, one the dead-letter
+   * queue could not take at error) and tells onRefused.
+   */
+  const refuse = async (message: QueueMessage, refusal: { code: RefusalCode; reason: string; authentic: boolean; releaseId?: string }) => {
+    const result = await deps.queue.deadLetter(message, { code: refusal.code, reason: refusal.reason });
     const notice: RefusalNotice = {
       code: refusal.code,
       reason: refusal.reason,
+      authentic: refusal.authentic,
       messageId: message.id,
       ...(refusal.releaseId ? { releaseId: refusal.releaseId } : {}),
       ...(result.deadLettered ? {} : { keptAt: result.keptAt, deadLetterError: result.error }),
     };
     const where = result.deadLettered ? { deadLettered: true } : { deadLettered: false, keptAt: result.keptAt, deadLetterError: result.error };
-    deps.logger[result.deadLettered ? 'warn' : 'error']({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason, ...where }, 'request refused');
+    const level = !result.deadLettered ? 'error' : refusal.authentic ? 'warn' : 'info';
+    deps.logger[level]({ messageId: message.id, releaseId: refusal.releaseId, refusal: refusal.code, reason: refusal.reason, authentic: refusal.authentic, ...where }, 'request refused');
     try {
       await deps.onRefused?.(notice);
     } catch (error) {
@@ -102,13 +116,12 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
   /** What admission learnt of a message that still needs handling. */
   const admitted = new WeakMap<QueueMessage, { releaseId: string; log: Logger; occasion: 'new' | 'redelivered' }>();
-  const handedBack = new WeakMap<QueueMessage, HandlerVerdict>();
 
   /**
    * The quick pass: authenticated, judged if new, and claimed in the store, or acknowledged or refused
    * at once. Run for every message of a receive before any of them is handled.
    */
-  async function admit(message: QueueMessage): Promise<'handle' | 'done'> {
+  async function admit(message: QueueMessage): Promise<AdmissionVerdict> {
     const keys = deps.currentKeys?.() ?? deps.policy.keys;
     const opened = openRequest(message.body, keys);
     if (!opened.ok) {
@@ -144,12 +157,11 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
     if (!verdict.ok) {
       if (verdict.code === 'unknown-target' && message.receiveCount < deps.unservedDeliveries) {
         log.warn({ reason: verdict.reason, receiveCount: message.receiveCount, unservedDeliveries: deps.unservedDeliveries }, 'request for a target this worker does not serve: handed back for a worker that does');
-        handedBack.set(message, { handBackSeconds: UNSERVED_HAND_BACK_SECONDS });
-        return 'handle';
+        return unservedHandBack();
       }
       const refusal = verdict.code === 'unknown-target' ? { ...verdict, reason: `${verdict.reason} (no worker took it in ${message.receiveCount} deliveries)` } : verdict;
       await recordRefusal(request, keyId, envelope, refusal.reason, log);
-      await refuse(message, refusal);
+      await refuse(message, { ...refusal, authentic: true });
       return 'done';
     }
     const { deployment } = verdict.release;
@@ -167,16 +179,14 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
 
   /** The long pass: the release run to its end when its target and a slot are free. */
   async function handle(message: QueueMessage): Promise<HandlerVerdict> {
-    const back = handedBack.get(message);
-    if (back) {
-      await unservedPause();
-      return back;
-    }
     const entry = admitted.get(message);
     if (!entry) {
       // Handled without admission (a caller that skips it): admit now.
-      if ((await admit(message)) === 'done') return;
-      return handle(message);
+      const verdict = await admit(message);
+      if (verdict === 'done') return;
+      if (verdict === 'handle') return handle(message);
+      await sleep(verdict.afterMs ?? 0);
+      return { handBackSeconds: verdict.handBackSeconds };
     }
     const { releaseId, log, occasion } = entry;
     const taken = await deps.scheduler.take(releaseId, log, occasion);

@@ -5,6 +5,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { clientOptions } from '../aws/clients.js';
 import { damagedRecord, needsAttention } from '../chat/release-messages.js';
 import type { Chat } from '../chat/chat.js';
+import { refusalReports } from '../chat/refusal-reports.js';
 import { heartbeatSeconds, type WorkerConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
 import { QueueConsumer } from '../queue/consumer.js';
@@ -39,7 +40,9 @@ export interface WorkerParts {
   readonly env?: NodeJS.ProcessEnv;
   /** Where release records live; by default files in the configuration's stateDirectory. */
   readonly store?: ReleaseStore;
+  /** Told of releases, damaged records and refusals (an authentic request's refusal in a message of its own, the rest summarised). */
   readonly chat?: Chat;
+  /** Told of every refusal as well (tests). */
   readonly onRefused?: (notice: RefusalNotice) => Promise<void> | void;
   readonly backoffMinMs?: number;
   /** This worker's name in records and logs; default host name and PID. */
@@ -101,6 +104,9 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     ...(parts.chat ? { chat: parts.chat } : {}),
     onTargetFree: () => sweepSoon(),
   });
+  // Refusals in chat: an authentic request's refusal in a message of its own, the rest counted and
+  // summarised at most once a minute, so that a flood of forgeries is one message, not one each.
+  const refusals = parts.chat ? refusalReports(parts.chat) : undefined;
   const handler = createRequestHandler({
     queue,
     policy: { keys: keyRing.current(), scopes, releases: config.releases, maxAgeSeconds: config.signing.maxAgeSeconds },
@@ -110,7 +116,10 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
     logger: log,
     workerId,
     unservedDeliveries: config.queue.unservedDeliveries,
-    ...(parts.onRefused ? { onRefused: parts.onRefused } : {}),
+    onRefused: (notice) => {
+      refusals?.told(notice);
+      return parts.onRefused?.(notice);
+    },
     onUnreadable: (error) => parts.chat?.post(needsAttention({ what: `release ${error.releaseId}`, reason: `its record cannot be read (${error.problem}); nothing was done to its target` })),
   });
   const consumer = new QueueConsumer(
@@ -223,6 +232,7 @@ export function createWorker(config: WorkerConfig, parts: WorkerParts): Worker {
         clearTimeout(sweepTimer);
         while (sweeping) await sweeping;
         while (repair.started.size > 0) await Promise.all(repair.started);
+        refusals?.close();
         await lock?.release();
       }
     },

@@ -107,7 +107,7 @@ function sourceFiles(directory: string): string[] {
 /**
  * The IAM actions one operation needs. A transaction needs those of the items it holds (DynamoDB
  * authorises each: PutItem, UpdateItem, DeleteItem, ConditionCheckItem), read from the file's
- * TransactItems keys.
+ * TransactItems keys; an SQS batch call, the action it batches.
  */
 function iamActions(service: string, operation: string, source: string): string[] {
   if (operation === 'TransactWriteItems') {
@@ -116,6 +116,9 @@ function iamActions(service: string, operation: string, source: string): string[
     return [...kinds].map((kind) => `dynamodb:${kind === 'ConditionCheck' ? 'ConditionCheckItem' : `${kind}Item`}`);
   }
   if (operation === 'TransactGetItems') return ['dynamodb:GetItem'];
+  // SQS's batch calls have no permission of their own: SendMessage, DeleteMessage and
+  // ChangeMessageVisibility grant their batch versions (SQS Developer Guide, "Amazon SQS batch actions").
+  if (service === 'sqs' && ['SendMessageBatch', 'DeleteMessageBatch', 'ChangeMessageVisibilityBatch'].includes(operation)) return [`sqs:${operation.replace(/Batch$/, '')}`];
   return [`${service}:${operation}`];
 }
 

@@ -9,11 +9,15 @@ import { capturingLogger, eventually } from '../support/worker-fixtures.js';
 // Failures a real server cannot be made to give on demand, with a scripted queue.
 class ScriptedQueue implements WorkQueue {
   receives = 0;
-  constructor(private readonly script: Array<Error | QueueMessage | undefined>) {}
-  async receive(options: { signal: AbortSignal }): Promise<QueueMessage[]> {
+  /** How many messages each receive asked for. */
+  readonly asked: number[] = [];
+  constructor(private readonly script: Array<Error | QueueMessage | QueueMessage[] | undefined>) {}
+  async receive(options: { signal: AbortSignal; max?: number }): Promise<QueueMessage[]> {
     this.receives += 1;
+    this.asked.push(options.max ?? 1);
     const next = this.script.shift();
     if (next instanceof Error) throw next;
+    if (Array.isArray(next)) return next;
     if (next) return [next];
     // An empty long poll: wait until aborted.
     return new Promise<QueueMessage[]>((resolve, reject) => {
@@ -68,6 +72,40 @@ describe('the poll loop', () => {
     await consumer.stop();
     await running;
     assert.ok(lines.some((l) => l.msg === 'handling the message failed; it will be delivered again'));
+  });
+});
+
+describe('the poll loop with admission', () => {
+  const messages = (prefix: string, count: number): QueueMessage[] => Array.from({ length: count }, (_, i) => ({ ...message, id: `${prefix}-${i}`, receiptHandle: `r-${prefix}-${i}` }));
+
+  it('receives ten at a time, admission ending the refused ones at once, whatever maxInFlight is', async () => {
+    const queue = new ScriptedQueue([messages('bad', 10), [...messages('worse', 9), { ...message, id: 'good' }]]);
+    const handled: string[] = [];
+    const { logger } = capturingLogger();
+    const admit = async (m: QueueMessage) => (m.id === 'good' ? ('handle' as const) : ('done' as const));
+    const consumer = new QueueConsumer(queue, async (m) => void handled.push(m.id), { waitSeconds: 1, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10, maxInFlight: 3 }, logger, admit);
+    const running = consumer.run();
+    await eventually('the good message to be handled', () => handled.length === 1, 5_000);
+    await consumer.stop();
+    await running;
+    assert.deepEqual(handled, ['good']);
+    assert.ok(queue.asked.every((max) => max === 10), `asked for ${queue.asked.join(', ')}`);
+  });
+
+  it('hands a message back after the pause admission asks for, without a handling slot, and stops only once it is handed back', async () => {
+    const queue = new ScriptedQueue([messages('unserved', 5), { ...message, id: 'good' }]);
+    const handled: Array<{ id: string; at: number }> = [];
+    const { logger } = capturingLogger();
+    const started = Date.now();
+    const admit = async (m: QueueMessage) => (m.id === 'good' ? ('handle' as const) : { handBackSeconds: 1, afterMs: 400 });
+    const consumer = new QueueConsumer(queue, async (m) => void handled.push({ id: m.id, at: Date.now() - started }), { waitSeconds: 1, visibilityTimeoutSeconds: 30, heartbeatSeconds: 10, maxInFlight: 1 }, logger, admit);
+    const running = consumer.run();
+    await eventually('the good message to be handled', () => handled.length === 1, 5_000);
+    assert.ok(handled[0]!.at < 400, `handled after ${handled[0]!.at} ms: it waited for the hand-backs`);
+    assert.equal(queue.handedBack.length, 0, 'the hand-backs wait out their pause');
+    await consumer.stop();
+    await running;
+    assert.deepEqual(queue.handedBack.map(([id, seconds]) => `${id}:${seconds}`).sort(), messages('unserved', 5).map((m) => `${m.id}:1`));
   });
 });
 

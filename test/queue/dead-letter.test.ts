@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { QueueConsumer } from '../../src/queue/consumer.js';
 import { SqsWorkQueue, type DeadLetterResult, type QueueMessage, type SqsWorkQueueOptions } from '../../src/queue/sqs-queue.js';
 import { createQueues, drain, motoForSuite, queueDepth, sendRaw, type TestQueues } from '../support/aws.js';
@@ -27,12 +27,12 @@ describe('a refused message the dead-letter queue cannot take (moto)', () => {
     throw new Error('no message received');
   }
 
-  /** The suite's client, counting the sends to a dead-letter queue (SendMessage: the worker sends nothing else). */
+  /** The suite's client, counting the sends to a dead-letter queue (SendMessageBatch: the worker sends nothing else). */
   function countingSends(): { sqs: SQSClient; deadLetterSends: () => number } {
     let sends = 0;
     const sqs = {
       send: (command: unknown, options?: unknown) => {
-        if (command instanceof SendMessageCommand) sends += 1;
+        if (command instanceof SendMessageBatchCommand) sends += 1;
         return (suite.sqs.send as (c: unknown, o?: unknown) => Promise<unknown>)(command, options);
       },
     } as unknown as SQSClient;
@@ -89,7 +89,7 @@ describe('a refused message the dead-letter queue cannot take (moto)', () => {
     let deadLetterAttempts = 0;
     const throttling = {
       send: (command: unknown, options?: unknown) => {
-        if (command instanceof SendMessageCommand) {
+        if (command instanceof SendMessageBatchCommand) {
           deadLetterAttempts += 1;
           return Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }));
         }

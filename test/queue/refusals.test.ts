@@ -73,6 +73,15 @@ describe('refused requests end in the dead-letter queue with their reason', () =
     assert.equal(notices.length, REFUSED_CASES.length);
   });
 
+  it('tells a refusal of an authentic request (its signature verified) from one of a message nobody is known to have written', () => {
+    for (const refusal of REFUSED_CASES) {
+      const notice = notices.find((n) => n.messageId === sent.get(refusal.name));
+      // Refused before the signature verified: the size, the envelope's JSON and shape, the key, the signature.
+      const unauthentic = ['oversize', 'unknown-key', 'bad-signature'].includes(refusal.code) || (refusal.code === 'malformed' && !/request: key/.test(notice?.reason ?? ''));
+      assert.equal(notice?.authentic, !unauthentic, `${refusal.name} (${notice?.code}: ${notice?.reason})`);
+    }
+  });
+
   it('echoes no control character and no credential into a log line, a dead-letter attribute or chat', () => {
     const chat: ChatMessage[] = notices.map((notice) => requestRefused(notice));
     const places: Array<[string, unknown]> = [
