@@ -158,7 +158,7 @@ export class ReleaseRunner implements Rollout {
         if ('refused' in prepared) return prepared.refused;
         sessions = prepared.sessions;
       } else {
-        await refreshPlan(release, context.releaseConfig, this.effects.instances, log);
+        await refreshPlan(release, context.releaseConfig, (settings) => this.preparer.resolve(release.record.request, release.record.deployment, settings), log);
         sessions = await reconnect(this.effects, release, steps, log, context);
       }
       return await this.carry(release, sessions, context, steps);

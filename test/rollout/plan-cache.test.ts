@@ -9,6 +9,7 @@ import { refreshPlan } from '../../src/rollout/plan-cache.js';
 import { MemoryReleaseStore } from '../../src/state/memory-release-store.js';
 import { RecordedRelease } from '../../src/state/recorded-release.js';
 import type { HostRecord, RecordedPlan } from '../../src/state/release-record.js';
+import type { ResolvedTarget } from '../../src/rollout/release-runner.js';
 import { validRequest } from '../support/requests.js';
 import { signedRecord } from '../support/signed-records.js';
 import { workerConfigObject } from '../support/worker-fixtures.js';
@@ -40,7 +41,15 @@ async function recorded(plan: (honest: RecordedPlan) => RecordedPlan, hosts: Hos
   return { release: new RecordedRelease(store, stored), honest, store };
 }
 
-const finder = (instances: Array<{ instanceId: string; address: string }>) => ({ find: async () => instances });
+/** The target as resolving it gives it now: its instances, one classic load balancer, one group, one alarm. */
+const finder = (instances: Array<{ instanceId: string; address: string }>) => async (): Promise<ResolvedTarget> => ({
+  target: 'data/ingest/staging',
+  hosts: instances,
+  loadBalancers: [{ kind: 'classic', id: 'web-staging' }],
+  groups: [{ name: 'asg-staging', suspended: [], loadBalancerNames: [], targetGroupArns: [] } as unknown as ResolvedTarget['groups'][number]],
+  alarms: [{ name: 'errors-staging', actionsEnabled: true }],
+  watched: ['errors-staging'],
+});
 
 describe('the recorded plan is a cache of the configuration', () => {
   it('a container spec, release task and policy written into the record give way to the configuration', async () => {
@@ -62,13 +71,31 @@ describe('the recorded plan is a cache of the configuration', () => {
     assert.equal(plan.batchSize, 1);
   });
 
-  it("each host's address is EC2's, and a host the target does not have is dropped before it is touched", async () => {
-    const { release } = await recorded((p) => p, [{ ...host(1), address: '10.9.9.9' }, host(2), host(3, 'released')]);
+  it("each host's address is EC2's, and a host the target does not have is dropped before it is touched, whatever the record says of it", async () => {
+    const { release } = await recorded((p) => p, [{ ...host(1), address: '10.9.9.9' }, host(2), host(3, 'in-progress')]);
     await refreshPlan(release, releaseConfig, finder([{ instanceId: 'i-1', address: '10.0.0.1' }]), log);
     const hosts = release.record.hosts;
     assert.equal(hosts['i-1']!.address, '10.0.0.1');
     assert.equal(hosts['i-2']!.progress, 'gone', 'pending, and no instance of the target: dropped');
-    assert.equal(hosts['i-3']!.progress, 'released', 'a host the release already touched is left to the reconciler');
+    assert.equal(hosts['i-3']!.progress, 'gone', 'in progress as the record says, but no instance of the target: never connected to');
+    assert.match(hosts['i-3']!.attention ?? '', /not an instance of data\/ingest\/staging/);
+  });
+
+  it('load balancers, Auto Scaling groups and alarms the target does not have are dropped; one the release already suspended stays, to be put back', async () => {
+    const { release } = await recorded(
+      (p) => ({ ...p, loadBalancers: [{ kind: 'classic', id: 'web-staging' }, { kind: 'target-group', id: 'arn:production' }] }),
+      [{ ...host(1), before: { registeredIn: ['classic:web-staging', 'target-group:arn:production'], live: null } }],
+    );
+    await release.update((draft) => {
+      draft.scaling = { 'asg-staging': { before: [], suspend: ['Launch'], phase: 'planned' }, 'asg-production': { before: [], suspend: ['Launch'], phase: 'planned' }, 'asg-other': { before: [], suspend: ['Launch'], phase: 'suspended' } };
+      draft.alarms = { mode: 'disable-actions', names: ['errors-staging', 'errors-production'], disable: ['errors-staging', 'errors-production'], phase: 'planned' };
+    });
+    await refreshPlan(release, releaseConfig, finder([{ instanceId: 'i-1', address: '10.0.0.1' }]), log);
+    const { plan, hosts, scaling, alarms } = release.record;
+    assert.deepEqual(plan!.loadBalancers, [{ kind: 'classic', id: 'web-staging' }]);
+    assert.deepEqual(hosts['i-1']!.before.registeredIn, ['classic:web-staging'], 'put back only where the target is');
+    assert.deepEqual(Object.keys(scaling).sort(), ['asg-other', 'asg-staging'], 'an untouched group the target does not have is dropped; a suspended one stays to be resumed');
+    assert.deepEqual([alarms!.names, alarms!.disable], [['errors-staging'], ['errors-staging']]);
   });
 
   it('writes nothing when the record agrees with the configuration and EC2', async () => {
