@@ -195,6 +195,8 @@ export class ReleaseScheduler {
     const { store } = this.deps;
     const [others, control] = await Promise.all([store.releasesOf(record.target), store.control(record.target)]);
     const repeated = record.newHosts ? await store.get(record.newHosts.of).catch(() => undefined) : undefined;
+    // Judged by its own (newest) time it could go after a newer release covered its hosts: not now.
+    if (record.newHosts && !repeated) return { kind: 'wait', reason: `the release ${record.newHosts.of} it repeats cannot be read now` };
     const repeats = repeated ? { createdAt: repeated.request.createdAt, releaseId: repeated.releaseId } : undefined;
     const mine = repeats ?? { createdAt: record.request.createdAt, releaseId: record.releaseId };
     const annotate = async (other: TargetRelease): Promise<OtherRelease> =>

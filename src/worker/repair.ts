@@ -31,13 +31,14 @@ export async function repairUnfinished(deps: RepairDeps, when: 'start' | 'sweep'
     if (unfinished.length === 0) deps.logger.info('no unfinished release found at start');
     else {
       deps.logger.warn(
-        { count: unfinished.length, releases: unfinished.map((r) => ({ releaseId: r.releaseId, target: r.target, image: r.request.image, found: whereItStands(r) })) },
+        { count: unfinished.length, releases: unfinished.map((r) => ({ releaseId: r.releaseId, target: r.target, image: r.request?.image, found: r.request ? whereItStands(r) : 'no request in the record' })) },
         'unfinished releases found at start: carrying each to its end, alongside new requests',
       );
     }
   }
   const runs = unfinished.map(async (record) => {
-    const logger = deps.logger.child({ releaseId: record.releaseId, target: describeTarget(record.request.target), image: record.request.image });
+    // A record is data: one without a request is still handed over, for vouching to refuse.
+    const logger = deps.logger.child({ releaseId: record.releaseId, target: record.request ? describeTarget(record.request.target) : record.target, image: record.request?.image });
     const taken = await deps.scheduler.take(record.releaseId, logger, when === 'start' ? 'repair' : 'takeover').catch((error: unknown) => {
       logger.error({ err: error }, 'taking up an unfinished release failed; the next sweep tries again');
       return undefined;

@@ -16,7 +16,8 @@ export type RollbackChoice = { readonly ok: true; readonly to: ReleaseRecord; re
  * `recent`: the target's releases, newest first. The current image is that of the newest release that
  * put its image on hosts (running, succeeded, stopped, failed or interrupted; a rolled-back, refused
  * or superseded one left the hosts as they were). Without `to`, the choice is the newest succeeded
- * release whose image differs from it; with `to`, that release, which must be of this target and have succeeded.
+ * release whose image differs from it (by reference or recorded digest) and that no succeeded rollback
+ * undid; with `to`, that release, which must be of this target and have succeeded.
  */
 export function chooseRollback(target: string, recent: readonly ReleaseRecord[], to?: ReleaseRecord | string): RollbackChoice {
   const of = recent.find((r) => CHANGED_HOSTS.has(r.status));
@@ -27,11 +28,20 @@ export function chooseRollback(target: string, recent: readonly ReleaseRecord[],
     return { ok: true, to, ...(of ? { of } : {}) };
   }
   const current = of?.request.image;
-  const previous = recent.find((r) => r.status === 'succeeded' && r.request.image !== current);
+  // A release a succeeded rollback undid is no place to go back to; images compare by tag or recorded digest.
+  const undone = new Set(recent.flatMap((r) => (r.origin?.kind === 'rollback' && r.status === 'succeeded' && r.origin.of ? [r.origin.of] : [])));
+  const previous = recent.find((r) => r.status === 'succeeded' && !undone.has(r.releaseId) && !(of && sameImage(r, of)));
   if (!previous) {
     return { ok: false, reason: `no succeeded release of ${target} with an image other than the current one (${current ?? 'none known'}) among its last ${recent.length} release(s); name one with --to RELEASE_ID` };
   }
   return { ok: true, to: previous, ...(of ? { of } : {}) };
+}
+
+/** The same image: by the reference released, or by the digest a pull of either recorded. */
+function sameImage(a: ReleaseRecord, b: ReleaseRecord): boolean {
+  const of = (r: ReleaseRecord) => new Set([r.request.image, repeatImage(r)]);
+  const theirs = of(b);
+  return [...of(a)].some((image) => theirs.has(image));
 }
 
 /**

@@ -239,6 +239,20 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       assert.equal((await s.fleet.take(s.store, notSucceeded)).status, 'ended', 'the claimed release ends (superseded or run)');
     });
 
+    it('a second rollback while one waits for the worker is refused, naming the first; nothing written', async () => {
+      const first = await cli(['rollback', STAGING, '--no-lock', '--no-wait', '--json', '--config', s.config]);
+      assert.equal(first.code, 0, first.stderr);
+      const { releaseId } = JSON.parse(first.stdout) as { releaseId: string };
+      const before = await s.store.control(STAGING);
+      const second = await cli(['rollback', STAGING, '--no-lock', '--no-wait', '--config', s.config]);
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, new RegExp(`a rollback of ${STAGING} asked by .* waits for the worker's next sweep \\(it becomes release ${releaseId}\\)`));
+      assert.equal((await s.store.control(STAGING)).revision, before.revision, 'nothing written');
+      // The worker takes the first; it ends as any release.
+      assert.deepEqual((await s.fleet.takeRollbacks(s.store)).map((r) => r.releaseId), [releaseId]);
+      assert.equal((await s.fleet.take(s.store, releaseId)).status, 'ended');
+    });
+
     it('a rollback command waiting for its release exits 3 with the reason when the worker refuses its request', async () => {
       const rolling = started(['rollback', STAGING, '--no-lock', '--config', s.config]);
       let asked: string | undefined;

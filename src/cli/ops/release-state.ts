@@ -5,7 +5,7 @@ import type { ReleaseHistory } from '../../state/target-summary.js';
 
 // The release state as the ops commands read it: the store the worker's configuration names, opened
 // beside the worker (the file store leaves the worker's writes in progress alone). The verbs that
-// steer a target write only its control and, for `rollback`, claim a new release record. Every read goes through
+// steer a target write only its control (a rollback is a request there too). Every read goes through
 // `read`, so a store that cannot be read ends the command with one line saying which and why (exit 1).
 
 /** The release state cannot be read: the command says which store and why, and exits 1. */

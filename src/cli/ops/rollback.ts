@@ -39,6 +39,9 @@ export function registerRollback(program: Command): void {
         const named = options.to === undefined ? undefined : ((await context.state.read(`release ${options.to}`, (h) => h.get(options.to!))) ?? options.to);
         const choice = chooseRollback(target, recent, named);
         if (!choice.ok) throw new SteerRefusedError(`cannot roll ${target} back: ${choice.reason}`);
+        // One rollback request at a time: a second would replace the first, whose caller waits for it.
+        const pending = (await context.state.read(`the control of ${target}`, (h) => h.control(target))).rollback;
+        if (pending) throw new SteerRefusedError(`a rollback of ${target} asked by ${askedBy(pending)} at ${pending.at} waits for the worker's next sweep (it becomes release ${pending.releaseId}); see \`harbormaster status ${target}\`, and run this again once it has started`);
         const inProgress = await releaseInProgress(context);
         const now = new Date();
         const mark = context.mark(now);

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { userName } from './identity.js';
 
@@ -55,7 +55,8 @@ export function commandAs(owner: string, argv: readonly string[] = process.argv,
 
 function statOrNone(path: string): Stats | undefined {
   try {
-    return lstatSync(path);
+    // Followed: a state directory that is a symbolic link belongs to whoever owns what it points to.
+    return statSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;

@@ -14,8 +14,7 @@ import { checkTargets, knownTargets, servedTargets } from './targets.js';
 // What the verbs that steer a target share (lock, unlock, stop, rollback, promote): the target checked
 // against those the configuration serves, who is running the command (identity.ts; --by is a note
 // beside it), the release in progress on the target, the control write, and waiting for a release to
-// end. They only write state (the target's
-// control, and for rollback a new release record); the worker carries it out.
+// end. They only write the target's control (a rollback too is a request there); the worker carries it out.
 
 /** The command cannot do what was asked (nothing in progress, no image to go back to): exit 1, nothing written. */
 export class SteerRefusedError extends Error {
