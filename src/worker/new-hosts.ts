@@ -26,8 +26,9 @@ export function uncovered(instances: readonly TargetInstance[], newestFirst: rea
   const current = newestFirst.find((r) => r.status === 'succeeded' && !r.newHosts);
   if (!current) return undefined;
   const since = newestFirst.slice(0, newestFirst.indexOf(current) + 1).filter((r) => r.request.image === current.request.image || r.request.image === repeatImage(current));
-  // A release for new hosts that gave way to a newer one (superseded) or could not start (refused) covered nothing.
-  const covered = new Set(since.filter((r) => r.status !== 'superseded' && r.status !== 'refused').flatMap((r) => [...Object.keys(r.hosts), ...(r.newHosts?.instances ?? [])]));
+  // A release for new hosts that gave way to a newer one (superseded) covered nothing; one that could
+  // not start (refused) is said in its outcome and left to the next release, as one that failed.
+  const covered = new Set(since.filter((r) => r.status !== 'superseded').flatMap((r) => [...Object.keys(r.hosts), ...(r.newHosts?.instances ?? [])]));
   const missing = instances.map((i) => i.instanceId).filter((id) => !covered.has(id));
   return missing.length > 0 ? { current, instances: missing } : undefined;
 }

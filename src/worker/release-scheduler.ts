@@ -68,6 +68,22 @@ export interface SchedulerDeps {
 
 export { changedHosts } from './target-gates.js';
 
+/**
+ * What a person must look at when a record that says it was under way is refused: the worker put
+ * nothing back for it, so whatever it says was suspended, muted or taken out may still be.
+ */
+function untouchedLeftovers(record: ReleaseRecord): string[] {
+  const suspended = Object.entries(record.scaling ?? {}).filter(([, g]) => g.phase === 'suspending' || g.phase === 'suspended' || g.phase === 'resuming');
+  const muted = record.alarms && (record.alarms.phase === 'muting' || record.alarms.phase === 'muted' || record.alarms.phase === 'unmuting') ? record.alarms.names : [];
+  const out = Object.values(record.hosts ?? {}).filter((h) => h.progress === 'in-progress' || h.progress === 'attention');
+  return [
+    `the record of ${record.releaseId} says it was under way, but nothing vouches for it: this worker put nothing back for it; look at ${record.target}'s hosts (harbormaster hosts TARGET --ssh)`,
+    ...suspended.map(([name, g]) => `the record says Auto Scaling ${name} had ${g.suspend.join(', ')} suspended by the release: resume them if they still are`),
+    ...(muted.length > 0 ? [`the record says the alarms ${muted.join(', ')} were muted by the release: unmute them if they still are`] : []),
+    ...out.map((h) => `the record says ${h.name ?? h.address} (${h.instanceId}) was being released: check it is in service`),
+  ];
+}
+
 export class ReleaseScheduler {
   /** Targets with a release running on this worker. */
   private readonly running = new Map<string, string>();
@@ -252,7 +268,7 @@ export class ReleaseScheduler {
       draft.status = started ? 'failed' : 'refused';
       draft.reason = reason;
       draft.finishedAt = new Date().toISOString();
-      if (started) draft.attention = [...(draft.attention ?? []), `the record of ${release.releaseId} says it was under way, but nothing vouches for it: look at ${release.record.target}'s hosts (harbormaster hosts), which this worker did not touch for it`];
+      if (started) draft.attention = [...(draft.attention ?? []), ...untouchedLeftovers(release.record)];
     });
     logger.error({ reason: why, recordedStatus: release.record.status }, 'release record refused: nothing vouches for it');
     this.deps.chat?.post(say.releaseRefused({ target: release.record.target, image: release.record.request?.image ?? 'unknown', releaseId: release.releaseId, reason }));
