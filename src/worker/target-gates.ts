@@ -18,6 +18,8 @@ import type { TargetRelease } from '../state/release-store.js';
 //    The release a lock admits (the rollback that set it) gives way to no newer release that has not
 //    started: the lock holds those back until the target is unlocked.
 // 3. A release that has not started waits while another of its target is half-way (running).
+//    "Not started" is read from what the record says was touched, not from its status alone: a
+//    `running` record that changed nothing is gated as one that has not started (changedNothing).
 // 4. A lock in force that does not admit this release holds it, if it has changed no host: `hold`.
 // 5. Otherwise: `go`.
 
@@ -65,8 +67,26 @@ export function changedHosts(record: ReleaseRecord): string[] {
     .map((h) => h.name ?? h.address);
 }
 
-/** Whether the gate needs the other releases and the control: only a release that has not started or stopped at a safe point. */
-export const isWaiting = (record: ReleaseRecord) => record.status === 'accepted' || record.status === 'interrupted';
+/**
+ * Changed nothing yet, whatever its status says: no host touched, no Auto Scaling process or alarm
+ * touched, no release task started. A `running` record can be one (a worker killed right after
+ * preparing it), or a finished record set back to `running` by hand: either way it is gated as a
+ * release that has not started.
+ */
+export function changedNothing(record: ReleaseRecord): boolean {
+  return (
+    changedHosts(record).length === 0 &&
+    Object.values(record.scaling ?? {}).every((group) => group.phase === 'planned') &&
+    (record.alarms === undefined || record.alarms.phase === 'planned') &&
+    record.releaseTask === undefined
+  );
+}
+
+/** Not started yet (accepted, or running and changed nothing): newest wins, half-way and locks apply as before a start. */
+const notStarted = (record: ReleaseRecord) => record.status === 'accepted' || (record.status === 'running' && changedNothing(record));
+
+/** Whether the gate needs the other releases and the control: a release that has not started, or stopped at a safe point. */
+export const isWaiting = (record: ReleaseRecord) => notStarted(record) || record.status === 'interrupted';
 
 export function gateRelease({ record, others, newestStarted, control, now, repeats }: GateInput): GateVerdict {
   if (!isWaiting(record)) return { kind: 'go' };
@@ -80,7 +100,7 @@ export function gateRelease({ record, others, newestStarted, control, now, repea
     return { kind: 'wait', reason: `the newer release ${overtaken.releaseId} of ${record.target} goes first: this one is superseded once it has passed preflight, and resumes if it cannot start` };
   }
   if (overtaken) return { kind: 'supersede', by: overtaken };
-  if (record.status === 'accepted') {
+  if (notStarted(record)) {
     const halfway = others.find((other) => other.status === 'running');
     if (halfway) return { kind: 'wait', reason: `release ${halfway.releaseId} of ${record.target} is still ${halfway.status}: it goes first` };
   }

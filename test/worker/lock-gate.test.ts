@@ -132,7 +132,8 @@ describe('a locked target', () => {
     const { store, operator, rollout, scheduler } = setUp();
     const releaseId = await accepted(store);
     const record = (await store.get(releaseId))!;
-    await store.save({ ...record, status: 'running', attempts: 1 });
+    // Under way: its Auto Scaling suspension is recorded.
+    await store.save({ ...record, status: 'running', attempts: 1, scaling: { 'asg-staging': { before: [], suspend: ['Launch'], phase: 'suspended' } } });
     await operator.updateControl(TARGET, () => lockFor(3_600_000));
     assert.equal((await scheduler.take(releaseId, capturingLogger().logger, 'takeover')).status, 'ended');
     assert.deepEqual(rollout.ran, [releaseId]);

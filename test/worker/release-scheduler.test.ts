@@ -22,7 +22,9 @@ const releases = workerConfig('http://127.0.0.1:1', { url: 'http://127.0.0.1:1/q
 async function recorded(store: MemoryReleaseStore, tag: string, createdAt: Date, status: ReleaseStatus, deployment = 'staging') {
   const request = validRequest({ releaseId: randomUUID(), target: { stack: 'data', release: 'ingest', deployment }, image: `${REGISTRY}/data/ingest:${tag}`, createdAt: createdAt.toISOString() }) as unknown as ReleaseRequest;
   const { record } = await store.claim(signedRecord({ request, target: `data/ingest/${deployment}`, deployment, now: createdAt, worker: 'dead-worker' }));
-  if (status !== 'accepted') await store.save({ ...record, status, attempts: 1 });
+  // A running one is under way: its Auto Scaling suspension is recorded.
+  const underWay = status === 'running' ? { scaling: { [`asg-${deployment}`]: { before: [], suspend: ['Launch'], phase: 'suspended' as const } } } : {};
+  if (status !== 'accepted') await store.save({ ...record, status, attempts: 1, ...underWay });
   return record.releaseId;
 }
 

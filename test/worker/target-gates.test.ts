@@ -35,7 +35,13 @@ const control = (mine: ReleaseRecord, parts: { stop?: boolean; lock?: boolean; a
 
 type Row = [string, () => GateInput, string];
 const rows: Row[] = [
-  ['a running release goes (the rollout reads stops and locks itself)', () => ({ record: record('running', at(-5)), others: [other('accepted', at(1))], control: undefined, now: NOW }), 'go'],
+  ['a running release that changed hosts goes (the rollout reads stops and locks itself)', () => ({ record: record('running', at(-5), true), others: [other('accepted', at(1))], control: undefined, now: NOW }), 'go'],
+  ['a running record that changed nothing (or was set back to running by hand) is gated as not started: a newer one supersedes it', () => ({ record: record('running', at(-5)), others: [other('succeeded', at(1))], control: undefined, now: NOW }), 'supersede'],
+  ['a running record that changed nothing waits for a lock', () => {
+    const mine = record('running', at(-5));
+    return { record: mine, others: [], control: control(mine, { lock: true }), now: NOW };
+  }, 'hold'],
+  ['a running record whose Auto Scaling suspension was recorded has started: it goes', () => ({ record: { ...record('running', at(-5)), scaling: { asg: { before: [], suspend: ['Launch'], phase: 'suspending' } } }, others: [other('succeeded', at(1))], control: undefined, now: NOW }), 'go'],
   ['1. an operator stopped a release that changed nothing: stop', () => {
     const mine = record('accepted', at(-5));
     return { record: mine, others: [], control: control(mine, { stop: true }), now: NOW };
