@@ -1,7 +1,7 @@
 import * as say from '../chat/release-messages.js';
 import type { ChatMessage } from '../chat/chat.js';
 import type { HostSession } from '../host/host-session.js';
-import { askedBy } from '../state/control.js';
+import { askedBy, type StopRequest } from '../state/control.js';
 import type { Logger } from '../log/logger.js';
 import type { RecordedRelease } from '../state/recorded-release.js';
 import type { ReleaseRecord, ReleaseStatus } from '../state/release-record.js';
@@ -118,4 +118,21 @@ export async function prune(release: RecordedRelease, sessions: ReadonlyMap<stri
       log.warn({ host: hostLabel(host), err: error }, 'removing old containers failed; they stay until the next release');
     }
   }
+}
+
+/**
+ * An operator's stop of a release that changed nothing: it ends stopped at once. Written here for the
+ * gate before a start (release-scheduler.ts) and for a stop read just before preparing (release-runner.ts).
+ */
+export async function endStoppedBeforeStart(release: RecordedRelease, stop: StopRequest): Promise<{ outcome: RolloutOutcome; message: ChatMessage }> {
+  const reason = `stopped by ${askedBy(stop)} before it began: nothing was changed`;
+  await release.update((draft) => {
+    draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback, ...(stop.note ? { note: stop.note } : {}) };
+    draft.status = 'stopped';
+    draft.reason = reason;
+    draft.finishedAt = new Date().toISOString();
+    delete draft.held;
+  });
+  const { target, request } = release.record;
+  return { outcome: { status: 'stopped', reason }, message: say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: askedBy(stop) }) };
 }

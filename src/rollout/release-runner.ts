@@ -24,7 +24,7 @@ import type { ReleasePlan } from './plan.js';
 import { TargetPreparer } from './prepare.js';
 import { seePromotion } from './promotion-seen.js';
 import { decideRelease, type ReleaseAction, type ReleaseObservation } from './release-decision.js';
-import { endRelease, finalOutcome, prune } from './release-end.js';
+import { endRelease, endStoppedBeforeStart, finalOutcome, prune } from './release-end.js';
 import { restoreAndReport } from './restore-report.js';
 import { outcomeOf, type Rollout, type RolloutContext, type RolloutOutcome } from './rollout.js';
 import { keepMuted, suspendAndMute, type ScalingEffects } from './scaling-and-alarms.js';
@@ -178,20 +178,13 @@ export class ReleaseRunner implements Rollout {
     }
   }
 
-  /** Stopped by an operator before it began: nothing was changed, so it ends at once. */
+  /** Stopped by an operator before it began (a stop written after the gate let it through): nothing was changed, so it ends at once. */
   private async stoppedBeforeStart(release: RecordedRelease, context: RolloutContext): Promise<RolloutOutcome | undefined> {
     const stop: StopRequest | undefined = stopOf(await this.control(context), release.releaseId);
     if (!stop) return undefined;
-    const reason = `stopped by ${askedBy(stop)} before it began: nothing was changed`;
-    await release.update((draft) => {
-      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback, ...(stop.note ? { note: stop.note } : {}) };
-      draft.status = 'stopped';
-      draft.reason = reason;
-      draft.finishedAt = new Date().toISOString();
-    });
-    const { target, request } = release.record;
-    this.effects.chat.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: askedBy(stop) }));
-    return { status: 'stopped', reason };
+    const { outcome, message } = await endStoppedBeforeStart(release, stop);
+    this.effects.chat.post(message);
+    return outcome;
   }
 
   /** Turn by turn to the restore (observe, decide, act), then the restore and the end. */

@@ -10,6 +10,7 @@ import { isFinal, type ReleaseRecord } from '../state/release-record.js';
 import { RecordedRelease } from '../state/recorded-release.js';
 import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease } from '../state/release-store.js';
 import type { Vouched } from '../request/vouching.js';
+import { endStoppedBeforeStart } from '../rollout/release-end.js';
 import { carryRelease } from './carry-release.js';
 import { changedHosts, gateRelease, isWaiting, type GateVerdict, type OtherRelease } from './target-gates.js';
 import { leaseCallLimit, leaseTiming } from './lease-timing.js';
@@ -226,18 +227,10 @@ export class ReleaseScheduler {
 
   /** Stopped by an operator before it changed anything: it ends at once, whatever else holds the target. */
   private async stopBeforeStart(release: RecordedRelease, stop: StopRequest, logger: Logger): Promise<RolloutOutcome> {
-    const reason = `stopped by ${askedBy(stop)} before it began: nothing was changed`;
-    await release.update((draft) => {
-      draft.stop = { by: stop.by, at: stop.at, rollback: stop.rollback, ...(stop.note ? { note: stop.note } : {}) };
-      draft.status = 'stopped';
-      draft.reason = reason;
-      draft.finishedAt = new Date().toISOString();
-      delete draft.held;
-    });
+    const { outcome, message } = await endStoppedBeforeStart(release, stop);
     logger.warn({ by: stop.by, note: stop.note }, 'stopped by an operator before it began');
-    const { target, request } = release.record;
-    this.deps.chat?.post(say.releaseStopped({ target, image: request.image, released: 0, total: 0, by: askedBy(stop) }));
-    return { status: 'stopped', reason };
+    this.deps.chat?.post(message);
+    return outcome;
   }
 
   /** Leaves the release waiting for the lock; records and says who holds the target, once per lock. */

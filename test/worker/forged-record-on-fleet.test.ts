@@ -90,7 +90,8 @@ describe('a record put straight into the state directory, on the local fleet', (
       assert.equal(ended.status, 'failed');
       assert.match(ended.reason ?? '', /^not vouched for: release .* envelope is signed for release/);
       await eventually('the refusal in the log', () => second!.lines.some((l) => l.msg === 'release record refused: nothing vouches for it' && l.releaseId === releaseId), 10_000);
-      assert.ok(fleet.chat.messages().some((m) => m.text.includes('refused') && m.text.includes('not vouched for')), 'chat names it');
+      // Chat is posted after the record is written, by the worker's ordered sender.
+      await eventually('chat to name it', () => fleet.chat.messages().some((m) => m.text.includes('refused') && m.text.includes('not vouched for')), 15_000);
 
       for (const host of observer.stagingHosts) {
         const all = await new Docker({ socketPath: host.dockerSocket }).listContainers({ all: true });
