@@ -103,7 +103,7 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
         [['lock', ALICE, '--reason', 'r', '--for', '31d'], /--for must be a duration .* not '31d'/],
         [['lock', ALICE, '--reason', 'r', '--by', 'eve\u001b[31m'], /^harbormaster: --by must be one line of printable text/],
         [['lock', 'data/ingest/prod', '--reason', 'r'], /^harbormaster: unknown target data\/ingest\/prod; known: /],
-        [['rollback', ALICE, '--to', 'nope'], /^harbormaster: --to must be a release id \(a UUID, as enqueue printed it\), not 'nope'\n$/],
+        [['rollback', ALICE, '--to', 'nope'], /^harbormaster: --to must be a release id \(the UUID enqueue printed, or its first 8 or more characters as the tables show them\), not 'nope'\n$/],
       ];
       for (const [args, stderr] of cases) {
         const result = await cli([...args, '--config', s.config]);
@@ -169,6 +169,8 @@ function verbsAgainst(kind: string, setUp: () => Promise<Setup>) {
       const notSucceeded = await cli(['rollback', ALICE, '--to', bad, '--config', s.config]);
       assert.equal(notSucceeded.code, 1);
       assert.equal(notSucceeded.stderr, `harbormaster: cannot roll ${ALICE} back: --to ${bad} ended rolled-back: only a release that succeeded can be gone back to\n`);
+      const byPrefix = await cli(['rollback', ALICE, '--to', bad.slice(0, 8), '--config', s.config]);
+      assert.equal(byPrefix.stderr, `harbormaster: cannot roll ${ALICE} back: --to ${bad} ended rolled-back: only a release that succeeded can be gone back to\n`, 'a prefix of 8 characters names the same release');
       const unknown = await cli(['rollback', ALICE, '--to', '00000000-0000-4000-8000-000000000000', '--config', s.config]);
       assert.match(unknown.stderr, /--to 00000000-0000-4000-8000-000000000000: no such release in the release state/);
       assert.equal((await s.store.recent(ALICE, 100)).length, before + 1, 'only the bad release was added');

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { releaseIdPattern } from '../../request/names.js';
 import { askedBy, type RollbackRequest, type StopRequest, type TargetLock } from '../../state/control.js';
 import { UsageError } from '../usage-error.js';
 import { DEFAULT_LOCK } from './lock.js';
@@ -7,6 +6,7 @@ import { MAX_REASON, operatorText, parseDuration } from './operator.js';
 import { randomUUID } from 'node:crypto';
 import { chooseRollback } from '../../worker/rollback-choice.js';
 import { releaseInProgress, SteerRefusedError, waitMinutes, withSteerContext, withSteerOptions, writeControl, type SteerOptions } from './steer.js';
+import { readThrough, ReleaseNotFoundError, resolveReleaseId } from './release-id.js';
 import { waitAndReport } from './stop.js';
 
 // `harbormaster rollback TARGET [--to RELEASE_ID]`: writes a rollback request into the target's
@@ -23,20 +23,21 @@ export function registerRollback(program: Command): void {
   withSteerOptions(program.command('rollback'))
     .description('Release the previous succeeded image again (or the one --to names) as a new release, stop the release in progress with rollback, and lock the target.')
     .argument('<target>', 'stack/release/deployment')
-    .option('--to <release-id>', 'go back to the image of this release (it must have succeeded on the target)')
+    .option('--to <release-id>', 'go back to the image of this release (it must have succeeded on the target); its id or a unique prefix of 8 or more characters')
     .option('--reason <text>', `why (recorded with the rollback and the lock; at most ${MAX_REASON} characters)`)
     .option('--no-lock', 'do not lock the target afterwards')
     .option('--lock-for <duration>', `how long the lock holds, e.g. 30m, 4h, 2d`, DEFAULT_LOCK)
     .option('--no-wait', 'return once the rollback is recorded')
     .option('--wait-minutes <minutes>', 'how long to wait for the rollback release to end at most', '60')
     .action(async (target: string, options: SteerOptions & { to?: string; reason?: string; lock: boolean; lockFor: string; wait: boolean; waitMinutes: string }) => {
-      if (options.to !== undefined && !releaseIdPattern.test(options.to)) throw new UsageError(`--to must be a release id (a UUID, as enqueue printed it), not '${options.to.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}'`);
+      if (options.to !== undefined && !/^[0-9a-fA-F][0-9a-fA-F-]{7,35}$/.test(options.to)) throw new UsageError(`--to must be a release id (the UUID enqueue printed, or its first 8 or more characters as the tables show them), not '${options.to.slice(0, 80).replace(/[^\x20-\x7e]/g, '?')}'`);
       const reason = options.reason === undefined ? undefined : operatorText('--reason', options.reason, MAX_REASON);
       const lockMs = parseDuration('--lock-for', options.lockFor);
       const minutes = waitMinutes(options.waitMinutes);
       await withSteerContext(target, options, async (context) => {
         const recent = await context.state.read(`the releases of ${target}`, (h) => h.recent(target, RECENT));
-        const named = options.to === undefined ? undefined : ((await context.state.read(`release ${options.to}`, (h) => h.get(options.to!))) ?? options.to);
+        const to = options.to === undefined ? undefined : await resolveReleaseId(readThrough(context.state), options.to).catch((error: unknown) => (error instanceof ReleaseNotFoundError ? options.to! : Promise.reject(error)));
+        const named = to === undefined ? undefined : ((await context.state.read(`release ${to}`, (h) => h.get(to))) ?? to);
         const choice = chooseRollback(target, recent, named);
         if (!choice.ok) throw new SteerRefusedError(`cannot roll ${target} back: ${choice.reason}`);
         // One rollback request at a time: a second would replace the first, whose caller waits for it.
