@@ -42,6 +42,14 @@ export function personalDeploymentName(pattern: string, user: string): string {
   return pattern.replaceAll('{user}', user.replace(/[._]/g, '-'));
 }
 
+/** The targets the configuration serves, named as records name them: its fixed deployments, and the personal deployment of each allowed user. */
+export function servedTargetNames(releases: readonly ReleaseConfig[]): { readonly fixed: string[]; readonly personal: string[] } {
+  return {
+    fixed: releases.flatMap((r) => r.deployments.map((d) => `${r.stack}/${r.release}/${d}`)),
+    personal: releases.flatMap((r) => (r.personal ? r.personal.users.map((u) => `${r.stack}/${r.release}/${personalDeploymentName(r.personal!.deployment, u)}`) : [])),
+  };
+}
+
 /** `authentic` as in OpenedEnvelope: the signature was verified before the message was refused. */
 export type OpenedRequest =
   | { ok: true; request: ReleaseRequest; keyId: string; envelope: StoredEnvelope }

@@ -12,7 +12,7 @@ import { LeaseLostError, type ReleaseStore, type TargetLease, type TargetRelease
 import type { Vouched } from '../request/vouching.js';
 import { endStoppedBeforeStart } from '../rollout/release-end.js';
 import { carryRelease } from './carry-release.js';
-import { changedHosts, gateRelease, isWaiting, type GateVerdict, type OtherRelease } from './target-gates.js';
+import { changedHosts, gateRelease, isWaiting, newer, type GateVerdict, type OtherRelease } from './target-gates.js';
 import { leaseCallLimit, leaseTiming } from './lease-timing.js';
 
 // Who runs which release, when. Releases to different targets run side by side (at most `parallel`
@@ -216,10 +216,9 @@ export class ReleaseScheduler {
     if (record.newHosts && !repeated) return { kind: 'wait', reason: `the release ${record.newHosts.of} it repeats cannot be read now` };
     const repeats = repeated ? { createdAt: repeated.request.createdAt, releaseId: repeated.releaseId } : undefined;
     const mine = repeats ?? { createdAt: record.request.createdAt, releaseId: record.releaseId };
-    const annotate = async (other: TargetRelease): Promise<OtherRelease> =>
-      other.createdAt > mine.createdAt || (other.createdAt === mine.createdAt && other.releaseId > mine.releaseId)
-        ? { ...other, newHosts: (await store.get(other.releaseId).catch(() => undefined))?.newHosts !== undefined }
-        : other;
+    // A read that fails ends this take-up (the next sweep tries again): taken for a CI request, a
+    // release for new hosts could supersede one.
+    const annotate = async (other: TargetRelease): Promise<OtherRelease> => (newer(other, mine) ? { ...other, newHosts: (await store.get(other.releaseId))?.newHosts !== undefined } : other);
     const known = await Promise.all(others.filter((other) => other.releaseId !== record.releaseId).map(annotate));
     const newestStarted = lease.newest ? await annotate({ ...lease.newest, status: 'running' }) : undefined;
     return gateRelease({ record, others: known, newestStarted, control, now: new Date(), repeats });

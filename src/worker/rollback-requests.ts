@@ -2,7 +2,7 @@ import * as say from '../chat/control-messages.js';
 import type { Chat } from '../chat/chat.js';
 import type { ReleaseConfig } from '../config/worker-config.js';
 import type { Logger } from '../log/logger.js';
-import { personalDeploymentName } from '../request/acceptance.js';
+import { servedTargetNames } from '../request/acceptance.js';
 import { releaseIdPattern } from '../request/names.js';
 import { printable } from '../request/outside-text.js';
 import type { RollbackRequest } from '../state/control.js';
@@ -31,13 +31,6 @@ export interface RollbackRequestDeps {
   readonly chat?: Chat;
 }
 
-/** Every target this worker serves: fixed deployments, and the personal deployment of each allowed user. */
-export function servedTargets(releases: readonly ReleaseConfig[]): string[] {
-  return releases.flatMap((r) => [
-    ...r.deployments.map((d) => `${r.stack}/${r.release}/${d}`),
-    ...(r.personal ? r.personal.users.map((u) => `${r.stack}/${r.release}/${personalDeploymentName(r.personal!.deployment, u)}`) : []),
-  ]);
-}
 
 /** Why a stored rollback request is not well formed, or undefined: it is data anyone with write access to the control could have written. */
 function malformed(request: RollbackRequest): string | undefined {
@@ -65,7 +58,8 @@ async function decide(deps: RollbackRequestDeps, target: string, request: Rollba
 /** One look at the control of every served target; returns the rollback releases claimed. */
 export async function takeRollbackRequests(deps: RollbackRequestDeps, now = new Date()): Promise<ReleaseRecord[]> {
   const claimed: ReleaseRecord[] = [];
-  for (const target of servedTargets(deps.releases)) {
+  const { fixed, personal } = servedTargetNames(deps.releases);
+  for (const target of [...fixed, ...personal]) {
     try {
       const request = (await deps.store.control(target)).rollback;
       if (!request) continue;

@@ -45,7 +45,8 @@ export type GateVerdict =
   | { readonly kind: 'supersede'; readonly by: TargetRelease }
   | { readonly kind: 'stop'; readonly stop: StopRequest };
 
-const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: string; releaseId: string }) =>
+/** Newest wins: by the request's signed creation time, then id. */
+export const newer = (a: { createdAt: string; releaseId: string }, b: { createdAt: string; releaseId: string }) =>
   a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.releaseId > b.releaseId);
 
 /** What supersedes a release for new hosts: a later release that releases every host (waiting, under way, or succeeded). */

@@ -1,4 +1,5 @@
 import type { WorkerConfig } from '../../config/worker-config.js';
+import { servedTargetNames } from '../../request/acceptance.js';
 import { UsageError } from '../usage-error.js';
 
 // Which targets the configuration serves: its fixed deployments, and the personal deployments of its
@@ -13,12 +14,9 @@ export interface ServedTargets {
 }
 
 export function servedTargets(config: Pick<WorkerConfig, 'releases'>): ServedTargets {
-  const fixed = config.releases.flatMap((entry) => entry.deployments.map((deployment) => `${entry.stack}/${entry.release}/${deployment}`));
-  const personal = new Set(
-    config.releases.flatMap((entry) => (entry.personal ? entry.personal.users.map((user) => `${entry.stack}/${entry.release}/${entry.personal!.deployment.replaceAll('{user}', user)}`) : [])),
-  );
-  const all = new Set(fixed);
-  return { fixed, serves: (target) => all.has(target) || personal.has(target) };
+  const { fixed, personal } = servedTargetNames(config.releases);
+  const all = new Set([...fixed, ...personal]);
+  return { fixed, serves: (target) => all.has(target) };
 }
 
 /** The targets to show: the fixed ones, then the others the store knows, each once, sorted within each group. */
